@@ -1,0 +1,102 @@
+#include "core/bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/model_folder.h"
+#include "core/presets.h"
+
+namespace dsk {
+
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+void sync(torch::Device device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+template <class Fn>
+std::vector<double> time_ms(int warmup, int iters, torch::Device device, Fn fn) {
+  for (int i = 0; i < warmup; ++i) fn();
+  sync(device);
+  std::vector<double> ms;
+  for (int i = 0; i < iters; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    sync(device);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  return ms;
+}
+
+nlohmann::json bench_flags(const BenchOptions& o, std::string& label) {
+  if (!o.preset.empty() == !o.config.empty()) throw InputError("bench: give exactly one of --preset NAME or --config FILE");
+  if (!o.preset.empty()) {
+    const auto& p = find_preset(o.preset);
+    if (p.kind != ModelKind::AdmUnet) throw InputError("bench: preset " + o.preset + " is not a U-Net");
+    label = o.preset;
+    return p.flags;
+  }
+  std::ifstream in(o.config);
+  if (!in) throw InputError(o.config + ": cannot open");
+  try {
+    auto j = nlohmann::json::parse(in);
+    label = o.config;
+    return j.contains("flags") ? j["flags"] : j;
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(o.config + ": invalid JSON (" + e.what() + ")");
+  }
+}
+
+}  // namespace
+
+BenchResult run_bench(const BenchOptions& o, std::ostream& out) {
+  configure_threads();
+  if (o.iters < 1 || o.batch < 1) throw InputError("bench: --iters and --batch must be positive");
+  const auto device = resolve_device(o.device);
+  std::string label;
+  const auto cfg = unet_config_from_flags(bench_flags(o, label), label);
+  torch::NoGradGuard no_grad;
+  UNetModel net(cfg);
+  net->eval();
+  net->to(device);
+  if (cfg.use_fp16 && device.is_cuda()) net->convert_to_fp16();
+
+  const auto opts = torch::TensorOptions().device(device);
+  auto x = torch::randn({o.batch, cfg.in_channels, cfg.image_size, cfg.image_size}, opts);
+  auto t = torch::full({o.batch}, 500, opts.dtype(torch::kInt64));
+  auto y = cfg.class_cond ? torch::zeros({o.batch}, opts.dtype(torch::kInt64)) : torch::Tensor();
+
+  BenchResult r;
+  int64_t flops = 0;
+  flop_counter = &flops;
+  net(x, t, y);
+  flop_counter = nullptr;
+  r.gflop_per_forward = flops / 1e9;
+  r.forward_ms_median = median(time_ms(o.warmup, o.iters, device, [&] { net(x, t, y); }));
+  r.forward_gflops = r.gflop_per_forward / (r.forward_ms_median / 1e3);
+
+  const int n = o.gemm_size;
+  auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
+  const double gemm_ms = median(time_ms(2, 10, device, [&] { torch::mm(a, b); }));
+  r.gemm_gflops = 2.0 * n * n * n / 1e9 / (gemm_ms / 1e3);
+
+  out << std::fixed << std::setprecision(2) << "bench " << label << " on " << (device.is_cuda() ? "cuda" : "cpu") << ", "
+      << torch::get_num_threads() << " threads, batch " << o.batch << ", " << cfg.image_size << " px, "
+      << parameter_count(*net) / 1e6 << " M parameters\n"
+      << "  U-Net forward: median " << r.forward_ms_median << " ms of " << o.iters << " (after " << o.warmup
+      << " warm-up), " << r.gflop_per_forward << " GFLOP -> " << r.forward_gflops << " GFLOP/s\n"
+      << "  GEMM " << n << "x" << n << " float32: " << r.gemm_gflops << " GFLOP/s; forward reaches "
+      << 100.0 * r.forward_gflops / r.gemm_gflops << "% of it\n";
+  return r;
+}
+
+}  // namespace dsk

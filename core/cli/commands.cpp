@@ -1,0 +1,108 @@
+#include "core/cli/commands.h"
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "core/cli/sampling_flags.h"
+#include "core/conformance.h"
+#include "core/convert.h"
+#include "core/engine.h"
+#include "core/error.h"
+#include "core/model_info.h"
+#include "core/safetensors.h"
+#include "models/adm_config.h"
+
+namespace dsk::cli {
+
+namespace fs = std::filesystem;
+
+void register_all(CLI::App& app, Runners& runners) {
+  register_conformance(app, runners);
+  register_info(app, runners);
+  register_sample(app, runners);
+  register_convert(app, runners);
+  register_bench(app, runners);
+}
+
+void register_conformance(CLI::App& app, Runners& runners) {
+  auto* cmd = app.add_subcommand("conformance", "recompute a reference ADM case and compare (relative errors)");
+  static std::string dir;
+  cmd->add_option("--case", dir, "case folder: config.json, unet/classifier/io.safetensors")->required();
+  runners.push_back([cmd] {
+    if (!cmd->parsed()) return -1;
+    return run_conformance(dir, std::cout).failed == 0 ? 0 : 1;
+  });
+}
+
+namespace {
+
+// Writes an RGB float image as an 8-bit PNG (atomically: temp file, then rename).
+void write_png(const ImageF32& img, const std::string& path) {
+  cv::Mat rgb(img.height, img.width, CV_32FC3, const_cast<float*>(img.data.data()));
+  cv::Mat bgr8;
+  cv::Mat bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+  bgr.convertTo(bgr8, CV_8UC3, 255.0);
+  if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
+  const std::string tmp = path + ".tmp.png";
+  if (!cv::imwrite(tmp, bgr8)) throw InputError(path + ": cannot write the image (is the folder writable?)");
+  fs::rename(tmp, path);
+}
+
+// "out.png", 3 images -> out-1.png, out-2.png, out-3.png
+std::string numbered(const std::string& path, size_t i, size_t n) {
+  if (n == 1) return path;
+  fs::path p(path);
+  return (p.parent_path() / (p.stem().string() + "-" + std::to_string(i + 1) + p.extension().string())).string();
+}
+
+}  // namespace
+
+void register_sample(CLI::App& app, Runners& runners) {
+  auto* cmd = app.add_subcommand("sample", "synthesise images with a plain ADM model (optional classifier guidance)");
+  static SampleRequest req;
+  static std::string out;
+  cmd->add_option("--model", req.model, "model folder (kind adm-unet)")->required();
+  cmd->add_option("--out", out, "output PNG (several images: OUT-1.png, OUT-2.png, ...)")->required();
+  cmd->add_option("--batch", req.batch, "images to sample at once")->capture_default_str();
+  add_sampling_flags(cmd, req.sampling);
+  runners.push_back([cmd] {
+    if (!cmd->parsed()) return -1;
+    const auto start = std::chrono::steady_clock::now();
+    auto images = sample(req, [](const Progress& p) {
+      std::cerr << "\rstep " << p.step << "/" << p.total << std::flush;
+      if (p.step == p.total) std::cerr << "\n";
+    });
+    for (size_t i = 0; i < images.size(); ++i) {
+      write_png(images[i], numbered(out, i, images.size()));
+      std::cout << numbered(out, i, images.size()) << "\n";
+    }
+    std::cerr << "sampled " << images.size() << " image(s) in "
+              << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s\n";
+    return 0;
+  });
+}
+
+void register_info(CLI::App& app, Runners& runners) {
+  auto* cmd = app.add_subcommand("info", "list a safetensors file's tensors and the known config it matches");
+  static std::string path;
+  static bool all = false;
+  cmd->add_option("file", path, "FILE.safetensors or a model folder")->required();
+  cmd->add_flag("--all", all, "list every tensor (default: the first 20)");
+  runners.push_back([cmd] {
+    if (!cmd->parsed()) return -1;
+    std::string file = path;
+    if (fs::is_directory(path)) {
+      auto info = read_model_info(path);
+      std::cout << "model " << info.name << " (" << kind_name(info.kind) << "), " << info.resolution << " px\n";
+      file = info.weights_path();
+    }
+    print_safetensors_info(file, all, std::cout);
+    return 0;
+  });
+}
+
+}  // namespace dsk::cli

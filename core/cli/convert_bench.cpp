@@ -1,0 +1,40 @@
+#include <iostream>
+
+#include "core/bench.h"
+#include "core/cli/commands.h"
+#include "core/convert.h"
+
+namespace dsk::cli {
+
+void register_convert(CLI::App& app, Runners& runners) {
+  auto* cmd = app.add_subcommand("convert", "convert an official torch.save checkpoint (trusted files only) to a model folder");
+  static ConvertOptions o;
+  cmd->add_option("input", o.input, "IN.pt")->required();
+  cmd->add_option("out_dir", o.out_dir, "OUT_DIR (new model folder)")->required();
+  cmd->add_option("--preset", o.preset, "adm-64-cond, adm-128-cond, adm-256-cond, adm-256-uncond, adm-512-cond, adm-{64,128,256,512}-classifier");
+  cmd->add_option("--config", o.config, "JSON {\"kind\": ..., \"flags\": {...}} for other checkpoints");
+  cmd->add_option("--dtype", o.dtype, "keep, f32, f16 or bf16")->capture_default_str();
+  runners.push_back([cmd] {
+    if (!cmd->parsed()) return -1;
+    convert_checkpoint(o, std::cerr);
+    return 0;
+  });
+}
+
+void register_bench(CLI::App& app, Runners& runners) {
+  auto* cmd = app.add_subcommand("bench", "U-Net forward ms, GFLOP/s, and this LibTorch's GEMM GFLOP/s");
+  static BenchOptions o;
+  cmd->add_option("--preset", o.preset, "a published configuration, e.g. adm-256-uncond");
+  cmd->add_option("--config", o.config, "a model.json (or a flat flags JSON)");
+  cmd->add_option("--batch", o.batch)->capture_default_str();
+  cmd->add_option("--iters", o.iters)->capture_default_str();
+  cmd->add_option("--warmup", o.warmup)->capture_default_str();
+  cmd->add_option("--device", o.device)->capture_default_str();
+  runners.push_back([cmd] {
+    if (!cmd->parsed()) return -1;
+    run_bench(o, std::cout);
+    return 0;
+  });
+}
+
+}  // namespace dsk::cli

@@ -1,0 +1,41 @@
+// Loading model folders into LibTorch networks on a device.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+#include "core/model_info.h"
+#include "core/schedule.h"
+#include "models/unet.h"
+
+namespace dsk {
+
+// "auto" = CUDA when this LibTorch has it and a GPU is present; "cpu"; "cuda".
+torch::Device resolve_device(const std::string& name);
+// Intra-op threads = cores (once per process).
+void configure_threads();
+
+struct LoadedUNet {
+  ModelInfo info;
+  UNetConfig net;
+  DiffusionConfig diffusion;
+  UNetModel model{nullptr};
+};
+
+struct LoadedClassifier {
+  ModelInfo info;
+  ClassifierConfig net;
+  EncoderUNetModel model{nullptr};
+};
+
+// Reads model.json + weights.safetensors, builds the network, loads it whole (or throws), moves it
+// to `device` in eval mode; on CUDA with use_fp16 the block convolutions run in half precision.
+LoadedUNet load_unet(const std::string& dir, torch::Device device, const std::string& command);
+LoadedClassifier load_classifier(const std::string& dir, torch::Device device, const std::string& command);
+
+// Builds networks from flat guided-diffusion flags (conformance cases, conversion, tests).
+UNetConfig unet_config_from_flags(const nlohmann::json& flags, const std::string& where);
+ClassifierConfig classifier_config_from_flags(const nlohmann::json& flags, const std::string& where);
+
+}  // namespace dsk
