@@ -94,6 +94,8 @@ BenchResult run_bench(const BenchOptions& o, std::ostream& out) {
       << parameter_count(*net) / 1e6 << " M parameters\n"
       << "  U-Net forward: median " << r.forward_ms_median << " ms of " << o.iters << " (after " << o.warmup
       << " warm-up), " << r.gflop_per_forward << " GFLOP -> " << r.forward_gflops << " GFLOP/s\n"
+      << "  backends: oneDNN (mkldnn) " << (at::hasMKLDNN() ? "yes" : "no") << ", OpenMP "
+      << (at::hasOpenMP() ? "yes" : "no") << ", LAPACK " << (at::hasLAPACK() ? "yes" : "no") << "\n"
       << "  GEMM " << n << "x" << n << " float32: " << r.gemm_gflops << " GFLOP/s; forward reaches "
       << 100.0 * r.forward_gflops / r.gemm_gflops << "% of it\n";
   return r;

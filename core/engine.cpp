@@ -60,11 +60,11 @@ std::vector<ImageF32> to_images(const torch::Tensor& x) {
 std::vector<ImageF32> sample(const SampleRequest& req, const ProgressFn& progress, const CancelToken* cancel) {
   if (req.batch < 1 || req.batch > 64) throw InputError("batch " + std::to_string(req.batch) + " must be in 1..64");
   const auto device = resolve_device(req.sampling.device);
-  auto unet = load_unet(req.model, device, "sample");
+  auto unet = load_unet(resolve_model(req.model), device, "sample");
   if (unet.info.kind != ModelKind::AdmUnet)
     require_kind(unet.info, {ModelKind::AdmUnet}, "sample (use 'generate' for editing models)");
   std::optional<LoadedClassifier> classifier;
-  if (!req.sampling.classifier.empty()) classifier = load_classifier(req.sampling.classifier, device, "sample");
+  if (!req.sampling.classifier.empty()) classifier = load_classifier(resolve_model(req.sampling.classifier), device, "sample");
   if (classifier && classifier->net.image_size != unet.net.image_size)
     throw InputError("the classifier works on " + std::to_string(classifier->net.image_size) + " px images, the model on " +
                      std::to_string(unet.net.image_size) + " px");

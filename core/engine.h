@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <opencv2/core.hpp>
+
 #include "core/cancel.h"
 
 namespace dsk {
@@ -49,6 +51,71 @@ struct SampleRequest {
   int batch = 1;
   bool preview = false;
 };
+
+// Sketch-guided inpainting of a selection. Images are as read (8/16-bit, gray / BGR / BGRA):
+// the results have the input's size, depth and channels, and every pixel outside the mask is
+// bit-identical to the input.
+struct EditRequest {
+  std::string model;  // editing-unet (sketch conditioned) or adm-unet (known-region blending)
+  SamplingParams sampling;
+  cv::Mat image;   // the picture
+  cv::Mat mask;    // white = regenerate; soft values blend
+  cv::Mat sketch;  // sketch layer: dark strokes on light paper or opaque strokes on transparency; empty = none
+  double sketch_scale = 1.0;  // classifier-free guidance on the sketch: 0 ignore, 1 plain, > 1 harder
+  int variants = 1;           // seeds seed, seed+1, ...
+  double context_margin = 0.25;
+  int feather = 8;            // px, inside the selection only
+  int repaint_jumps = 0;      // RePaint resampling (adm-unet): extra passes per jump
+  int repaint_length = 10;    // RePaint jump length in steps
+  bool refine = true;         // coarse-to-fine refinement of selections larger than the working size
+  bool preview = false;
+};
+
+// Whole-image synthesis from a sketch (editing-unet with a full mask).
+struct GenerateRequest {
+  std::string model;
+  SamplingParams sampling;
+  cv::Mat sketch;           // sets the output size unless width/height are given
+  int width = 0, height = 0;
+  double sketch_scale = 1.0;
+  int variants = 1;
+  bool preview = false;
+};
+
+enum class InterpolationMode { Slerp, Linear, Trig };
+
+// Frames between the samples of two seeds: x_T interpolated, deterministic DDIM from each.
+struct InterpolateRequest {
+  GenerateRequest generate;  // its sampling.seed is ignored; seeds below
+  uint64_t seed_a = 0, seed_b = 1;
+  int frames = 5;            // including both end points
+  InterpolationMode mode = InterpolationMode::Slerp;
+};
+
+struct EditResult {
+  std::vector<cv::Mat> images;  // one per variant / frame
+  std::vector<uint64_t> seeds;
+  std::vector<std::string> warnings;  // e.g. "the sketch is blank: running unconditioned"
+};
+
+EditResult edit_region(const EditRequest& request, const ProgressFn& progress = {}, const CancelToken* cancel = nullptr);
+EditResult generate_image(const GenerateRequest& request, const ProgressFn& progress = {}, const CancelToken* cancel = nullptr);
+EditResult interpolate_seeds(const InterpolateRequest& request, const ProgressFn& progress = {},
+                       const CancelToken* cancel = nullptr);
+
+// A model found in the model folders, for `diffsketch models list` and the plug-in's chooser.
+struct ModelEntry {
+  std::string id;    // folder name
+  std::string kind, name, path;
+  int resolution = 0;
+};
+// Folders searched, in order: $DSK_MODEL_PATH (colon-separated), $XDG_DATA_HOME/diffsketch/models
+// (~/.local/share/...), each $XDG_DATA_DIRS/diffsketch/models, <exe>/../share/diffsketch/models,
+// and the source tree's models/ for a build that was not installed.
+std::vector<std::string> model_search_path();
+std::vector<ModelEntry> list_models();
+// A model argument: a folder path, or an id from list_models(). Throws InputError listing the ids.
+std::string resolve_model(const std::string& id_or_path);
 
 // Unconditional or class-conditional synthesis from a plain ADM model, with optional classifier
 // guidance. Throws dsk::InputError for bad requests and dsk::Cancelled when cancelled.

@@ -18,10 +18,15 @@ torch::Device resolve_device(const std::string& name) {
   throw InputError("--device '" + name + "' is not one of auto, cpu, cuda");
 }
 
+// OpenBLAS's own thread pool would run beside LibTorch's OpenMP threads and both spin while they
+// wait: on a 2-core machine that made small models 10x slower (docs/benchmarks.md).
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+
 void configure_threads() {
   static bool done = false;
   if (done) return;
   done = true;
+  if (openblas_set_num_threads) openblas_set_num_threads(1);
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   torch::set_num_threads(static_cast<int>(cores));
 }

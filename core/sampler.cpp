@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <map>
 
 #include "core/error.h"
 
@@ -125,8 +126,9 @@ NoiseFn seeded_noise(uint64_t seed) {
 }
 
 Tensor sample_loop(const Schedule& s, const Predictor& predict, Tensor x, const LoopOptions& opts) {
-  const int n = s.size();
-  for (int i = n - 1; i >= 0; --i) {
+  const int first = opts.first_index < 0 ? s.size() - 1 : std::min(opts.first_index, s.size() - 1);
+  const int n = first + 1;
+  for (int i = first; i >= 0; --i) {
     if (opts.cancel && opts.cancel->cancelled()) throw Cancelled();
     Prediction p = predict(x, i);
     Tensor noise = opts.noise(x);
@@ -134,6 +136,44 @@ Tensor sample_loop(const Schedule& s, const Predictor& predict, Tensor x, const 
     if (opts.after_step) x = opts.after_step(x, i);
     if (opts.trajectory) opts.trajectory->push_back(x);
     if (opts.on_step) opts.on_step(n - i, n, x, p.pred_xstart);
+  }
+  return x;
+}
+
+Tensor repaint_loop(const Schedule& s, const Predictor& predict, Tensor x, const LoopOptions& opts, int jumps,
+                    int length) {
+  if (jumps <= 0) return sample_loop(s, predict, x, opts);
+  if (length < 1) throw InputError("--repaint-length must be at least 1");
+  const int n = s.size();
+  // The level of x: n-1 for x_T, -1 for the clean image. RePaint's schedule of levels.
+  std::map<int, int> remaining;
+  for (int k = length - 1; k < n - 1; k += length) remaining[k] = jumps;
+  std::vector<int> levels = {n - 1};
+  int level = n - 1;
+  while (level >= 0) {
+    levels.push_back(--level);
+    if (level >= 0 && remaining.count(level) && remaining[level] > 0) {
+      --remaining[level];
+      for (int j = 0; j < length && level < n - 1; ++j) levels.push_back(++level);
+    }
+  }
+  const int total = static_cast<int>(levels.size()) - 1;
+  for (int m = 1; m <= total; ++m) {
+    if (opts.cancel && opts.cancel->cancelled()) throw Cancelled();
+    const int from = levels[m - 1], to = levels[m];
+    Tensor x0;
+    if (to < from) {  // denoise one step at index `from`
+      Prediction p = predict(x, from);
+      x = opts.sampler == SamplerKind::Ddim ? ddim_step(s, x, from, p, opts.eta, opts.noise(x))
+                                            : ddpm_step(p, from, opts.noise(x));
+      if (opts.after_step) x = opts.after_step(x, from);
+      x0 = p.pred_xstart;
+    } else {  // re-noise from level `from` to `to` = from + 1
+      const double ratio = s.alphas_cumprod[to] / (from < 0 ? 1.0 : s.alphas_cumprod[from]);
+      x = static_cast<float>(std::sqrt(ratio)) * x + static_cast<float>(std::sqrt(1 - ratio)) * opts.noise(x);
+      x0 = x;
+    }
+    if (opts.on_step) opts.on_step(m, total, x, x0);
   }
   return x;
 }

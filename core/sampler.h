@@ -72,9 +72,17 @@ struct LoopOptions {
   std::function<torch::Tensor(const torch::Tensor&, int)> after_step;
   const CancelToken* cancel = nullptr;
   std::vector<torch::Tensor>* trajectory = nullptr;  // each step's sample, first step first
+  int first_index = -1;  // start at this spaced index (SDEdit-style partial runs); -1 = the last
 };
 
 // The reverse process from x_T over every spaced index, highest first.
 torch::Tensor sample_loop(const Schedule& schedule, const Predictor& predict, torch::Tensor x_T, const LoopOptions& opts);
+
+// RePaint's time travel (Lugmayr et al. 2022): every `length` steps, go back `length` steps by
+// re-noising (x_{k+1} = sqrt(abar_{k+1}/abar_k) x_k + sqrt(1 - abar_{k+1}/abar_k) z) and denoise
+// again, `jumps` extra times; opts.after_step blends the known region after every denoising step.
+// jumps = 0 is sample_loop. Model calls: about n * (1 + jumps).
+torch::Tensor repaint_loop(const Schedule& schedule, const Predictor& predict, torch::Tensor x_T,
+                           const LoopOptions& opts, int jumps, int length);
 
 }  // namespace dsk

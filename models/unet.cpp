@@ -21,6 +21,7 @@ struct EncoderHalf {
   TimestepSequential middle_block{nullptr};
   std::vector<int64_t> block_channels;  // input_block_chans of the reference
   std::vector<int> rates;               // downsample rate of each input block
+  std::vector<int> out_levels;          // level (log2 rate) of each input block's output
   int64_t ch = 0;                       // channels after the middle block
   int rate = 1;                         // rate of the middle block
 };
@@ -44,6 +45,7 @@ EncoderHalf build_encoder(const EncoderSpec& s) {
   e.input_blocks->push_back(first);
   e.block_channels.push_back(ch);
   e.rates.push_back(1);
+  e.out_levels.push_back(0);
   int ds = 1;
   for (size_t level = 0; level < s.mults.size(); ++level) {
     for (int i = 0; i < s.num_res_blocks; ++i) {
@@ -56,6 +58,7 @@ EncoderHalf build_encoder(const EncoderSpec& s) {
       e.input_blocks->push_back(block);
       e.block_channels.push_back(ch);
       e.rates.push_back(ds);
+      e.out_levels.push_back(static_cast<int>(level));
     }
     if (level + 1 != s.mults.size()) {
       auto block = TimestepSequential();
@@ -69,6 +72,7 @@ EncoderHalf build_encoder(const EncoderSpec& s) {
       e.input_blocks->push_back(block);
       e.block_channels.push_back(ch);
       e.rates.push_back(ds);  // runs on the input's resolution, produces the next one
+      e.out_levels.push_back(static_cast<int>(level) + 1);
       ds *= 2;
     }
   }
@@ -100,6 +104,21 @@ UNetModelImpl::UNetModelImpl(const UNetConfig& config) : config_(config) {
   middle_block_ = register_module("middle_block", enc.middle_block);
   input_rates_ = enc.rates;
   middle_rate_ = enc.rate;
+  if (config_.sketch_channels > 0) {
+    // Editing network: sketch features added after every input block (zero-initialised 1x1 convs,
+    // so an ADM initialisation starts out unchanged) and attended to in every attention block.
+    sketch_encoder_ = register_module("sketch_encoder", SketchEncoder(static_cast<int>(mults.size()), config_.sketch_channels));
+    sketch_inject_ = register_module("sketch_inject", torch::nn::ModuleList());
+    input_out_levels_ = enc.out_levels;
+    for (size_t i = 0; i < enc.block_channels.size(); ++i) {
+      auto conv = torch::nn::Conv2d(torch::nn::Conv2dOptions(config_.sketch_channels, enc.block_channels[i], 1));
+      torch::NoGradGuard no_grad;
+      conv->weight.zero_();
+      conv->bias.zero_();
+      sketch_inject_->push_back(conv);
+      inject_convs_.push_back(conv);
+    }
+  }
 
   output_blocks_ = register_module("output_blocks", torch::nn::ModuleList());
   int64_t ch = enc.ch;
@@ -144,19 +163,26 @@ void UNetModelImpl::convert_to_fp16() {
   dtype_ = torch::kHalf;
 }
 
-Tensor UNetModelImpl::forward(const Tensor& x, const Tensor& timesteps, const Tensor& y,
-                              const std::vector<Tensor>* sketch_feats) {
+Tensor UNetModelImpl::forward(const Tensor& x, const Tensor& timesteps, const Tensor& y, const Tensor& sketch) {
   TORCH_CHECK(y.defined() == config_.class_cond, config_.class_cond ? "a class-conditional model needs labels y"
                                                                     : "labels y given to an unconditional model");
   BlockContext ctx;
   ctx.emb = time_embed_->forward(timestep_embedding(timesteps, config_.num_channels));
   if (config_.class_cond) ctx.emb = ctx.emb + label_emb_(y);
-  ctx.sketch_feats = sketch_feats;
+  std::vector<Tensor> feats, tokens;
+  if (sketch_encoder_) {
+    auto s = sketch.defined() ? sketch : torch::zeros({x.size(0), 1, x.size(2), x.size(3)}, x.options());
+    feats = sketch_encoder_(s.to(x.scalar_type()));
+    for (const auto& f : feats)
+      tokens.push_back(f + position_embedding_2d(f.size(1), f.size(2), f.size(3), f.options()).unsqueeze(0));
+    ctx.sketch_feats = &tokens;
+  }
   std::vector<Tensor> hs;
   Tensor h = x.to(dtype_);
   for (size_t i = 0; i < input_blocks_->size(); ++i) {
     ctx.rate = input_rates_[i];
     h = input_blocks_->ptr<TimestepSequentialImpl>(i)->forward(h, ctx);
+    if (sketch_encoder_) h = h + inject_convs_[i](feats[input_out_levels_[i]]).to(h.scalar_type());
     hs.push_back(h);
   }
   ctx.rate = middle_rate_;

@@ -6,6 +6,7 @@
 
 #include "models/adm_config.h"
 #include "models/blocks.h"
+#include "models/sketch_encoder.h"
 
 namespace dsk {
 
@@ -14,9 +15,10 @@ class UNetModelImpl : public torch::nn::Module {
  public:
   explicit UNetModelImpl(const UNetConfig& config);
   // x [B,in_channels,S,S], timesteps [B] on the original 0..T-1 scale, y [B] class labels (class_cond
-  // models only). sketch_feats (editing models): one map per level, for cross-attention.
+  // models only), sketch [B,1,S,S] stroke map in [0,1] (editing models, sketch_channels > 0; an
+  // undefined tensor means a blank sketch).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& timesteps, const torch::Tensor& y = {},
-                        const std::vector<torch::Tensor>* sketch_feats = nullptr);
+                        const torch::Tensor& sketch = {});
   const UNetConfig& config() const { return config_; }
   // The reference's use_fp16: convolutions of the blocks in half precision (CUDA only).
   void convert_to_fp16();
@@ -30,6 +32,10 @@ class UNetModelImpl : public torch::nn::Module {
   GroupNorm32 out_norm_{nullptr};
   torch::nn::Conv2d out_conv_{nullptr};
   std::vector<int> input_rates_, output_rates_;  // downsample rate each block runs at
+  std::vector<int> input_out_levels_;            // level of each input block's output
+  SketchEncoder sketch_encoder_{nullptr};
+  torch::nn::ModuleList sketch_inject_{nullptr};
+  std::vector<torch::nn::Conv2d> inject_convs_;
   int middle_rate_ = 1;
   torch::Dtype dtype_ = torch::kFloat32;
 };

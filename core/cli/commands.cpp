@@ -25,6 +25,9 @@ void register_all(CLI::App& app, Runners& runners) {
   register_sample(app, runners);
   register_convert(app, runners);
   register_bench(app, runners);
+  register_train(app, runners);
+  register_edit(app, runners);
+  register_serve(app, runners);
 }
 
 void register_conformance(CLI::App& app, Runners& runners) {

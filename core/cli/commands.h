@@ -17,5 +17,8 @@ void register_info(CLI::App& app, Runners& runners);
 void register_sample(CLI::App& app, Runners& runners);
 void register_convert(CLI::App& app, Runners& runners);
 void register_bench(CLI::App& app, Runners& runners);
+void register_train(CLI::App& app, Runners& runners);
+void register_edit(CLI::App& app, Runners& runners);
+void register_serve(CLI::App& app, Runners& runners);
 
 }  // namespace dsk::cli

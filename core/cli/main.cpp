@@ -1,11 +1,14 @@
 // The diffsketch command line. Exceptions stop here and become a message and an exit status.
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <iostream>
 
 #include "core/cli/commands.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
+  // Before any OpenMP region starts: idle threads sleep instead of spinning (shared machines).
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
   CLI::App app{"DiffSketch: sketch-guided diffusion synthesis and inpainting (ADM engine)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "diffsketch 0.1.0");

@@ -1,0 +1,241 @@
+// edit, generate, interpolate, models list.
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/cli/commands.h"
+#include "core/cli/sampling_flags.h"
+#include "core/engine.h"
+#include "core/eval.h"
+#include "core/error.h"
+#include <opencv2/imgproc.hpp>
+
+#include "editing/image_io.h"
+#include "editing/masks.h"
+#include "editing/metrics.h"
+
+namespace dsk::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// "out.png", 3 results -> out-1.png, out-2.png, out-3.png
+std::string numbered(const std::string& path, size_t i, size_t n) {
+  if (n == 1) return path;
+  fs::path p(path);
+  return (p.parent_path() / (p.stem().string() + "-" + std::to_string(i + 1) + p.extension().string())).string();
+}
+
+// input | sketch | mask | result | Telea, side by side, 8-bit BGR.
+cv::Mat compare_strip(const cv::Mat& image, const cv::Mat& sketch, const cv::Mat& mask, const cv::Mat& result) {
+  auto bgr8 = [&](const cv::Mat& m) {
+    cv::Mat out;
+    m.convertTo(out, CV_8U, m.depth() == CV_16U ? 1.0 / 257 : 1.0);
+    if (out.channels() == 1) cv::cvtColor(out, out, cv::COLOR_GRAY2BGR);
+    if (out.channels() == 4) cv::cvtColor(out, out, cv::COLOR_BGRA2BGR);
+    if (out.size() != image.size()) cv::resize(out, out, image.size(), 0, 0, cv::INTER_AREA);
+    return out;
+  };
+  cv::Mat sketch_view = sketch.empty() ? cv::Mat(image.size(), CV_8UC3, cv::Scalar::all(255)) : bgr8(sketch);
+  cv::Mat binary = edit::binary_mask(edit::soft_mask_from_image(mask));
+  cv::Mat telea = edit::inpaint_baseline(bgr8(image), binary, "telea");
+  cv::Mat strip;
+  cv::hconcat(std::vector<cv::Mat>{bgr8(image), sketch_view, bgr8(mask), bgr8(result), telea}, strip);
+  return strip;
+}
+
+void check_out(const std::string& out) {
+  if (fs::path(out).extension() != ".png") throw InputError("--out " + out + ": results are written as PNG; name it *.png");
+  const auto parent = fs::path(out).parent_path();
+  if (!parent.empty()) fs::create_directories(parent);
+}
+
+ProgressFn progress_line() {
+  return [](const Progress& p) {
+    std::cerr << "\rstep " << p.step << "/" << p.total << std::flush;
+    if (p.step >= p.total) std::cerr << "\n";
+  };
+}
+
+void report(const EditResult& r, const std::vector<std::string>& paths, double seconds) {
+  for (const auto& w : r.warnings) std::cerr << "diffsketch: warning: " << w << "\n";
+  for (size_t i = 0; i < paths.size(); ++i) std::cout << paths[i] << "  (seed " << r.seeds[i] << ")\n";
+  std::cerr << "done in " << seconds << " s\n";
+}
+
+double since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+void register_edit(CLI::App& app, Runners& runners) {
+  {
+    auto* cmd = app.add_subcommand("edit", "regenerate the masked part of an image, following a sketch");
+    static EditRequest req;
+    static std::string image, mask, sketch, out;
+    static bool no_refine = false;
+    static std::string compare;
+    cmd->add_option("--model", req.model, "model folder or id (editing-unet, or adm-unet with known-region blending)")->required();
+    cmd->add_option("--image", image, "the picture (any format OpenCV reads, 8/16-bit, gray/RGB/RGBA)")->required();
+    cmd->add_option("--mask", mask, "the selection: white = regenerate, same size as the image")->required();
+    cmd->add_option("--sketch", sketch, "sketch: dark strokes on light paper or opaque strokes on transparency");
+    cmd->add_option("--sketch-scale", req.sketch_scale, "sketch strength: 0 ignore, 1 plain, > 1 follow harder")->capture_default_str();
+    cmd->add_option("--variants", req.variants, "results with seeds S, S+1, ... (OUT-1.png, ...)")->capture_default_str();
+    cmd->add_option("--context-margin", req.context_margin, "context around the selection, fraction of its size")->capture_default_str();
+    cmd->add_option("--feather", req.feather, "feather width inside the selection, px")->capture_default_str();
+    cmd->add_option("--repaint-jumps", req.repaint_jumps, "RePaint resampling passes (adm-unet models)")->capture_default_str();
+    cmd->add_option("--repaint-length", req.repaint_length, "RePaint jump length, steps")->capture_default_str();
+    cmd->add_flag("--no-refine", no_refine, "no tiled refinement of large selections (a plain upscale)");
+    cmd->add_option("--compare", compare, "also write input | sketch | mask | result | Telea side by side (PNG)");
+    cmd->add_option("--out", out, "result PNG")->required();
+    add_sampling_flags(cmd, req.sampling);
+    runners.push_back([cmd] {
+      if (!cmd->parsed()) return -1;
+      check_out(out);
+      const auto start = std::chrono::steady_clock::now();
+      req.image = edit::read_image(image);
+      req.mask = edit::read_image(mask);
+      if (!sketch.empty()) req.sketch = edit::read_image(sketch);
+      req.refine = !no_refine;
+      auto r = dsk::edit_region(req, progress_line());
+      std::vector<std::string> paths;
+      for (size_t i = 0; i < r.images.size(); ++i) {
+        paths.push_back(numbered(out, i, r.images.size()));
+        edit::write_image(paths.back(), r.images[i]);
+      }
+      if (!compare.empty()) {
+        check_out(compare);
+        edit::write_image(compare, compare_strip(req.image, req.sketch, req.mask, r.images[0]));
+        paths.push_back(compare);
+        r.seeds.push_back(r.seeds[0]);
+      }
+      report(r, paths, since(start));
+      return 0;
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("generate", "synthesise a whole image from a sketch (editing models)");
+    static GenerateRequest req;
+    static std::string sketch, out;
+    cmd->add_option("--model", req.model, "model folder or id (editing-unet)")->required();
+    cmd->add_option("--sketch", sketch, "the sketch; its size is the output size unless --width/--height");
+    cmd->add_option("--width", req.width);
+    cmd->add_option("--height", req.height);
+    cmd->add_option("--sketch-scale", req.sketch_scale)->capture_default_str();
+    cmd->add_option("--variants", req.variants)->capture_default_str();
+    cmd->add_option("--out", out, "result PNG")->required();
+    add_sampling_flags(cmd, req.sampling);
+    runners.push_back([cmd] {
+      if (!cmd->parsed()) return -1;
+      check_out(out);
+      const auto start = std::chrono::steady_clock::now();
+      if (!sketch.empty()) req.sketch = edit::read_image(sketch);
+      auto r = dsk::generate_image(req, progress_line());
+      std::vector<std::string> paths;
+      for (size_t i = 0; i < r.images.size(); ++i) {
+        paths.push_back(numbered(out, i, r.images.size()));
+        edit::write_image(paths.back(), r.images[i]);
+      }
+      report(r, paths, since(start));
+      return 0;
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("interpolate", "frames between the samples of two seeds (x_T interpolation)");
+    static InterpolateRequest req;
+    static std::string sketch, seeds, mode = "slerp", out;
+    cmd->add_option("--model", req.generate.model)->required();
+    cmd->add_option("--sketch", sketch);
+    cmd->add_option("--width", req.generate.width);
+    cmd->add_option("--height", req.generate.height);
+    cmd->add_option("--sketch-scale", req.generate.sketch_scale)->capture_default_str();
+    cmd->add_option("--seeds", seeds, "A,B")->required();
+    cmd->add_option("--frames", req.frames, "frames including both end points")->capture_default_str();
+    cmd->add_option("--mode", mode, "slerp, linear or trig")->capture_default_str()->check(CLI::IsMember({"slerp", "linear", "trig"}));
+    cmd->add_option("--out", out, "output folder (frame-01.png, ...)")->required();
+    add_sampling_flags(cmd, req.generate.sampling);
+    runners.push_back([cmd] {
+      if (!cmd->parsed()) return -1;
+      const auto comma = seeds.find(',');
+      try {
+        if (comma == std::string::npos) throw std::invalid_argument(seeds);
+        req.seed_a = std::stoull(seeds.substr(0, comma));
+        req.seed_b = std::stoull(seeds.substr(comma + 1));
+      } catch (const std::exception&) {
+        throw InputError("--seeds '" + seeds + "' must be two seeds A,B");
+      }
+      req.mode = mode == "slerp" ? InterpolationMode::Slerp : mode == "linear" ? InterpolationMode::Linear : InterpolationMode::Trig;
+      const auto start = std::chrono::steady_clock::now();
+      if (!sketch.empty()) req.generate.sketch = edit::read_image(sketch);
+      fs::create_directories(out);
+      auto r = dsk::interpolate_seeds(req, progress_line());
+      std::vector<std::string> paths;
+      for (size_t i = 0; i < r.images.size(); ++i) {
+        char name[32];
+        std::snprintf(name, sizeof name, "frame-%02zu.png", i + 1);
+        paths.push_back((fs::path(out) / name).string());
+        edit::write_image(paths.back(), r.images[i]);
+      }
+      report(r, paths, since(start));
+      return 0;
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("eval-inpaint", "inpainting quality inside the hole: model vs OpenCV baselines");
+    static EvalOptions o;
+    static std::string baselines = "telea,ns";
+    cmd->add_option("--model", o.model, "model folder or id (omit to score only the baselines)");
+    cmd->add_option("--images", o.image_dirs, "folders of pictures (repeatable)")->required();
+    cmd->add_option("--count", o.count, "crops")->capture_default_str();
+    cmd->add_option("--size", o.size, "crop side, px")->capture_default_str();
+    cmd->add_option("--baselines", baselines, "telea,ns (or empty)")->capture_default_str();
+    cmd->add_option("--split", o.split, "all, or val / train of a training data folder (by picture)")->capture_default_str();
+    cmd->add_option("--val-fraction", o.val_fraction)->capture_default_str();
+    cmd->add_option("--sketch-scale", o.sketch_scale)->capture_default_str();
+    cmd->add_option("--save", o.save_dir, "write each case's images here");
+    cmd->add_flag("--json", o.json);
+    add_sampling_flags(cmd, o.sampling);
+    cmd->get_option("--seed")->description("seed of the crops, masks and sampling");
+    runners.push_back([cmd] {
+      if (!cmd->parsed()) return -1;
+      o.seed = o.sampling.seed;
+      o.baselines.clear();
+      std::stringstream ss(baselines);
+      std::string b;
+      while (std::getline(ss, b, ','))
+        if (!b.empty()) o.baselines.push_back(b);
+      eval_inpaint(o, std::cout);
+      return 0;
+    });
+  }
+  {
+    auto* models = app.add_subcommand("models", "installed models");
+    auto* list = models->add_subcommand("list", "the models found in the model folders");
+    static bool as_json = false;
+    list->add_flag("--json", as_json, "machine-readable (the plug-in reads this)");
+    models->require_subcommand(1);
+    runners.push_back([list] {
+      if (!list->parsed()) return -1;
+      const auto all = list_models();
+      if (as_json) {
+        nlohmann::json j = nlohmann::json::array();
+        for (const auto& m : all)
+          j.push_back({{"id", m.id}, {"kind", m.kind}, {"name", m.name}, {"path", m.path}, {"resolution", m.resolution}});
+        std::cout << j.dump(2) << "\n";
+      } else {
+        for (const auto& m : all)
+          std::cout << m.id << "\t" << m.kind << "\t" << m.resolution << " px\t" << m.name << "\t" << m.path << "\n";
+        if (all.empty()) std::cerr << "no models found; searched:\n";
+        if (all.empty())
+          for (const auto& d : model_search_path()) std::cerr << "  " << d << "\n";
+      }
+      return 0;
+    });
+  }
+}
+
+}  // namespace dsk::cli

@@ -1,0 +1,35 @@
+// `diffsketch eval-inpaint`: how well a model inpaints, and how much the sketch steers it.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "core/engine.h"
+
+namespace dsk {
+
+struct EvalOptions {
+  std::string model;
+  std::vector<std::string> image_dirs;
+  int count = 20;
+  int size = 256;
+  uint64_t seed = 0;
+  std::vector<std::string> baselines = {"telea", "ns"};
+  bool json = false;
+  std::string split = "all";  // all | val | train: pictures of a training data folder, split by picture
+  double val_fraction = 0.1;
+  SamplingParams sampling;
+  double sketch_scale = 1.0;
+  std::string save_dir;  // optional: each case's input, sketch, mask and results as PNG
+};
+
+// Deterministic cases: seeded square crops (count, size), masks covering 10-40% of the area, and
+// edge-map sketches (editing/'s Canny extractor on the original). Methods: the model with the
+// sketch, the model with an empty sketch, and the OpenCV baselines. Per method, inside the hole:
+// PSNR, SSIM, coarse PSNR (4x down), edge F1 against the sketch (2 px), sharpness ratio, s/image.
+// Prints a table (or JSON) and returns the JSON summary.
+nlohmann::json eval_inpaint(const EvalOptions& options, std::ostream& out);
+
+}  // namespace dsk

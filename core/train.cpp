@@ -1,0 +1,358 @@
+#include "core/train.h"
+
+#include <ATen/autocast_mode.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <random>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/model_folder.h"
+#include "core/tensor_io.h"
+#include "core/train_data.h"
+
+namespace dsk {
+
+namespace fs = std::filesystem;
+using torch::Tensor;
+
+namespace {
+
+struct TrainSettings {
+  long steps = 20000;
+  int batch = 8;
+  double lr = 1e-4;
+  double ema_rate = 0.9999;
+  double grad_clip = 1.0;
+  uint64_t seed = 0;
+  double checkpoint_minutes = 5;
+  int log_every = 10;
+  bool bf16 = false;
+  std::string export_weights = "ema";
+  std::string init_from;
+  DataOptions data;
+};
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path + ": cannot open");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(path + ": invalid JSON (" + e.what() + ")");
+  }
+}
+
+TrainSettings parse_settings(const nlohmann::json& t, const std::string& where, int size) {
+  TrainSettings s;
+  s.data.size = size;
+  if (!t.is_object()) throw InputError(where + ": 'train' must be an object");
+  for (auto it = t.begin(); it != t.end(); ++it) {
+    const auto& k = it.key();
+    const auto& v = it.value();
+    try {
+      if (k == "steps") s.steps = v.get<long>();
+      else if (k == "batch") s.batch = v.get<int>();
+      else if (k == "lr") s.lr = v.get<double>();
+      else if (k == "ema_rate") s.ema_rate = v.get<double>();
+      else if (k == "grad_clip") s.grad_clip = v.get<double>();
+      else if (k == "seed") s.seed = v.get<uint64_t>();
+      else if (k == "checkpoint_minutes") s.checkpoint_minutes = v.get<double>();
+      else if (k == "log_every") s.log_every = v.get<int>();
+      else if (k == "bf16") s.bf16 = v.get<bool>();
+      else if (k == "export") s.export_weights = v.get<std::string>();
+      else if (k == "init_from") s.init_from = v.get<std::string>();
+      else if (k == "val_fraction") s.data.val_fraction = v.get<double>();
+      else if (k == "sketch_dropout") s.data.sketch_dropout = v.get<double>();
+      else if (k == "full_mask_prob") s.data.full_mask_prob = v.get<double>();
+      else if (k == "object_prob") s.data.object_prob = v.get<double>();
+      else throw InputError(where + ": unknown training setting '" + k + "'");
+    } catch (const nlohmann::json::exception&) {
+      throw InputError(where + ": training setting '" + k + "' has the wrong type: " + v.dump());
+    }
+  }
+  if (s.steps < 1 || s.batch < 1 || s.lr <= 0 || s.ema_rate < 0 || s.ema_rate >= 1 || s.log_every < 1)
+    throw InputError(where + ": steps, batch, lr, log_every must be positive and ema_rate in [0, 1)");
+  if (s.export_weights != "ema" && s.export_weights != "raw")
+    throw InputError(where + ": export must be \"ema\" or \"raw\"");
+  return s;
+}
+
+bool cpu_has_native_bf16() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("flags", 0) == 0) return line.find("avx512_bf16") != std::string::npos || line.find("amx_bf16") != std::string::npos;
+  return false;
+}
+
+// Copies every tensor of an ADM model folder whose name and shape match; says which.
+void init_from_checkpoint(UNetModel& model, const std::string& dir, std::ostream& log) {
+  const auto info = read_model_info(dir);
+  require_kind(info, {ModelKind::AdmUnet, ModelKind::EditingUnet}, "train init_from");
+  auto file = st::File::open(info.weights_path());
+  torch::NoGradGuard no_grad;
+  int copied = 0, fresh = 0;
+  std::string fresh_names;
+  for (auto& p : model->named_parameters()) {
+    const auto* t = file.find(p.key());
+    if (t && t->shape == p.value().sizes().vec()) {
+      file.check_finite(*t);
+      p.value().copy_(read_tensor(file, *t).to(p.value().scalar_type()));
+      ++copied;
+    } else {
+      ++fresh;
+      if (fresh <= 8) fresh_names += std::string(fresh > 1 ? ", " : "") + p.key();
+    }
+  }
+  log << "init_from " << dir << ": copied " << copied << " tensors, initialised " << fresh << " new ones ("
+      << fresh_names << (fresh > 8 ? ", ..." : "") << ")\n";
+}
+
+// Everything a resumed run needs, written to a temp folder and renamed into place.
+struct Checkpointer {
+  fs::path dir;
+  void save(UNetModel& model, const std::vector<Tensor>& ema, torch::optim::Adam& adam, long step,
+            const std::mt19937_64& rng, const at::Generator& gen, const nlohmann::json& extra) {
+    const fs::path tmp = dir.string() + ".tmp";
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    auto params = model->named_parameters();
+    std::map<std::string, Tensor> weights, ema_map, adam_map;
+    for (size_t i = 0; i < params.size(); ++i) {
+      weights[params[i].key()] = params[i].value();
+      ema_map[params[i].key()] = ema[i];
+      auto it = adam.state().find(params[i].value().unsafeGetTensorImpl());
+      if (it != adam.state().end()) {
+        auto& st = static_cast<torch::optim::AdamParamState&>(*it->second);
+        adam_map[params[i].key() + ".exp_avg"] = st.exp_avg();
+        adam_map[params[i].key() + ".exp_avg_sq"] = st.exp_avg_sq();
+        adam_map[params[i].key() + ".step"] = torch::tensor(static_cast<int64_t>(st.step()));
+      }
+    }
+    write_tensors((tmp / "weights.safetensors").string(), weights);
+    write_tensors((tmp / "ema.safetensors").string(), ema_map);
+    write_tensors((tmp / "adam.safetensors").string(), adam_map);
+    write_tensors((tmp / "generator.safetensors").string(), {{"state", gen.get_state()}});
+    std::ostringstream rng_state;
+    rng_state << rng;
+    nlohmann::json state = extra;
+    state["step"] = step;
+    state["rng"] = rng_state.str();
+    std::ofstream((tmp / "state.json").string()) << state.dump(2);
+    const fs::path old = dir.string() + ".old";
+    fs::remove_all(old);
+    if (fs::exists(dir)) fs::rename(dir, old);
+    fs::rename(tmp, dir);
+    fs::remove_all(old);
+  }
+
+  nlohmann::json load(UNetModel& model, std::vector<Tensor>& ema, torch::optim::Adam& adam, std::mt19937_64& rng,
+                      at::Generator& gen) {
+    load_weights(*model, st::File::open((dir / "weights.safetensors").string()));
+    auto ema_file = st::File::open((dir / "ema.safetensors").string());
+    auto adam_file = st::File::open((dir / "adam.safetensors").string());
+    auto params = model->named_parameters();
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < params.size(); ++i) {
+      const auto& name = params[i].key();
+      ema[i].copy_(read_tensor(ema_file, ema_file.at(name)));
+      if (const auto* m = adam_file.find(name + ".exp_avg")) {
+        auto st = std::make_unique<torch::optim::AdamParamState>();
+        st->exp_avg(read_tensor(adam_file, *m).to(params[i].value().device()));
+        st->exp_avg_sq(read_tensor(adam_file, adam_file.at(name + ".exp_avg_sq")).to(params[i].value().device()));
+        st->step(read_tensor(adam_file, adam_file.at(name + ".step")).item<int64_t>());
+        adam.state()[params[i].value().unsafeGetTensorImpl()] = std::move(st);
+      }
+    }
+    auto gen_file = st::File::open((dir / "generator.safetensors").string());
+    gen.set_state(read_tensor(gen_file, gen_file.at("state")));
+    std::ifstream in((dir / "state.json").string());
+    auto state = nlohmann::json::parse(in);
+    std::istringstream rng_state(state["rng"].get<std::string>());
+    rng_state >> rng;
+    return state;
+  }
+};
+
+void export_model(const ModelInfo& base, const fs::path& out, UNetModel& model, const std::vector<Tensor>* ema,
+                  long step, const std::string& note) {
+  ModelInfo info = base;
+  const fs::path staging = out.string() + ".tmp";
+  fs::remove_all(staging);
+  info.dir = staging.string();
+  info.notes = note;
+  auto params = model->named_parameters();
+  std::map<std::string, Tensor> weights;
+  for (size_t i = 0; i < params.size(); ++i) weights[params[i].key()] = ema ? (*ema)[i] : params[i].value();
+  fs::create_directories(staging);
+  write_tensors(info.weights_path(), weights, {{"step", std::to_string(step)}, {"weights", ema ? "ema" : "raw"}});
+  write_model_info(info);
+  const fs::path old = out.string() + ".old";
+  fs::remove_all(old);
+  if (fs::exists(out)) fs::rename(out, old);
+  fs::rename(staging, out);
+  fs::remove_all(old);
+}
+
+}  // namespace
+
+TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* cancel) {
+  configure_threads();
+  const auto config = read_json(o.config_path);
+  if (!config.contains("model") || !config["model"].is_object())
+    throw InputError(o.config_path + ": needs a 'model' object (model.json's shape: kind, name, flags)");
+  ModelInfo info;
+  const auto& m = config["model"];
+  const std::string kind = m.value("kind", "");
+  if (kind == "editing-unet") info.kind = ModelKind::EditingUnet;
+  else if (kind == "adm-unet") info.kind = ModelKind::AdmUnet;
+  else throw InputError(o.config_path + ": model.kind must be editing-unet or adm-unet, got '" + kind + "'");
+  info.name = m.value("name", fs::path(o.out_dir).filename().string());
+  info.source = m.value("source", "trained with diffsketch train");
+  info.licence = m.value("licence", "");
+  info.flags = m.value("flags", nlohmann::json::object());
+  const auto net_cfg = unet_config_from_flags(info.flags, o.config_path);
+  const auto diffusion = diffusion_config_from_json(info.flags, o.config_path);
+  if (net_cfg.learn_sigma)
+    throw InputError(o.config_path + ": training with learn_sigma is not supported yet (set learn_sigma false: "
+                     "epsilon prediction with fixed variance, what DDIM uses)");
+  const bool editing = info.kind == ModelKind::EditingUnet;
+  if (editing && (net_cfg.in_channels != 7 || net_cfg.sketch_channels <= 0))
+    throw InputError(o.config_path + ": an editing-unet needs in_channels 7 (x_t, masked image, mask) and sketch_channels > 0");
+  auto s = parse_settings(config.value("train", nlohmann::json::object()), o.config_path, net_cfg.image_size);
+  if (o.max_steps_override > 0) s.steps = std::min(s.steps, o.max_steps_override);
+  if (o.data_dirs.empty()) throw InputError("train: give at least one --data DIR");
+  const auto device = resolve_device(o.device);
+  if (s.bf16 && !(device.is_cpu() && cpu_has_native_bf16()))
+    throw InputError("train: bf16 autocast needs a CPU with native bf16 (avx512_bf16 / amx_bf16); this one has none");
+
+  TrainingData data(o.data_dirs, s.data, /*validation=*/false);
+  log << "data: " << data.pictures() << " training pictures (" << data.backgrounds() << " backgrounds, "
+      << data.objects() << " objects), crops of " << s.data.size << " px\n";
+
+  torch::manual_seed(s.seed);
+  UNetModel model(net_cfg);
+  if (!s.init_from.empty()) init_from_checkpoint(model, s.init_from, log);
+  model->to(device);
+  model->train();
+  auto params = model->parameters();
+  std::vector<Tensor> ema;
+  for (const auto& p : params) ema.push_back(p.detach().clone());
+  torch::optim::Adam adam(params, torch::optim::AdamOptions(s.lr).betas({0.9, 0.999}));
+  std::mt19937_64 rng(s.seed);
+  at::Generator gen = at::detail::createCPUGenerator(s.seed + 1);
+
+  const fs::path out(o.out_dir);
+  fs::create_directories(out);
+  Checkpointer ckpt{out / "checkpoint"};
+  long step = 0;
+  if (o.resume) {
+    if (!fs::exists(ckpt.dir / "state.json"))
+      throw InputError(o.out_dir + ": --resume, but there is no checkpoint in it (start without --resume)");
+    step = ckpt.load(model, ema, adam, rng, gen)["step"].get<long>();
+    log << "resumed from step " << step << "\n";
+  } else if (fs::exists(ckpt.dir)) {
+    throw InputError(o.out_dir + ": already holds a checkpoint; continue it with --resume or choose a new --out");
+  }
+  DiffusionConfig full = diffusion;  // training samples every timestep of the trained process
+  full.timestep_respacing.clear();
+  const Schedule schedule = make_schedule(full);
+  auto sqrt_ab = torch::tensor(std::vector<double>(schedule.alphas_cumprod.begin(), schedule.alphas_cumprod.end()))
+                     .sqrt().to(torch::kFloat32);
+  auto sqrt_1mab = (1 - torch::tensor(std::vector<double>(schedule.alphas_cumprod.begin(), schedule.alphas_cumprod.end())))
+                       .sqrt().to(torch::kFloat32);
+
+  std::ofstream csv((out / "loss.csv").string(), o.resume ? std::ios::app : std::ios::trunc);
+  if (!o.resume) csv << "step,loss,steps_per_s,elapsed_s\n";
+  TrainReport report;
+  const auto start = std::chrono::steady_clock::now();
+  auto last_ckpt = start;
+  double window = 0, data_seconds = 0;
+  int window_n = 0, nan_run = 0;
+  const long first_step = step;
+  auto checkpoint = [&] {
+    ckpt.save(model, ema, adam, step, rng, gen, {{"name", info.name}});
+    const bool use_ema = s.export_weights == "ema";
+    export_model(info, out / "model", model, use_ema ? &ema : nullptr, step,
+                 "step " + std::to_string(step) + ", " + (use_ema ? "EMA" : "raw") + " weights");
+    last_ckpt = std::chrono::steady_clock::now();
+  };
+
+  while (step < s.steps) {
+    if (cancel && cancel->cancelled()) break;
+    const auto data_start = std::chrono::steady_clock::now();
+    Batch b = data.next(s.batch, rng);
+    data_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - data_start).count();
+    auto x0 = b.image.to(device);
+    auto t = torch::randint(0, schedule.size(), {s.batch}, gen, torch::kInt64);
+    auto noise = torch::randn(x0.sizes(), gen).to(device);
+    auto x_t = sqrt_ab.index({t}).view({-1, 1, 1, 1}).to(device) * x0 +
+               sqrt_1mab.index({t}).view({-1, 1, 1, 1}).to(device) * noise;
+    Tensor input = x_t, sketch;
+    if (editing) {
+      auto mask = b.mask.to(device);
+      input = torch::cat({x_t, x0 * (1 - mask), mask}, 1);
+      sketch = b.sketch.to(device);
+    }
+    Tensor loss;
+    {
+      if (s.bf16) {
+        at::autocast::set_autocast_enabled(at::kCPU, true);
+        at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+      }
+      auto pred = model(input, t.to(device), Tensor(), sketch);
+      loss = torch::mse_loss(pred.to(torch::kFloat32), noise);
+      if (s.bf16) {
+        at::autocast::set_autocast_enabled(at::kCPU, false);
+        at::autocast::clear_cache();
+      }
+    }
+    adam.zero_grad();
+    loss.backward();
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(params, s.grad_clip);
+    const double l = loss.item<double>();
+    if (!std::isfinite(l) || !std::isfinite(grad_norm)) {  // NaN guard: skip the update
+      ++report.skipped_nan;
+      if (++nan_run >= 20)
+        throw Error("training diverged: 20 consecutive steps with a non-finite loss or gradient at step " +
+                    std::to_string(step) + " (lower lr, or resume from the last checkpoint)");
+      continue;
+    }
+    nan_run = 0;
+    adam.step();
+    ++step;
+    {
+      torch::NoGradGuard no_grad;
+      const double decay = std::min(s.ema_rate, (1.0 + step) / (10.0 + step));
+      for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(decay).add_(params[i].detach(), 1 - decay);
+    }
+    window += l;
+    ++window_n;
+    if (step % s.log_every == 0 || step == s.steps) {
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double rate = (step - first_step) / std::max(elapsed, 1e-9);
+      const double mean = window / window_n;
+      if (report.first_loss == 0) report.first_loss = mean;
+      report.last_loss = mean;
+      log << "step " << step << "/" << s.steps << "  loss " << std::fixed << std::setprecision(4) << mean << "  "
+          << std::setprecision(3) << rate << " steps/s  ETA " << std::setprecision(1)
+          << (s.steps - step) / std::max(rate, 1e-9) / 60 << " min  (data " << std::setprecision(0)
+          << 100 * data_seconds / std::max(elapsed, 1e-9) << "%)" << std::endl;
+      csv << step << "," << mean << "," << rate << "," << elapsed << std::endl;
+      window = 0;
+      window_n = 0;
+    }
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_ckpt).count() >= s.checkpoint_minutes * 60)
+      checkpoint();
+  }
+  checkpoint();
+  report.step = step;
+  log << "saved " << (out / "model").string() << " at step " << step << "\n";
+  return report;
+}
+
+}  // namespace dsk

@@ -1,0 +1,40 @@
+// Training the editing model (and plain ADM models): Adam, EMA with warm-up, gradient clipping,
+// optional bf16 autocast on CPUs that have it, seeded, resumable atomic checkpoints, a NaN guard,
+// and a progress line.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "core/cancel.h"
+
+namespace dsk {
+
+// `diffsketch train --config C`: C is JSON
+//   {"model": {"kind": "editing-unet", "name": ..., "flags": {...}},   (model.json's shape)
+//    "train": {"steps": 20000, "batch": 8, "lr": 1e-4, "ema_rate": 0.9999, "grad_clip": 1.0,
+//              "seed": 0, "checkpoint_minutes": 5, "log_every": 10, "bf16": false,
+//              "export": "ema" | "raw", "init_from": "ADM model folder" (optional),
+//              "val_fraction": 0.1, "sketch_dropout": 0.15, "full_mask_prob": 0.1}}
+struct TrainOptions {
+  std::string config_path;
+  std::vector<std::string> data_dirs;
+  std::string out_dir;
+  bool resume = false;
+  std::string device = "auto";
+  long max_steps_override = -1;  // --steps: stop earlier (tests)
+};
+
+struct TrainReport {
+  long step = 0;
+  double first_loss = 0, last_loss = 0;  // means over the first / last logging windows
+  int skipped_nan = 0;
+};
+
+// Trains until train.steps (or the override) or until `cancel`; checkpoints into OUT/checkpoint
+// and exports the usable model folder OUT/model (EMA or raw weights). Writes OUT/loss.csv.
+TrainReport train(const TrainOptions& options, std::ostream& log, const CancelToken* cancel = nullptr);
+
+}  // namespace dsk

@@ -1,0 +1,65 @@
+// Training data for the editing model: folders of pictures -> batches of (image, mask, sketch).
+//
+// Every image file under the given folders is a picture. RGBA pictures with a transparent
+// background are objects (e.g. Tux Paint stamps), composited onto random crops of the others
+// (backgrounds: wallpapers, photos). Sketches are synthesised from the composite (XDoG or Canny,
+// with scribble augmentation), masks are random free-form strokes and boxes. The train/validation
+// split is by picture: a picture is every file that shares a key (a wallpaper package's folder,
+// which holds one picture at several resolutions, or the file's path without extension).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <opencv2/core.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace dsk {
+
+struct DataOptions {
+  int size = 128;                 // training crop side
+  double val_fraction = 0.1;      // pictures held out for validation
+  double sketch_dropout = 0.15;   // blank sketch (classifier-free guidance)
+  double full_mask_prob = 0.1;    // whole-image generation
+  double object_prob = 0.7;       // composite objects onto the crop
+  double sketch_width_px = 0;     // 0 = size / 64
+};
+
+struct Batch {
+  torch::Tensor image;   // [B,3,S,S] RGB in [-1,1]
+  torch::Tensor mask;    // [B,1,S,S] 1 = regenerate
+  torch::Tensor sketch;  // [B,1,S,S] stroke map in [0,1]
+};
+
+// The picture key of a file below `root` (see above).
+std::string picture_key(const std::string& root, const std::string& file);
+// Deterministic split: true when the key belongs to the validation set.
+bool is_validation(const std::string& key, double val_fraction);
+
+// The stroke width the model sees at working resolution `size`.
+double sketch_width_for(int size);
+
+// Restricts the sketch to where it matters: strokes inside the (slightly dilated) hole.
+cv::Mat sketch_in_hole(const cv::Mat& sketch, const cv::Mat& hole, int size);
+
+class TrainingData {
+ public:
+  // Loads (downscaled) every picture of the split. Throws dsk::InputError when a folder is missing
+  // or holds no backgrounds.
+  TrainingData(const std::vector<std::string>& dirs, const DataOptions& options, bool validation);
+  Batch next(int batch, std::mt19937_64& rng) const;
+  // One sample as images (for eval and inspection): BGR 8-bit crop, CV_8U mask, CV_32F sketch.
+  void sample(std::mt19937_64& rng, cv::Mat& bgr, cv::Mat& mask, cv::Mat& sketch) const;
+  size_t backgrounds() const { return backgrounds_.size(); }
+  size_t objects() const { return objects_.size(); }
+  size_t pictures() const { return pictures_; }
+
+ private:
+  DataOptions options_;
+  std::vector<cv::Mat> backgrounds_;  // BGR 8-bit, short side <= 3 x size
+  std::vector<cv::Mat> objects_;      // BGRA 8-bit, long side <= size
+  size_t pictures_ = 0;
+};
+
+}  // namespace dsk

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Trains (or resumes) the default editing model in the background; see models/default/MODEL_CARD.md.
+# Usage (from the repo root): ./dsk run -- bash packaging/train-default.sh [OUT_DIR] [DATA_DIR]
+# DATA_DIR holds the unpacked Debian packages plasma-workspace-wallpapers, mate-backgrounds and
+# tuxpaint-stamps-default (packaging/fetch-training-data.sh makes it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-.cache/train/default}
+data=${2:-.cache/data/root/usr/share}
+resume=()
+[ -f "$out/checkpoint/state.json" ] && resume=(--resume)
+exec diffsketch train --config models/default/train-config.json --data "$data" --out "$out" "${resume[@]}"

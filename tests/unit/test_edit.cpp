@@ -1,0 +1,265 @@
+// Editing pipeline: edit / generate / interpolate through the engine API, with the ADM fixture
+// model (known-region blending) and a tiny randomly initialised editing model.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <opencv2/imgproc.hpp>
+#include <thread>
+
+#include "core/engine.h"
+#include "core/error.h"
+#include "core/model_folder.h"
+#include "core/sampler.h"
+#include "core/tensor_io.h"
+#include "editing/image_io.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kAdm = DSK_TEST_DATA "/models/adm-small";
+
+fs::path temp_dir(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("dsk-test-edit-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// A tiny editing-unet with random weights (fixed seed): enough to exercise the pipeline.
+std::string tiny_editing_model() {
+  static const std::string dir = [] {
+    const auto d = temp_dir("tiny-model");
+    dsk::ModelInfo info;
+    info.dir = d.string();
+    info.kind = dsk::ModelKind::EditingUnet;
+    info.name = "tiny editing test model";
+    info.flags = {{"image_size", 32},        {"in_channels", 7},          {"num_channels", 32},
+                  {"channel_mult", "1,2"},   {"num_res_blocks", 1},       {"attention_resolutions", "16"},
+                  {"num_head_channels", 32}, {"sketch_channels", 32},     {"learn_sigma", false},
+                  {"diffusion_steps", 100},  {"noise_schedule", "cosine"}};
+    torch::manual_seed(7);
+    dsk::UNetModel net(dsk::unet_config_from_flags(info.flags, "tiny"));
+    {
+      // Give the zero-initialised sketch paths some weight so the sketch changes the output.
+      torch::NoGradGuard no_grad;
+      for (auto& p : net->named_parameters())
+        if (p.key().find("sketch_inject") != std::string::npos) p.value().normal_(0, 0.2);
+    }
+    dsk::write_tensors(info.weights_path(), dsk::state_dict(*net));
+    dsk::write_model_info(info);
+    return info.dir;
+  }();
+  return dir;
+}
+
+cv::Mat gradient_image(int w, int h, int depth, int channels) {
+  cv::Mat img(h, w, CV_MAKETYPE(depth, channels));
+  const double max = depth == CV_16U ? 65535 : 255;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < channels; ++c) {
+        const double v = max * ((x * (c + 1) + y * 3) % w) / w;
+        if (depth == CV_16U) img.ptr<uint16_t>(y)[x * channels + c] = static_cast<uint16_t>(v);
+        else img.ptr<uint8_t>(y)[x * channels + c] = static_cast<uint8_t>(v);
+      }
+  return img;
+}
+
+cv::Mat box_mask(int w, int h, cv::Rect r) {
+  cv::Mat m = cv::Mat::zeros(h, w, CV_8U);
+  m(r).setTo(255);
+  return m;
+}
+
+dsk::EditRequest adm_request(const cv::Mat& image, const cv::Mat& mask) {
+  dsk::EditRequest req;
+  req.model = kAdm;
+  req.image = image;
+  req.mask = mask;
+  req.sampling.steps = 4;
+  req.sampling.class_label = 3;
+  req.sampling.device = "cpu";
+  req.sampling.seed = 5;
+  return req;
+}
+
+// Pixels where mask == 0 must be bit-identical.
+void expect_outside_identical(const cv::Mat& a, const cv::Mat& b, const cv::Mat& mask) {
+  ASSERT_EQ(a.type(), b.type());
+  ASSERT_EQ(a.size(), b.size());
+  cv::Mat diff;
+  cv::absdiff(a, b, diff);
+  diff = diff.reshape(1, a.rows);  // channels interleaved along x
+  for (int y = 0; y < a.rows; ++y)
+    for (int x = 0; x < a.cols; ++x)
+      if (mask.at<uint8_t>(y, x) == 0)
+        for (int c = 0; c < a.channels(); ++c) {
+          const double d = a.depth() == CV_16U ? diff.at<uint16_t>(y, x * a.channels() + c)
+                                               : diff.at<uint8_t>(y, x * a.channels() + c);
+          ASSERT_EQ(d, 0) << "pixel (" << x << "," << y << ") channel " << c << " changed outside the mask";
+        }
+}
+
+TEST(Edit, AdmKnownRegionBlendingKeepsPixelsOutsideTheMask8And16Bit) {
+  for (int depth : {CV_8U, CV_16U}) {
+    for (int channels : {1, 3, 4}) {
+      const cv::Mat image = gradient_image(48, 40, depth, channels);
+      const cv::Mat mask = box_mask(48, 40, {10, 8, 20, 16});
+      auto req = adm_request(image, mask);
+      req.feather = 3;
+      auto r = dsk::edit_region(req);
+      ASSERT_EQ(r.images.size(), 1u);
+      EXPECT_EQ(r.images[0].depth(), depth);
+      EXPECT_EQ(r.images[0].channels(), channels);
+      expect_outside_identical(r.images[0], image, mask);
+      EXPECT_GT(cv::norm(r.images[0], image, cv::NORM_L1), 0) << "nothing was generated inside the mask";
+    }
+  }
+}
+
+TEST(Edit, SameSeedSameResultAndVariantsUseConsecutiveSeeds) {
+  const cv::Mat image = gradient_image(40, 40, CV_8U, 3);
+  const cv::Mat mask = box_mask(40, 40, {8, 8, 16, 16});
+  auto req = adm_request(image, mask);
+  req.variants = 2;
+  auto a = dsk::edit_region(req);
+  req.variants = 1;
+  req.sampling.seed = 6;
+  auto b = dsk::edit_region(req);
+  ASSERT_EQ(a.seeds, (std::vector<uint64_t>{5, 6}));
+  EXPECT_EQ(cv::norm(a.images[1], b.images[0], cv::NORM_INF), 0);
+  EXPECT_GT(cv::norm(a.images[0], a.images[1], cv::NORM_INF), 0);
+}
+
+TEST(Edit, KnownRegionBlendingLastPasteIsTheCleanImage) {
+  auto unet = dsk::load_unet(kAdm, torch::kCPU, "test");
+  dsk::DiffusionConfig d = unet.diffusion;
+  const auto schedule = dsk::make_schedule(d, "5");
+  auto y = torch::full({1}, 2, torch::kInt64);
+  auto predict = dsk::make_predictor(schedule, d, [&](const torch::Tensor& x, const torch::Tensor& t) { return unet.model(x, t, y); });
+  torch::manual_seed(1);
+  auto image = torch::rand({1, 3, 32, 32}) * 2 - 1;
+  auto mask = torch::zeros({1, 1, 32, 32});
+  mask.narrow(2, 8, 12).narrow(3, 8, 12).fill_(1);
+  dsk::LoopOptions opts;
+  opts.noise = dsk::seeded_noise(3);
+  auto blend = dsk::seeded_noise(4);
+  opts.after_step = [&](const torch::Tensor& x, int i) {
+    return mask * x + (1 - mask) * dsk::q_sample(schedule, image, i - 1, blend(image));
+  };
+  torch::NoGradGuard no_grad;
+  auto out = dsk::sample_loop(schedule, predict, torch::randn({1, 3, 32, 32}), opts);
+  EXPECT_TRUE(torch::equal(out * (1 - mask), image * (1 - mask)));
+}
+
+TEST(Edit, EditingModelFollowsItsInputsAndSketchScaleMatters) {
+  const cv::Mat image = gradient_image(64, 64, CV_8U, 3);
+  const cv::Mat mask = box_mask(64, 64, {16, 16, 32, 32});
+  cv::Mat sketch(64, 64, CV_8UC3, cv::Scalar::all(255));
+  cv::line(sketch, {16, 32}, {48, 32}, cv::Scalar::all(0), 2);
+  dsk::EditRequest req;
+  req.model = tiny_editing_model();
+  req.image = image;
+  req.mask = mask;
+  req.sketch = sketch;
+  req.sampling.steps = 4;
+  req.sampling.device = "cpu";
+  auto with = dsk::edit_region(req);
+  expect_outside_identical(with.images[0], image, mask);
+  req.sketch_scale = 0;
+  auto without = dsk::edit_region(req);
+  EXPECT_GT(cv::norm(with.images[0], without.images[0], cv::NORM_L1), 0) << "the sketch made no difference";
+  req.sketch_scale = 3;
+  auto harder = dsk::edit_region(req);
+  EXPECT_GT(cv::norm(harder.images[0], with.images[0], cv::NORM_L1), 0);
+}
+
+TEST(Edit, InterpolationEndFramesEqualTheSeedsSamples) {
+  cv::Mat sketch(48, 48, CV_8UC3, cv::Scalar::all(255));
+  cv::circle(sketch, {24, 24}, 12, cv::Scalar::all(0), 2);
+  dsk::InterpolateRequest req;
+  req.generate.model = tiny_editing_model();
+  req.generate.sketch = sketch;
+  req.generate.sampling.steps = 3;
+  req.generate.sampling.device = "cpu";
+  req.seed_a = 11;
+  req.seed_b = 12;
+  req.frames = 3;
+  auto frames = dsk::interpolate_seeds(req);
+  ASSERT_EQ(frames.images.size(), 3u);
+  for (uint64_t seed : {11, 12}) {
+    auto g = req.generate;
+    g.sampling.seed = seed;
+    auto sample = dsk::generate_image(g);
+    const auto& frame = seed == 11 ? frames.images.front() : frames.images.back();
+    EXPECT_EQ(cv::norm(sample.images[0], frame, cv::NORM_INF), 0) << "seed " << seed;
+  }
+  EXPECT_GT(cv::norm(frames.images[1], frames.images[0], cv::NORM_INF), 0);
+}
+
+TEST(Edit, CancelStopsWithinOneStep) {
+  const cv::Mat image = gradient_image(40, 40, CV_8U, 3);
+  auto req = adm_request(image, box_mask(40, 40, {8, 8, 16, 16}));
+  req.sampling.steps = 50;
+  dsk::CancelToken cancel;
+  int last = 0;
+  auto progress = [&](const dsk::Progress& p) {
+    last = p.step;
+    if (p.step == 3) cancel.cancel();
+  };
+  EXPECT_THROW(dsk::edit_region(req, progress, &cancel), dsk::Cancelled);
+  EXPECT_EQ(last, 3);
+}
+
+template <class Fn>
+std::string input_error(Fn fn) {
+  try {
+    fn();
+  } catch (const dsk::InputError& e) {
+    return e.what();
+  }
+  return "(no InputError)";
+}
+
+TEST(EditBadInput, ClearErrors) {
+  const cv::Mat image = gradient_image(40, 40, CV_8U, 3);
+  auto req = adm_request(image, box_mask(30, 40, {4, 4, 8, 8}));
+  EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("must have the same size"), std::string::npos);
+  req = adm_request(image, cv::Mat::zeros(40, 40, CV_8U));
+  EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("selects nothing"), std::string::npos);
+  req = adm_request(cv::Mat(1, 1, CV_8UC3, cv::Scalar::all(9)), cv::Mat(1, 1, CV_8U, cv::Scalar(255)));
+  EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("at least 8x8"), std::string::npos);
+  req = adm_request(image, box_mask(40, 40, {4, 4, 8, 8}));
+  req.model = DSK_TEST_DATA "/models/adm-small-classifier";
+  EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("kind adm-classifier"), std::string::npos);
+  req.model = "/nonexistent/model";
+  EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("not a model folder"), std::string::npos);
+  dsk::GenerateRequest g;
+  g.model = kAdm;
+  g.width = g.height = 32;
+  EXPECT_NE(input_error([&] { dsk::generate_image(g); }).find("needs editing-unet"), std::string::npos);
+  EXPECT_NE(input_error([&] { dsk::edit::read_image("/nonexistent.png"); }).find("/nonexistent.png"), std::string::npos);
+}
+
+TEST(EditBadInput, BlankAndResizedSketchesWarn) {
+  const cv::Mat image = gradient_image(40, 40, CV_8U, 3);
+  dsk::EditRequest req;
+  req.model = tiny_editing_model();
+  req.image = image;
+  req.mask = box_mask(40, 40, {8, 8, 16, 16});
+  req.sampling.steps = 2;
+  req.sampling.device = "cpu";
+  req.sketch = cv::Mat(40, 40, CV_8UC3, cv::Scalar::all(255));
+  auto r = dsk::edit_region(req);
+  ASSERT_FALSE(r.warnings.empty());
+  EXPECT_NE(r.warnings[0].find("blank"), std::string::npos);
+  cv::Mat small(20, 20, CV_8UC3, cv::Scalar::all(255));
+  cv::line(small, {2, 10}, {18, 10}, cv::Scalar::all(0), 1);
+  req.sketch = small;
+  r = dsk::edit_region(req);
+  ASSERT_FALSE(r.warnings.empty());
+  EXPECT_NE(r.warnings[0].find("resized"), std::string::npos);
+}
+
+}  // namespace

@@ -1,0 +1,125 @@
+// Training: a tiny editing model lowers its loss on generated pictures; a killed run resumes.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
+#include <random>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/train.h"
+#include "editing/image_io.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("dsk-test-train-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// Pictures with smooth backgrounds and a few shapes: edges for sketches, colours for harmony.
+fs::path make_pictures(int count) {
+  const auto dir = temp_dir("pictures");
+  std::mt19937 rng(3);
+  for (int i = 0; i < count; ++i) {
+    cv::Mat img(96, 128, CV_8UC3);
+    const cv::Scalar a(rng() % 256, rng() % 256, rng() % 256), b(rng() % 256, rng() % 256, rng() % 256);
+    for (int y = 0; y < img.rows; ++y) img.row(y).setTo(a * (1.0 - y / 96.0) + b * (y / 96.0));
+    for (int k = 0; k < 3; ++k) {
+      const cv::Scalar c(rng() % 256, rng() % 256, rng() % 256);
+      if (k % 2) cv::circle(img, {int(rng() % 128), int(rng() % 96)}, 8 + rng() % 20, c, -1, cv::LINE_AA);
+      else cv::rectangle(img, cv::Rect(rng() % 100, rng() % 70, 10 + rng() % 30, 10 + rng() % 30), c, -1);
+    }
+    dsk::edit::write_image((dir / ("p" + std::to_string(i) + ".png")).string(), img);
+  }
+  return dir;
+}
+
+fs::path write_config(const fs::path& dir, long steps, double checkpoint_minutes) {
+  nlohmann::json c = {
+      {"model",
+       {{"kind", "editing-unet"},
+        {"name", "tiny"},
+        {"flags",
+         {{"image_size", 32}, {"in_channels", 7}, {"num_channels", 32}, {"channel_mult", "1,2"}, {"num_res_blocks", 1},
+          {"attention_resolutions", "16"}, {"num_head_channels", 32}, {"sketch_channels", 32}, {"learn_sigma", false},
+          {"diffusion_steps", 1000}, {"noise_schedule", "cosine"}}}}},
+      {"train",
+       {{"steps", steps}, {"batch", 4}, {"lr", 1e-3}, {"seed", 1}, {"log_every", 25}, {"export", "raw"},
+        {"checkpoint_minutes", checkpoint_minutes}, {"val_fraction", 0.0}}}};
+  const auto path = dir / "config.json";
+  std::ofstream(path) << c.dump(2);
+  return path;
+}
+
+TEST(Train, TinyEditingModelLowersItsLoss) {
+  const auto pictures = make_pictures(12);
+  const auto dir = temp_dir("loss");
+  dsk::TrainOptions o;
+  o.config_path = write_config(dir, 300, 60).string();
+  o.data_dirs = {pictures.string()};
+  o.out_dir = (dir / "out").string();
+  o.device = "cpu";
+  std::ostringstream log;
+  const auto report = dsk::train(o, log);
+  EXPECT_EQ(report.step, 300);
+  EXPECT_LT(report.last_loss, 0.8 * report.first_loss) << log.str();
+  EXPECT_TRUE(fs::exists(dir / "out" / "model" / "weights.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "out" / "loss.csv"));
+}
+
+TEST(Train, ResumesFromTheLastCheckpointAfterAKill) {
+  const auto pictures = make_pictures(6);
+  const auto dir = temp_dir("resume");
+  const auto config = write_config(dir, 40, 0.0);  // a checkpoint after every step
+  const auto out = dir / "out";
+  const std::string cmd = std::string(DSK_BIN_DIR) + "/diffsketch train --device cpu --config " + config.string() +
+                          " --data " + pictures.string() + " --out " + out.string();
+  // Kill the run hard once a few checkpoints exist.
+  const std::string killer = "(" + cmd + " >" + (dir / "first.log").string() + " 2>&1 & pid=$!; " +
+                             "for i in $(seq 600); do sleep 0.1; s=$(grep -o '\"step\": [0-9]*' " +
+                             (out / "checkpoint" / "state.json").string() +
+                             " 2>/dev/null | grep -o '[0-9]*$'); [ \"${s:-0}\" -ge 5 ] && break; done; kill -9 $pid; wait $pid)";
+  std::ofstream(dir / "killer.sh") << killer << "\n";
+  std::system(("bash " + (dir / "killer.sh").string()).c_str());
+  std::ifstream state_in(out / "checkpoint" / "state.json");
+  ASSERT_TRUE(state_in) << "no checkpoint was written before the kill";
+  const long killed_at = nlohmann::json::parse(state_in)["step"].get<long>();
+  ASSERT_GE(killed_at, 5);
+  ASSERT_LT(killed_at, 40);
+
+  dsk::TrainOptions o;
+  o.config_path = config.string();
+  o.data_dirs = {pictures.string()};
+  o.out_dir = out.string();
+  o.device = "cpu";
+  o.resume = true;
+  std::ostringstream log;
+  const auto report = dsk::train(o, log);
+  EXPECT_NE(log.str().find("resumed from step " + std::to_string(killed_at)), std::string::npos) << log.str();
+  EXPECT_EQ(report.step, 40);
+}
+
+TEST(Train, RefusesToOverwriteACheckpointWithoutResume) {
+  const auto pictures = make_pictures(4);
+  const auto dir = temp_dir("overwrite");
+  dsk::TrainOptions o;
+  o.config_path = write_config(dir, 2, 60).string();
+  o.data_dirs = {pictures.string()};
+  o.out_dir = (dir / "out").string();
+  o.device = "cpu";
+  std::ostringstream log;
+  dsk::train(o, log);
+  EXPECT_THROW(dsk::train(o, log), dsk::InputError);
+  o.resume = true;
+  o.out_dir = (dir / "empty").string();
+  EXPECT_THROW(dsk::train(o, log), dsk::InputError);
+}
+
+}  // namespace
