@@ -176,13 +176,13 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
   } else {
     out << "\n"
         << std::left << std::setw(18) << "method" << std::right << std::setw(8) << "PSNR" << std::setw(8) << "SSIM"
-        << std::setw(10) << "coarsePSNR" << std::setw(9) << "edgeF1" << std::setw(11) << "sharpness" << std::setw(9)
+        << std::setw(12) << "coarsePSNR" << std::setw(9) << "edgeF1" << std::setw(11) << "sharpness" << std::setw(9)
         << "s/image" << "\n";
     for (const auto& m : methods) {
       const auto& t = totals[m];
       out << std::left << std::setw(18) << m << std::right << std::fixed << std::setprecision(2) << std::setw(8)
           << t.mean("psnr") << std::setprecision(3) << std::setw(8) << t.mean("ssim") << std::setprecision(2)
-          << std::setw(10) << t.mean("coarse_psnr") << std::setprecision(3) << std::setw(9) << t.mean("edge_f1")
+          << std::setw(12) << t.mean("coarse_psnr") << std::setprecision(3) << std::setw(9) << t.mean("edge_f1")
           << std::setw(11) << t.mean("sharpness") << std::setprecision(2) << std::setw(9) << t.mean("seconds") << "\n";
     }
     out << "(" << cases.size() << " crops of " << o.size << " px, seed " << o.seed << ", split " << o.split

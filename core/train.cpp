@@ -32,6 +32,7 @@ struct TrainSettings {
   int log_every = 10;
   bool bf16 = false;
   std::string export_weights = "ema";
+  std::string export_dtype = "f16";
   std::string init_from;
   DataOptions data;
 };
@@ -64,6 +65,7 @@ TrainSettings parse_settings(const nlohmann::json& t, const std::string& where, 
       else if (k == "log_every") s.log_every = v.get<int>();
       else if (k == "bf16") s.bf16 = v.get<bool>();
       else if (k == "export") s.export_weights = v.get<std::string>();
+      else if (k == "export_dtype") s.export_dtype = v.get<std::string>();
       else if (k == "init_from") s.init_from = v.get<std::string>();
       else if (k == "val_fraction") s.data.val_fraction = v.get<double>();
       else if (k == "sketch_dropout") s.data.sketch_dropout = v.get<double>();
@@ -78,6 +80,8 @@ TrainSettings parse_settings(const nlohmann::json& t, const std::string& where, 
     throw InputError(where + ": steps, batch, lr, log_every must be positive and ema_rate in [0, 1)");
   if (s.export_weights != "ema" && s.export_weights != "raw")
     throw InputError(where + ": export must be \"ema\" or \"raw\"");
+  if (s.export_dtype != "f32" && s.export_dtype != "f16" && s.export_dtype != "bf16")
+    throw InputError(where + ": export_dtype must be \"f32\", \"f16\" or \"bf16\"");
   return s;
 }
 
@@ -179,7 +183,7 @@ struct Checkpointer {
 };
 
 void export_model(const ModelInfo& base, const fs::path& out, UNetModel& model, const std::vector<Tensor>* ema,
-                  long step, const std::string& note) {
+                  long step, const std::string& note, torch::ScalarType dtype) {
   ModelInfo info = base;
   const fs::path staging = out.string() + ".tmp";
   fs::remove_all(staging);
@@ -187,7 +191,8 @@ void export_model(const ModelInfo& base, const fs::path& out, UNetModel& model, 
   info.notes = note;
   auto params = model->named_parameters();
   std::map<std::string, Tensor> weights;
-  for (size_t i = 0; i < params.size(); ++i) weights[params[i].key()] = ema ? (*ema)[i] : params[i].value();
+  for (size_t i = 0; i < params.size(); ++i)
+    weights[params[i].key()] = (ema ? (*ema)[i] : params[i].value()).detach().to(torch::kCPU, dtype);
   fs::create_directories(staging);
   write_tensors(info.weights_path(), weights, {{"step", std::to_string(step)}, {"weights", ema ? "ema" : "raw"}});
   write_model_info(info);
@@ -277,8 +282,9 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   auto checkpoint = [&] {
     ckpt.save(model, ema, adam, step, rng, gen, {{"name", info.name}});
     const bool use_ema = s.export_weights == "ema";
+    const auto dtype = s.export_dtype == "f16" ? torch::kHalf : s.export_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
     export_model(info, out / "model", model, use_ema ? &ema : nullptr, step,
-                 "step " + std::to_string(step) + ", " + (use_ema ? "EMA" : "raw") + " weights");
+                 "step " + std::to_string(step) + ", " + (use_ema ? "EMA" : "raw") + " weights", dtype);
     last_ckpt = std::chrono::steady_clock::now();
   };
 

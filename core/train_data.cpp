@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <opencv2/imgproc.hpp>
+#include <regex>
 #include <set>
 
 #include "core/error.h"
@@ -21,7 +22,9 @@ std::string picture_key(const std::string& root, const std::string& file) {
   const std::string rel = fs::relative(file, root).generic_string();
   const auto contents = rel.find("/contents/");
   if (contents != std::string::npos) return rel.substr(0, contents);
-  return fs::path(rel).replace_extension().generic_string();
+  // "Elephants_3840x2160.jpg" is "Elephants.jpg" at another resolution: one picture.
+  static const std::regex resolution(R"([_-]\d{2,5}x\d{2,5}$)");
+  return std::regex_replace(fs::path(rel).replace_extension().generic_string(), resolution, "");
 }
 
 bool is_validation(const std::string& key, double val_fraction) {

@@ -5,7 +5,8 @@
 // (backgrounds: wallpapers, photos). Sketches are synthesised from the composite (XDoG or Canny,
 // with scribble augmentation), masks are random free-form strokes and boxes. The train/validation
 // split is by picture: a picture is every file that shares a key (a wallpaper package's folder,
-// which holds one picture at several resolutions, or the file's path without extension).
+// which holds one picture at several resolutions, or the file's path without extension and
+// without a resolution suffix such as "_3840x2160").
 #pragma once
 
 #include <torch/torch.h>

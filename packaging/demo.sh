@@ -1,32 +1,30 @@
 #!/usr/bin/env bash
 # packaging/demo.sh: the main job of `./dsk demo`, run inside the build environment with build/bin
-# on PATH. For now: the ADM conformance check against the reference implementation, then a
-# classifier-guided DDIM sample of the fixture model (random weights: the image is noise-like; it
-# shows the pipeline, not image quality). A later issue replaces this with the sketch-guided
-# inpainting demo.
+# on PATH. Sketch-guided inpainting of the shipped example (models/default/example: a picture held
+# out of training, a selection mask and a sketch) with the shipped default model; writes
+# out/demo-result.png and out/demo-compare.png (input | sketch | mask | result | Telea).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 command -v diffsketch >/dev/null || PATH="$repo/build/bin:$PATH"
 command -v diffsketch >/dev/null || { echo "demo: diffsketch is not built (run ./dsk build)" >&2; exit 1; }
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+
+model=models/default
+example=models/default/example
+[ -f "$model/weights.safetensors" ] || { echo "demo: $model has no weights.safetensors (see models/default/MODEL_CARD.md)" >&2; exit 1; }
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
 
-start=$(now)
-echo "== 1/2 conformance: recompute the reference's adm-small case (tests/data/conformance/adm-small)"
-t=$(now)
-diffsketch conformance --case tests/data/conformance/adm-small
-echo "   ($(since "$t"))"
-
-echo "== 2/2 sample: DDIM, 25 steps, class 3, classifier guidance scale 10, seed 42"
 mkdir -p out
-t=$(now)
-diffsketch sample --model tests/data/models/adm-small --classifier tests/data/models/adm-small-classifier \
-  --class 3 --classifier-scale 10 --steps 25 --seed 42 --out out/demo-sample.png
-echo "   ($(since "$t"))"
-
+start=$(now)
+echo "== sketch-guided inpainting: $example/image.png, 20 DDIM steps, seed 1, model $model"
+diffsketch edit --model "$model" --image "$example/image.png" --mask "$example/mask.png" \
+  --sketch "$example/sketch.png" --steps 20 --seed 1 \
+  --out out/demo-result.png --compare out/demo-compare.png
 echo
-echo "demo: wrote $repo/out/demo-sample.png (32x32, from the fixture model with random weights)"
+echo "demo: result  $repo/out/demo-result.png"
+echo "demo: compare $repo/out/demo-compare.png (input | sketch | mask | result | OpenCV Telea)"
 echo "demo: total $(since "$start")"

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/train.h"
+#include "core/train_data.h"
 #include "editing/image_io.h"
 
 namespace fs = std::filesystem;
@@ -62,13 +63,13 @@ TEST(Train, TinyEditingModelLowersItsLoss) {
   const auto pictures = make_pictures(12);
   const auto dir = temp_dir("loss");
   dsk::TrainOptions o;
-  o.config_path = write_config(dir, 300, 60).string();
+  o.config_path = write_config(dir, 150, 60).string();
   o.data_dirs = {pictures.string()};
   o.out_dir = (dir / "out").string();
   o.device = "cpu";
   std::ostringstream log;
   const auto report = dsk::train(o, log);
-  EXPECT_EQ(report.step, 300);
+  EXPECT_EQ(report.step, 150);
   EXPECT_LT(report.last_loss, 0.8 * report.first_loss) << log.str();
   EXPECT_TRUE(fs::exists(dir / "out" / "model" / "weights.safetensors"));
   EXPECT_TRUE(fs::exists(dir / "out" / "loss.csv"));
@@ -120,6 +121,24 @@ TEST(Train, RefusesToOverwriteACheckpointWithoutResume) {
   o.resume = true;
   o.out_dir = (dir / "empty").string();
   EXPECT_THROW(dsk::train(o, log), dsk::InputError);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(TrainData, PictureKeysKeepEveryResolutionOfAPictureTogether) {
+  EXPECT_EQ(dsk::picture_key("/d", "/d/wallpapers/Altai/contents/images/5120x2880.png"), "wallpapers/Altai");
+  EXPECT_EQ(dsk::picture_key("/d", "/d/wallpapers/Altai/contents/screenshot.png"), "wallpapers/Altai");
+  EXPECT_EQ(dsk::picture_key("/d", "/d/mate/Elephants_3840x2160.jpg"), "mate/Elephants");
+  EXPECT_EQ(dsk::picture_key("/d", "/d/mate/Elephants-640x480.png"), "mate/Elephants");
+  EXPECT_EQ(dsk::picture_key("/d", "/d/mate/Elephants.jpg"), "mate/Elephants");
+  EXPECT_EQ(dsk::picture_key("/d", "/d/stamps/cat.png"), "stamps/cat");
+  // The split is a pure function of the key, and roughly the asked fraction.
+  int val = 0;
+  for (int i = 0; i < 10000; ++i) val += dsk::is_validation("picture" + std::to_string(i), 0.1);
+  EXPECT_NEAR(val, 1000, 100);
+  EXPECT_EQ(dsk::is_validation("mate/Elephants", 0.1), dsk::is_validation("mate/Elephants", 0.1));
 }
 
 }  // namespace
