@@ -67,7 +67,8 @@ dsk_in_root() {
     [ -r /etc/resolv.conf ] && cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
     exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
       PATH="$repo/build/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-      CCACHE_DIR=/var/cache/ccache "$@"' \
+      CCACHE_DIR=/var/cache/ccache CCACHE_BASEDIR="$repo" \
+      CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime "$@"' \
     dsk-root "$DSK_ROOT" "$DSK_REPO" "$PWD" \
     "${pass[@]}" /bin/bash -c 'cd "$0" 2>/dev/null || cd /; exec "$@"' "$PWD" "$@"
 }
@@ -118,7 +119,8 @@ dsk_setup() {
 
 dsk_exec() {
   if [ "$DSK_MODE" = native ]; then
-    PATH="$DSK_REPO/build/bin:$PATH" "$@"
+    PATH="$DSK_REPO/build/bin:$PATH" CCACHE_BASEDIR="$DSK_REPO" \
+      CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime "$@"
   else
     dsk_in_root "$@"
   fi

@@ -1,0 +1,303 @@
+// Finding and talking to the DiffSketch engine (see engine_client.h).
+#include "plugin/engine_client.h"
+
+#include <fcntl.h>
+#include <gio/gio.h>
+#include <gio/gunixinputstream.h>
+#include <gio/gunixoutputstream.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+namespace dsk::gimp {
+
+namespace {
+
+namespace proto = dsk::proto;
+
+std::string env(const char* name) {
+  const char* v = g_getenv(name);
+  return v ? v : "";
+}
+
+bool is_executable(const std::string& path) {
+  return !path.empty() && g_file_test(path.c_str(), G_FILE_TEST_IS_EXECUTABLE) && !g_file_test(path.c_str(), G_FILE_TEST_IS_DIR);
+}
+
+std::string self_path() {
+  gchar* p = g_file_read_link("/proc/self/exe", nullptr);
+  std::string s = p ? p : "";
+  g_free(p);
+  return s;
+}
+
+std::string join(const std::vector<std::string>& items, const char* sep) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
+  return out;
+}
+
+std::string signal_name(int sig) {
+  const char* d = strsignal(sig);
+  return "signal " + std::to_string(sig) + (d ? std::string(", ") + d : "");
+}
+
+std::string socket_path() {
+  const std::string runtime = env("XDG_RUNTIME_DIR");
+  if (!runtime.empty()) return runtime + "/diffsketch.sock";
+  return "/tmp/diffsketch-" + std::to_string(getuid()) + "/diffsketch.sock";
+}
+
+// Waits up to `ms` for the process to end; false on timeout.
+bool wait_for(GSubprocess* proc, int ms) {
+  GCancellable* cancellable = g_cancellable_new();
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::thread timer([&] {
+    std::unique_lock lock(mu);
+    if (!cv.wait_for(lock, std::chrono::milliseconds(ms), [&] { return done; })) g_cancellable_cancel(cancellable);
+  });
+  const gboolean ok = g_subprocess_wait(proc, cancellable, nullptr);
+  {
+    std::lock_guard lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  timer.join();
+  g_object_unref(cancellable);
+  return ok;
+}
+
+// `diffsketch serve --stdio` as a child process; its stderr goes to an unlinked temp file.
+class SubprocessConnection : public EngineConnection {
+ public:
+  explicit SubprocessConnection(std::string engine) : engine_(std::move(engine)) {
+    gchar* log_path = nullptr;
+    GError* err = nullptr;
+    const int fd = g_file_open_tmp("diffsketch-engine-XXXXXX.log", &log_path, &err);
+    if (fd >= 0) {
+      g_unlink(log_path);
+      log_fd_ = dup(fd);
+    }
+    g_free(log_path);
+    g_clear_error(&err);
+    GSubprocessLauncher* launcher =
+        g_subprocess_launcher_new(GSubprocessFlags(G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE));
+    if (fd >= 0) g_subprocess_launcher_take_stderr_fd(launcher, fd);
+    const gchar* argv[] = {engine_.c_str(), "serve", "--stdio", nullptr};
+    proc_ = g_subprocess_launcher_spawnv(launcher, argv, &err);
+    g_object_unref(launcher);
+    if (!proc_) {
+      std::string msg = err ? err->message : "unknown error";
+      g_clear_error(&err);
+      throw PluginError("cannot start the DiffSketch engine " + engine_ + ": " + msg);
+    }
+    in_fd_ = g_unix_input_stream_get_fd(G_UNIX_INPUT_STREAM(g_subprocess_get_stdout_pipe(proc_)));
+    out_fd_ = g_unix_output_stream_get_fd(G_UNIX_OUTPUT_STREAM(g_subprocess_get_stdin_pipe(proc_)));
+    src_ = std::make_unique<proto::FdSource>(in_fd_);
+    sink_ = std::make_unique<proto::FdSink>(out_fd_);
+  }
+
+  ~SubprocessConnection() override {
+    // End of input: the engine finishes (or cancels) and exits; one that hangs is killed.
+    g_output_stream_close(g_subprocess_get_stdin_pipe(proc_), nullptr, nullptr);
+    if (!wait_for(proc_, 10000)) {
+      g_subprocess_force_exit(proc_);
+      wait_for(proc_, 2000);
+    }
+    g_object_unref(proc_);
+    if (log_fd_ >= 0) close(log_fd_);
+  }
+
+  std::string describe() const override { return "the DiffSketch engine " + engine_; }
+
+ protected:
+  proto::ByteSource& source() override { return *src_; }
+  proto::ByteSink& sink() override { return *sink_; }
+
+  std::string why_gone() override {
+    std::string what;
+    if (!wait_for(proc_, 5000)) {
+      what = "the DiffSketch engine " + engine_ + " stopped answering (its output closed but it is still running)";
+    } else if (g_subprocess_get_if_signaled(proc_)) {
+      const int sig = g_subprocess_get_term_sig(proc_);
+      what = sig == SIGKILL ? "the DiffSketch engine " + engine_ + " was killed (" + signal_name(sig) +
+                                  "): most likely it ran out of memory and the system's out-of-memory killer stopped it; "
+                                  "try a smaller selection, fewer variants or fewer steps"
+                            : "the DiffSketch engine " + engine_ + " crashed (" + signal_name(sig) + ")";
+    } else {
+      what = "the DiffSketch engine " + engine_ + " exited unexpectedly with status " +
+             std::to_string(g_subprocess_get_exit_status(proc_));
+    }
+    const std::string tail = log_tail();
+    return tail.empty() ? what : what + "; its last output: " + tail;
+  }
+
+ private:
+  // The last lines the engine wrote to stderr.
+  std::string log_tail() const {
+    if (log_fd_ < 0) return "";
+    const off_t size = lseek(log_fd_, 0, SEEK_END);
+    if (size <= 0) return "";
+    const off_t from = size > 2000 ? size - 2000 : 0;
+    std::string text(static_cast<size_t>(size - from), '\0');
+    const ssize_t n = pread(log_fd_, text.data(), text.size(), from);
+    if (n <= 0) return "";
+    text.resize(static_cast<size_t>(n));
+    std::vector<std::string> lines;
+    std::istringstream ss(text);
+    for (std::string line; std::getline(ss, line);)
+      if (!line.empty()) lines.push_back(line);
+    if (lines.size() > 4) lines.erase(lines.begin(), lines.end() - 4);
+    return join(lines, " | ");
+  }
+
+  std::string engine_;
+  GSubprocess* proc_ = nullptr;
+  int in_fd_ = -1, out_fd_ = -1, log_fd_ = -1;
+  std::unique_ptr<proto::FdSource> src_;
+  std::unique_ptr<proto::FdSink> sink_;
+};
+
+// A running `diffsketch serve` on its UNIX socket.
+class SocketConnection : public EngineConnection {
+ public:
+  SocketConnection(int fd, std::string path) : fd_(fd), path_(std::move(path)), src_(fd), sink_(fd) {}
+  ~SocketConnection() override { close(fd_); }
+
+  // The server's connection, or nullptr when none is listening.
+  static std::unique_ptr<EngineConnection> try_connect(const std::string& path) {
+    if (!g_file_test(path.c_str(), G_FILE_TEST_EXISTS)) return nullptr;
+    sockaddr_un addr{};
+    if (path.size() >= sizeof addr.sun_path) return nullptr;
+    addr.sun_family = AF_UNIX;
+    memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return nullptr;
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+      close(fd);
+      return nullptr;  // stale socket of a stopped server: start a private engine instead
+    }
+    return std::make_unique<SocketConnection>(fd, path);
+  }
+
+  std::string describe() const override { return "the DiffSketch server at " + path_; }
+
+ protected:
+  proto::ByteSource& source() override { return src_; }
+  proto::ByteSink& sink() override { return sink_; }
+  std::string why_gone() override {
+    return "the DiffSketch server at " + path_ +
+           " closed the connection during the job (it was stopped or crashed; its terminal says why)";
+  }
+
+ private:
+  int fd_;
+  std::string path_;
+  proto::FdSource src_;
+  proto::FdSink sink_;
+};
+
+}  // namespace
+
+std::string find_engine() {
+  std::vector<std::string> looked;
+  if (const std::string e = env("DSK_ENGINE"); !e.empty()) {
+    if (!is_executable(e))
+      throw PluginError("DSK_ENGINE=" + e + " is not an executable file; point it at the diffsketch engine, or unset it");
+    return e;
+  }
+  const std::string self = self_path();
+  if (!self.empty()) {
+    gchar* dir = g_path_get_dirname(self.c_str());
+    const std::string here = dir;
+    g_free(dir);
+    const std::string file = here + "/engine-path";
+    gchar* text = nullptr;
+    if (g_file_get_contents(file.c_str(), &text, nullptr, nullptr)) {
+      const std::string path = g_strstrip(text);
+      g_free(text);
+      if (is_executable(path)) return path;
+      looked.push_back(path + " (from " + file + ")");
+    }
+  }
+  std::vector<std::string> candidates;
+  candidates.push_back(std::string(g_get_user_data_dir()) + "/diffsketch/bin/diffsketch");
+  for (const gchar* const* d = g_get_system_data_dirs(); d && *d; ++d) candidates.push_back(std::string(*d) + "/diffsketch/bin/diffsketch");
+#ifdef DSK_INSTALL_ENGINE_PATH
+  candidates.push_back(DSK_INSTALL_ENGINE_PATH);
+#endif
+#ifdef DSK_BUILD_ENGINE_PATH
+  candidates.push_back(DSK_BUILD_ENGINE_PATH);
+#endif
+  for (const auto& c : candidates) {
+    if (is_executable(c) && c != self) return c;
+    looked.push_back(c);
+  }
+  if (gchar* p = g_find_program_in_path("diffsketch")) {
+    std::string path = p;
+    g_free(p);
+    if (path != self) return path;
+  }
+  looked.push_back("diffsketch on PATH");
+  throw PluginError("the DiffSketch engine (the diffsketch program) was not found. Install it (./dsk install) or set "
+                    "DSK_ENGINE to its path. Looked for: " + join(looked, ", "));
+}
+
+std::unique_ptr<EngineConnection> EngineConnection::open() {
+  // A failed write to a dead engine must be an error, not a signal that ends the plug-in.
+  signal(SIGPIPE, SIG_IGN);
+  if (env("DSK_NO_SERVER").empty())
+    if (auto server = SocketConnection::try_connect(socket_path())) return server;
+  return std::make_unique<SubprocessConnection>(find_engine());
+}
+
+proto::Message EngineConnection::request(const proto::Message& req,
+                                         const std::function<void(const proto::ProgressUpdate&)>& on_progress) {
+  try {
+    proto::write_message(sink(), req);
+  } catch (const proto::ProtocolError&) {
+    throw PluginError(why_gone());
+  }
+  for (;;) {
+    std::optional<proto::Message> msg;
+    try {
+      msg = proto::read_message(source());
+    } catch (const proto::VersionMismatch& e) {
+      throw PluginError(describe() + " speaks DiffSketch protocol version " + std::to_string(e.peer_version()) +
+                        ", this plug-in speaks version " + std::to_string(proto::kProtocolVersion) +
+                        ": install the plug-in and the engine from the same release (./dsk install)");
+    } catch (const proto::ProtocolError& e) {
+      if (std::string(e.what()).rfind("truncated frame", 0) == 0) throw PluginError(why_gone());
+      throw PluginError(describe() + " sent a malformed reply (" + e.what() + "); is it a diffsketch engine?");
+    }
+    if (!msg) throw PluginError(why_gone());
+    if (const auto* p = std::get_if<proto::ProgressUpdate>(&*msg)) {
+      if (on_progress) on_progress(*p);
+      continue;
+    }
+    if (const auto* e = std::get_if<proto::ErrorReply>(&*msg)) {
+      switch (e->kind) {
+        case proto::ErrorKind::Input: throw PluginError(e->message);
+        case proto::ErrorKind::OutOfMemory: throw PluginError("DiffSketch: out of memory: " + e->message);
+        case proto::ErrorKind::Cancelled: throw PluginError("DiffSketch: cancelled");
+        case proto::ErrorKind::Protocol: throw PluginError(describe() + ": " + e->message);
+        case proto::ErrorKind::Internal: break;
+      }
+      throw PluginError("DiffSketch: internal error in the engine: " + e->message);
+    }
+    return std::move(*msg);
+  }
+}
+
+}  // namespace dsk::gimp

@@ -1,0 +1,50 @@
+// The plug-in's side of the engine: finding the `diffsketch` binary, talking to it (a running
+// `diffsketch serve` socket, else a `diffsketch serve --stdio` subprocess), and turning every way
+// it can fail into one clear message.
+//
+// Engine search order: $DSK_ENGINE; the path in the file "engine-path" beside the plug-in binary
+// (written at install); $XDG_DATA_HOME/diffsketch/bin/diffsketch and each
+// $XDG_DATA_DIRS/diffsketch/bin/diffsketch; the engine this plug-in was built with
+// (DSK_BUILD_ENGINE_PATH); diffsketch on $PATH.
+// Socket: $XDG_RUNTIME_DIR/diffsketch.sock, or /tmp/diffsketch-$UID/diffsketch.sock; set
+// DSK_NO_SERVER=1 to always start a private engine.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "core/protocol.h"
+
+namespace dsk::gimp {
+
+// A failure to report to the user as it is (the message is complete).
+class PluginError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The engine binary, or PluginError "engine not found" listing where it looked.
+std::string find_engine();
+
+class EngineConnection {
+ public:
+  // Connects to a running server, else starts the engine. Throws PluginError.
+  static std::unique_ptr<EngineConnection> open();
+  virtual ~EngineConnection() = default;
+
+  // Sends a request and reads the replies up to the final one (model-list or result). An error
+  // reply or a dead engine becomes a PluginError that says which (input, out of memory, crash).
+  proto::Message request(const proto::Message& req, const std::function<void(const proto::ProgressUpdate&)>& on_progress = {});
+
+  virtual std::string describe() const = 0;  // "the engine /usr/bin/diffsketch" or "the server at ..."
+
+ protected:
+  virtual proto::ByteSource& source() = 0;
+  virtual proto::ByteSink& sink() = 0;
+  // Why the stream ended early: crash, signal, exit status, the engine's last log lines.
+  virtual std::string why_gone() = 0;
+};
+
+}  // namespace dsk::gimp

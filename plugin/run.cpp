@@ -1,0 +1,419 @@
+// Running a DiffSketch procedure: the dialog, checks of every input with a clear message, the
+// request to the engine with progress, and the results as new layers in one undo group. Layers
+// are created only once the engine returned a complete result, so a cancelled run (GIMP kills the
+// plug-in) leaves nothing behind; the engine notices its closed input and stops.
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "plugin/engine_client.h"
+#include "plugin/pixels.h"
+#include "plugin/procedures.h"
+#include "ui/dialog.h"
+
+namespace dsk::gimp {
+
+namespace {
+
+namespace proto = dsk::proto;
+
+// Every argument of the three procedures (those a procedure lacks keep their defaults).
+struct Args {
+  GimpLayer* sketch = nullptr;  // not owned (the config holds it)
+  std::string model, sampler = "ddim", classifier, mode = "slerp";
+  int steps = 25, class_label = -1, seed = -1, variants = 1, feather = 8;
+  int seed_a = 0, seed_b = 1, frames = 5;
+  double sketch_strength = 1.0, classifier_scale = 1.0, context_margin = 0.25;
+};
+
+bool has_arg(GimpProcedure* procedure, const char* name) { return gimp_procedure_find_argument(procedure, name) != nullptr; }
+
+std::string get_string(GimpProcedureConfig* config, const char* name) {
+  gchar* v = nullptr;
+  g_object_get(config, name, &v, nullptr);
+  std::string s = v ? v : "";
+  g_free(v);
+  return s;
+}
+
+Args read_args(GimpProcedure* procedure, GimpProcedureConfig* config) {
+  Args a;
+  GimpLayer* sketch = nullptr;
+  g_object_get(config, "sketch-layer", &sketch, "steps", &a.steps, "sketch-strength", &a.sketch_strength, "class",
+               &a.class_label, "classifier-scale", &a.classifier_scale, nullptr);
+  if (sketch) {
+    a.sketch = sketch;
+    g_object_unref(sketch);  // the config keeps its own reference
+  }
+  a.model = get_string(config, "model");
+  a.classifier = get_string(config, "classifier");
+  if (has_arg(procedure, "sampler")) a.sampler = get_string(config, "sampler");
+  if (has_arg(procedure, "seed")) g_object_get(config, "seed", &a.seed, "variants", &a.variants, nullptr);
+  if (has_arg(procedure, "feather"))
+    g_object_get(config, "feather", &a.feather, "context-margin", &a.context_margin, nullptr);
+  if (has_arg(procedure, "frames")) {
+    g_object_get(config, "seed-a", &a.seed_a, "seed-b", &a.seed_b, "frames", &a.frames, nullptr);
+    a.mode = get_string(config, "mode");
+  }
+  return a;
+}
+
+std::string item_name(GimpItem* item) {
+  gchar* n = gimp_item_get_name(item);
+  std::string s = n ? n : "";
+  g_free(n);
+  return s;
+}
+
+void check_image(GimpImage* image) {
+  if (gimp_image_get_base_type(image) == GIMP_INDEXED)
+    throw PluginError("DiffSketch works on RGB and grayscale images; this image is indexed. Convert it first "
+                      "(Image > Mode > RGB).");
+}
+
+// The one layer to edit.
+GimpLayer* target_layer(GimpDrawable** drawables) {
+  int n = 0;
+  while (drawables && drawables[n]) ++n;
+  if (n != 1) throw PluginError("select exactly one layer to edit (" + std::to_string(n) + " drawables are selected)");
+  GimpDrawable* d = drawables[0];
+  if (GIMP_IS_LAYER_MASK(d))
+    throw PluginError("the selected drawable is a layer mask; select the layer itself (DiffSketch never edits masks)");
+  if (!GIMP_IS_LAYER(d)) throw PluginError("the selected drawable is a channel; select a layer");
+  if (gimp_item_is_group(GIMP_ITEM(d)))
+    throw PluginError("the selected layer '" + item_name(GIMP_ITEM(d)) + "' is a layer group; select a pixel layer inside it");
+  return GIMP_LAYER(d);
+}
+
+GimpLayer* layer_named_sketch(GimpImage* image) {
+  for (const char* name : {"sketch", "Sketch"})
+    if (GimpLayer* l = gimp_image_get_layer_by_name(image, name)) return l;
+  return nullptr;
+}
+
+// The sketch layer: the argument, else a layer named "sketch"/"Sketch", else `fallback`.
+GimpLayer* sketch_layer(GimpImage* image, GimpLayer* given, GimpLayer* target, GimpLayer* fallback) {
+  GimpLayer* s = given ? given : layer_named_sketch(image);
+  if (!s) s = fallback;
+  if (!s)
+    throw PluginError("no sketch layer: pass sketch-layer, or name the layer with your strokes \"sketch\"");
+  if (gimp_item_get_image(GIMP_ITEM(s)) != image)
+    throw PluginError("the sketch layer '" + item_name(GIMP_ITEM(s)) + "' belongs to another image");
+  if (gimp_item_is_group(GIMP_ITEM(s)))
+    throw PluginError("the sketch layer '" + item_name(GIMP_ITEM(s)) + "' is a layer group; pick a pixel layer");
+  if (target && s == target)
+    throw PluginError("the sketch layer is the layer to edit; draw the sketch on a layer of its own (named \"sketch\")");
+  return s;
+}
+
+Rect layer_rect(GimpDrawable* d) {
+  Rect r;
+  gimp_drawable_get_offsets(d, &r.x, &r.y);
+  r.width = gimp_drawable_get_width(d);
+  r.height = gimp_drawable_get_height(d);
+  return r;
+}
+
+// The sketch over `area` (image coordinates); an error when nothing is drawn there.
+proto::Image read_sketch(GimpLayer* sketch, const Rect& area) {
+  const Rect s = layer_rect(GIMP_DRAWABLE(sketch));
+  proto::Image im = read_rgba(GIMP_DRAWABLE(sketch), {area.x - s.x, area.y - s.y, area.width, area.height});
+  if (is_blank(im))
+    throw PluginError("the sketch layer '" + item_name(GIMP_ITEM(sketch)) +
+                      "' is empty over the area to generate: draw strokes on it first");
+  return im;
+}
+
+proto::Sampling sampling(const Args& a, uint64_t seed) {
+  proto::Sampling s;
+  s.steps = a.steps;
+  s.sampler = a.sampler;
+  s.seed = seed;
+  s.classifier = a.classifier;
+  s.class_label = a.class_label;
+  s.classifier_scale = a.classifier_scale;
+  if (const char* device = g_getenv("DSK_DEVICE")) s.device = device;
+  return s;
+}
+
+// The display name of a model argument: an id, or the folder name of a path.
+std::string model_label(const std::string& model) {
+  gchar* base = g_path_get_basename(model.c_str());
+  std::string s = base;
+  g_free(base);
+  return s;
+}
+
+// Names the layer after what made it and attaches the "diffsketch" parasite with the parameters.
+void record(GimpLayer* layer, const char* what, const Args& a, uint64_t seed, const std::string& extra) {
+  const std::string name = std::string("DiffSketch ") + what + ": seed " + std::to_string(seed) + ", " +
+                           model_label(a.model) + ", " + std::to_string(a.steps) + " steps, " + a.sampler + extra;
+  gimp_item_set_name(GIMP_ITEM(layer), name.c_str());
+  const nlohmann::json j = {{"procedure", what}, {"seed", seed},       {"model", a.model},
+                            {"steps", a.steps},   {"sampler", a.sampler}, {"sketch-strength", a.sketch_strength},
+                            {"classifier", a.classifier}, {"class", a.class_label}, {"classifier-scale", a.classifier_scale}};
+  const std::string text = j.dump();
+  GimpParasite* parasite = gimp_parasite_new("diffsketch", GIMP_PARASITE_PERSISTENT | GIMP_PARASITE_UNDOABLE,
+                                             static_cast<guint32>(text.size() + 1), text.c_str());
+  gimp_item_attach_parasite(GIMP_ITEM(layer), parasite);
+  gimp_parasite_free(parasite);
+}
+
+// A new layer of the image's base type with alpha, `r` in image coordinates, inserted into
+// `parent` at `position`, filled with `rgba`.
+GimpLayer* new_layer(GimpImage* image, const Rect& r, GimpLayer* parent, int position, const proto::Image& rgba) {
+  const GimpImageType type = gimp_image_get_base_type(image) == GIMP_GRAY ? GIMP_GRAYA_IMAGE : GIMP_RGBA_IMAGE;
+  GimpLayer* layer = gimp_layer_new(image, "DiffSketch", r.width, r.height, type, 100.0, GIMP_LAYER_MODE_NORMAL);
+  if (!layer || !gimp_image_insert_layer(image, layer, parent, position))
+    throw PluginError("GIMP could not add the result layer: " + std::string(gimp_pdb_get_last_error(gimp_get_pdb())));
+  gimp_layer_set_offsets(layer, r.x, r.y);
+  write_rgba(GIMP_DRAWABLE(layer), rgba);
+  return layer;
+}
+
+// Any engine image (1..4 channels, u8/u16/f32) as RGBA float.
+proto::Image to_rgba_f32(const proto::Image& im) {
+  proto::Image out = proto::Image::make(im.width, im.height, 4, proto::DType::F32);
+  const size_t n = static_cast<size_t>(im.width) * im.height;
+  auto sample = [&](size_t i) -> float {
+    switch (im.dtype) {
+      case proto::DType::U8: return im.data[i] / 255.0f;
+      case proto::DType::U16: return reinterpret_cast<const uint16_t*>(im.data.data())[i] / 65535.0f;
+      default: return im.f32()[i];
+    }
+  };
+  float* o = out.f32();
+  const int c = im.channels;
+  for (size_t p = 0; p < n; ++p) {
+    const float v0 = sample(p * c);
+    o[4 * p + 0] = v0;
+    o[4 * p + 1] = c >= 3 ? sample(p * c + 1) : v0;
+    o[4 * p + 2] = c >= 3 ? sample(p * c + 2) : v0;
+    o[4 * p + 3] = c == 2 ? sample(p * c + 1) : c == 4 ? sample(p * c + 3) : 1.0f;
+  }
+  return out;
+}
+
+// Progress on GIMP's progress bar, and the preview window in interactive runs.
+struct ProgressSink {
+  ui::PreviewWindow* preview = nullptr;
+  void operator()(const proto::ProgressUpdate& p) const {
+    if (p.total > 0) gimp_progress_update(static_cast<double>(p.step) / p.total);
+    gchar* text = g_strdup_printf("DiffSketch: step %d of %d", p.step, p.total);
+    gimp_progress_set_text(text);
+    g_free(text);
+    if (preview && p.preview && p.preview->channels == 3 && p.preview->dtype == proto::DType::U8)
+      preview->show(p.preview->width, p.preview->height, p.preview->data, p.step, p.total);
+  }
+};
+
+proto::Result run_engine(const proto::Message& request, ui::PreviewWindow* preview) {
+  gimp_progress_init("DiffSketch: starting the engine");
+  auto engine = EngineConnection::open();
+  gimp_progress_set_text("DiffSketch: loading the model");
+  proto::Message reply = engine->request(request, ProgressSink{preview});
+  gimp_progress_end();
+  auto* result = std::get_if<proto::Result>(&reply);
+  if (!result) throw PluginError(engine->describe() + " answered a " + proto::message_type(reply) + " message to a job");
+  for (const auto& w : result->warnings) g_message("DiffSketch: %s", w.c_str());
+  return std::move(*result);
+}
+
+uint64_t pick_seed(int seed) { return seed >= 0 ? static_cast<uint64_t>(seed) : static_cast<uint64_t>(g_random_int_range(0, G_MAXINT)); }
+
+// ---- the three operations; each returns the new layers
+
+std::vector<GimpLayer*> inpaint(GimpImage* image, GimpDrawable** drawables, const Args& a, ui::PreviewWindow* preview) {
+  GimpLayer* target = target_layer(drawables);
+  GimpLayer* sketch = sketch_layer(image, a.sketch, target, nullptr);
+  if (gimp_selection_is_empty(image))
+    throw PluginError("the selection is empty: select the region to regenerate first");
+  int sx, sy, sw, sh;
+  if (!gimp_drawable_mask_intersect(GIMP_DRAWABLE(target), &sx, &sy, &sw, &sh))
+    throw PluginError("the selection lies outside the layer '" + item_name(GIMP_ITEM(target)) +
+                      "': select a region on the layer, or pick the layer under the selection");
+  const Rect area = layer_rect(GIMP_DRAWABLE(target));
+  proto::EditRequest req;
+  req.model = a.model;
+  req.sampling = sampling(a, pick_seed(a.seed));
+  req.sketch = read_sketch(sketch, area);
+  req.image = read_rgba(GIMP_DRAWABLE(target), {0, 0, area.width, area.height});
+  req.mask = read_selection(image, area);
+  req.sketch_scale = a.sketch_strength;
+  req.variants = a.variants;
+  req.context_margin = a.context_margin;
+  req.feather = a.feather;
+  req.preview = preview != nullptr;
+  const proto::Image mask = req.mask;
+  const uint64_t seed = req.sampling.seed;
+  proto::Result result = run_engine(req, preview);
+
+  GimpLayer* parent = GIMP_LAYER(gimp_item_get_parent(GIMP_ITEM(target)));
+  const int position = gimp_image_get_item_position(image, GIMP_ITEM(target));
+  std::vector<GimpLayer*> layers;
+  gimp_image_undo_group_start(image);
+  for (size_t i = 0; i < result.images.size(); ++i) {
+    proto::Image rgba = to_rgba_f32(result.images[i]);
+    // Outside the selection the new layer is transparent; inside, the engine already blended.
+    float* px = rgba.f32();
+    for (size_t p = 0; p < mask.data.size() / sizeof(float); ++p)
+      if (mask.f32()[p] <= 0.0f) px[4 * p + 3] = 0.0f;
+    GimpLayer* layer = new_layer(image, area, parent, position, rgba);
+    record(layer, "inpaint", a, i < result.seeds.size() ? result.seeds[i] : seed + i, "");
+    layers.push_back(layer);
+  }
+  gimp_image_undo_group_end(image);
+  return layers;
+}
+
+// Generate and interpolate: the canvas, or the selection's bounds when there is a selection.
+Rect generation_area(GimpImage* image) {
+  gboolean non_empty = FALSE;
+  int x1, y1, x2, y2;
+  gimp_selection_bounds(image, &non_empty, &x1, &y1, &x2, &y2);
+  if (non_empty) return {x1, y1, x2 - x1, y2 - y1};
+  return {0, 0, static_cast<int>(gimp_image_get_width(image)), static_cast<int>(gimp_image_get_height(image))};
+}
+
+GimpLayer* selected_layer(GimpDrawable** drawables) {
+  if (drawables && drawables[0] && !drawables[1] && GIMP_IS_LAYER(drawables[0]) && !GIMP_IS_LAYER_MASK(drawables[0]))
+    return GIMP_LAYER(drawables[0]);
+  return nullptr;
+}
+
+proto::GenerateRequest generate_request(GimpImage* image, GimpDrawable** drawables, const Args& a, GimpLayer** sketch_out,
+                                        Rect* area_out, ui::PreviewWindow* preview) {
+  GimpLayer* sketch = sketch_layer(image, a.sketch, nullptr, selected_layer(drawables));
+  const Rect area = generation_area(image);
+  proto::GenerateRequest g;
+  g.model = a.model;
+  g.sampling = sampling(a, pick_seed(a.seed));
+  g.sketch = read_sketch(sketch, area);
+  g.width = area.width;
+  g.height = area.height;
+  g.sketch_scale = a.sketch_strength;
+  g.variants = a.variants;
+  g.preview = preview != nullptr;
+  *sketch_out = sketch;
+  *area_out = area;
+  return g;
+}
+
+// New layers go right below the sketch layer, the first one lowest (animation order).
+std::vector<GimpLayer*> add_below_sketch(GimpImage* image, GimpLayer* sketch, const Rect& area, const proto::Result& result,
+                                         const char* what, const Args& a, const std::vector<std::string>& extras) {
+  GimpLayer* parent = GIMP_LAYER(gimp_item_get_parent(GIMP_ITEM(sketch)));
+  const int position = gimp_image_get_item_position(image, GIMP_ITEM(sketch)) + 1;
+  std::vector<GimpLayer*> layers;
+  gimp_image_undo_group_start(image);
+  for (size_t i = 0; i < result.images.size(); ++i) {
+    GimpLayer* layer = new_layer(image, area, parent, position, to_rgba_f32(result.images[i]));
+    record(layer, what, a, i < result.seeds.size() ? result.seeds[i] : 0, i < extras.size() ? extras[i] : "");
+    layers.push_back(layer);
+  }
+  gimp_image_undo_group_end(image);
+  return layers;
+}
+
+std::vector<GimpLayer*> generate(GimpImage* image, GimpDrawable** drawables, const Args& a, ui::PreviewWindow* preview) {
+  GimpLayer* sketch = nullptr;
+  Rect area;
+  proto::GenerateRequest req = generate_request(image, drawables, a, &sketch, &area, preview);
+  const proto::Result result = run_engine(req, preview);
+  return add_below_sketch(image, sketch, area, result, "generate", a, {});
+}
+
+std::vector<GimpLayer*> interpolate(GimpImage* image, GimpDrawable** drawables, Args a, ui::PreviewWindow* preview) {
+  a.seed = a.seed_a;
+  a.variants = 1;
+  a.sampler = "ddim";  // interpolation runs deterministic DDIM
+  GimpLayer* sketch = nullptr;
+  Rect area;
+  proto::InterpolateRequest req;
+  req.generate = generate_request(image, drawables, a, &sketch, &area, preview);
+  req.seed_a = static_cast<uint64_t>(a.seed_a);
+  req.seed_b = static_cast<uint64_t>(a.seed_b);
+  req.frames = a.frames;
+  req.mode = a.mode;
+  const proto::Result result = run_engine(req, preview);
+  std::vector<std::string> extras;
+  for (size_t i = 0; i < result.images.size(); ++i)
+    extras.push_back(", frame " + std::to_string(i + 1) + "/" + std::to_string(result.images.size()) + " " + a.mode +
+                     " " + std::to_string(a.seed_a) + "-" + std::to_string(a.seed_b) + " (100ms) (replace)");
+  return add_below_sketch(image, sketch, area, result, "interpolate", a, extras);
+}
+
+GimpValueArray* failure(GimpProcedure* procedure, const std::string& message) {
+  GError* error = g_error_new_literal(GIMP_PLUG_IN_ERROR, 0, message.c_str());
+  return gimp_procedure_new_return_values(procedure, GIMP_PDB_EXECUTION_ERROR, error);
+}
+
+// The models the engine knows, for the dialog's chooser.
+std::vector<ui::ModelChoice> engine_models(std::string* note) {
+  std::vector<ui::ModelChoice> out;
+  try {
+    auto engine = EngineConnection::open();
+    const proto::Message reply = engine->request(proto::ModelsRequest{});
+    if (const auto* list = std::get_if<proto::ModelList>(&reply)) {
+      for (const auto& m : list->models)
+        if (m.kind != "adm-classifier")  // classifiers go in the classifier argument
+          out.push_back({m.id, m.id + "  (" + m.kind + ", " + std::to_string(m.resolution) + " px)"});
+      if (list->models.empty()) {
+        std::string dirs;
+        for (const auto& d : list->search_path) dirs += (dirs.empty() ? "" : ", ") + d;
+        *note = "No models installed; the engine looked in: " + dirs;
+      }
+    }
+  } catch (const std::exception& e) {
+    *note = e.what();
+  }
+  return out;
+}
+
+}  // namespace
+
+GimpValueArray* run_operation(Operation op, GimpProcedure* procedure, GimpRunMode run_mode, GimpImage* image,
+                              GimpDrawable** drawables, GimpProcedureConfig* config) {
+  const bool interactive = run_mode == GIMP_RUN_INTERACTIVE;
+  try {
+    check_image(image);
+    if (interactive) {
+      ui::init(kPlugInBinary);
+      GimpLayer* sketch = nullptr;
+      g_object_get(config, "sketch-layer", &sketch, nullptr);
+      if (!sketch) {
+        if (GimpLayer* named = layer_named_sketch(image)) g_object_set(config, "sketch-layer", named, nullptr);
+      } else {
+        g_object_unref(sketch);
+      }
+      std::string note;
+      const auto models = engine_models(&note);
+      // No model "default" installed yet (before the first trained model): offer the first one found.
+      if (!models.empty() && get_string(config, "model") == "default" &&
+          std::none_of(models.begin(), models.end(), [](const ui::ModelChoice& m) { return m.id == "default"; }))
+        g_object_set(config, "model", models.front().id.c_str(), nullptr);
+      const char* title = op == Operation::Inpaint    ? "DiffSketch: Sketch Inpaint"
+                          : op == Operation::Generate ? "DiffSketch: Sketch to Image"
+                                                      : "DiffSketch: Interpolate Seeds";
+      if (!ui::run_dialog(procedure, config, title, models, note))
+        return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, nullptr);
+    }
+    const Args args = read_args(procedure, config);
+    std::unique_ptr<ui::PreviewWindow> preview;
+    if (interactive && !g_getenv("DSK_NO_PREVIEW")) preview = std::make_unique<ui::PreviewWindow>("DiffSketch preview");
+    std::vector<GimpLayer*> layers = op == Operation::Inpaint    ? inpaint(image, drawables, args, preview.get())
+                                     : op == Operation::Generate ? generate(image, drawables, args, preview.get())
+                                                                 : interpolate(image, drawables, args, preview.get());
+    preview.reset();
+    if (run_mode != GIMP_RUN_NONINTERACTIVE) gimp_displays_flush();
+    GimpValueArray* ret = gimp_procedure_new_return_values(procedure, GIMP_PDB_SUCCESS, nullptr);
+    layers.push_back(nullptr);  // a core object array is NULL-terminated
+    GIMP_VALUES_SET_CORE_OBJECT_ARRAY(ret, 1, layers.data());
+    return ret;
+  } catch (const std::exception& e) {
+    return failure(procedure, e.what());
+  }
+}
+
+}  // namespace dsk::gimp

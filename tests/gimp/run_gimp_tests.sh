@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# The DiffSketch GIMP plug-in with the real GIMP 3, headless (ctest label "gimp").
+#
+#   run_gimp_tests.sh PLUGIN_BINARY ENGINE_BINARY TEST_DATA_DIR WORK_DIR
+#
+# Installs the plug-in into a throw-away GIMP profile (GIMP3_DIRECTORY=WORK_DIR/profile) and drives
+# gimp-console in batch mode (--quit, under `timeout`) with Script-Fu calls using named arguments,
+# as batch users do (tests/gimp/cases.scm). Checks exit statuses, the log and exported PNGs
+# (tests/gimp/pngcheck.py). The model is the 32 px fixture tests/data/models/adm-small.
+set -uo pipefail
+
+PLUGIN=$(realpath "$1") ENGINE=$(realpath "$2") DATA=$(realpath "$3") WORK=$(realpath -m "$4")
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+MODEL="$DATA/models/adm-small"
+GIMP_TIMEOUT=${DSK_GIMP_TIMEOUT:-300}
+
+rm -rf "$WORK"
+mkdir -p "$WORK/out" "$WORK/run" "$WORK/profile/plug-ins/diffsketch" "$WORK/cache"
+chmod 700 "$WORK/run"
+cp "$PLUGIN" "$WORK/profile/plug-ins/diffsketch/diffsketch"
+export GIMP3_DIRECTORY="$WORK/profile"
+export XDG_RUNTIME_DIR="$WORK/run" XDG_CACHE_HOME="$WORK/cache"
+export DSK_ENGINE="$ENGINE" DSK_NO_SERVER=1 DSK_DEVICE=cpu
+unset DISPLAY
+
+failures=0
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# gimp_batch NAME EXPECTED_STATUS SCHEME: one gimp-console run; its log is WORK/NAME.log.
+gimp_batch() {
+  local name=$1 expected=$2 code=$3 status
+  local prelude="(define model \"$MODEL\") (define out \"$WORK/out\") (load \"$HERE/cases.scm\")"
+  timeout "$GIMP_TIMEOUT" gimp-console -i -d -f --quit --batch-interpreter=plug-in-script-fu-eval \
+    -b "$prelude $code" >"$WORK/$name.log" 2>&1
+  status=$?
+  if [ "$status" -ne "$expected" ]; then
+    fail "$name: gimp-console exit status $status, expected $expected; log $WORK/$name.log:"
+    grep -E "CHECK FAILED|Error|error" "$WORK/$name.log" | grep -v resource_arg | tail -n 15 | sed 's/^/    /'
+    return 1
+  fi
+  return 0
+}
+
+# log_has NAME TEXT: the log of run NAME contains TEXT.
+log_has() {
+  if grep -qF -- "$2" "$WORK/$1.log"; then pass "$1: log says '$2'"; else fail "$1: log lacks '$2'"; fi
+}
+
+png() { python3 "$HERE/pngcheck.py" "$@"; }
+png_check() {  # png_check WHAT ARGS...: a pngcheck.py check as one test result
+  local what=$1 msg
+  shift
+  if msg=$(png "$@" 2>&1); then pass "$what ($msg)"; else fail "$what: $msg"; fi
+}
+
+# Selection of the inpaint cases (cases.scm: sel-x sel-y sel-w sel-h), in canvas coordinates.
+SEL="22 16 16 12"
+
+echo "== profile set-up (the first start of a fresh profile queries every plug-in)"
+gimp_batch setup 0 "(say \"registered: \" (car (gimp-pdb-procedure-exists \"plug-in-diffsketch-inpaint\")))" &&
+  log_has setup "registered: 1"
+
+echo "== inpaint: RGB 8-bit, grayscale 16-bit, RGB 32-bit float linear"
+if gimp_batch inpaint 0 "(inpaint-case \"rgb8\" RGB PRECISION-U8-NON-LINEAR #t)
+                         (inpaint-case \"gray16\" GRAY PRECISION-U16-NON-LINEAR #f)
+                         (inpaint-case \"rgb32lin\" RGB PRECISION-FLOAT-LINEAR #f)"; then
+  for tag in rgb8 gray16 rgb32lin; do log_has inpaint "CASE OK $tag"; done
+fi
+for tag in rgb8 gray16 rgb32lin; do
+  if [ -f "$WORK/out/$tag-after.png" ]; then
+    png_check "$tag: pixels outside the selection untouched" same "$WORK/out/$tag-before.png" "$WORK/out/$tag-after.png" $SEL
+    png_check "$tag: the selection was regenerated" differs "$WORK/out/$tag-before.png" "$WORK/out/$tag-after.png" $SEL
+    png_check "$tag: the target layer itself is unchanged" same "$WORK/out/$tag-photo-before.png" "$WORK/out/$tag-photo-after.png"
+    png_check "$tag: the new layer is transparent outside the selection" alpha "$WORK/out/$tag-layer.png" $SEL
+  else
+    fail "$tag: no exported images"
+  fi
+done
+[ -f "$WORK/out/gray16-after.png" ] && png info "$WORK/out/gray16-after.png" | grep -Eq '^64 48 [12] 16$' &&
+  pass "gray16: exported as 16-bit grayscale" || fail "gray16: not exported as 16-bit grayscale"
+[ -f "$WORK/out/rgb8-rerun.png" ] &&
+  png_check "rgb8: the same seed gives the same result" same "$WORK/out/rgb8-layer.png" "$WORK/out/rgb8-rerun.png"
+
+echo "== bad inputs: each gives its message and adds no layer"
+gimp_batch bad-inputs 0 "(bad-input-cases)" && log_has bad-inputs "CASE OK bad-inputs"
+grep "EXPECTED-ERROR" "$WORK/bad-inputs.log" | sed 's/^/    /'
+
+echo "== a broken engine: killed, crashed, exited, another protocol version, not an engine"
+cat >"$WORK/fake-engine.sh" <<'EOF'
+#!/usr/bin/env bash
+# A misbehaving engine: what it does depends on how often it was started.
+n=$(cat "$DSK_FAKE_DIR/count" 2>/dev/null || echo 0)
+echo $((n + 1)) >"$DSK_FAKE_DIR/count"
+case $n in
+  0) head -c 12 >/dev/null; echo "loading the model" >&2; kill -KILL $$ ;;
+  1) head -c 12 >/dev/null; kill -SEGV $$ ;;
+  2) echo "diffsketch: error: something broke" >&2; exit 3 ;;
+  3) head -c 12 >/dev/null; printf 'DSKP\002\000\000\000\002\000\000\000{}'; sleep 2 ;;
+  *) head -c 12 >/dev/null; echo "Usage: diffsketch [OPTIONS] SUBCOMMAND"; sleep 2 ;;
+esac
+EOF
+chmod +x "$WORK/fake-engine.sh"
+mkdir -p "$WORK/fake"
+DSK_ENGINE="$WORK/fake-engine.sh" DSK_FAKE_DIR="$WORK/fake" gimp_batch broken-engine 0 \
+  "(broken-engine-case \"engine killed\" \"was killed (signal 9\")
+   (broken-engine-case \"engine crashed\" \"crashed (signal 11\")
+   (broken-engine-case \"engine exited\" \"exited unexpectedly with status 3\")
+   (broken-engine-case \"engine of another protocol version\" \"speaks DiffSketch protocol version 2\")
+   (broken-engine-case \"not an engine\" \"malformed reply\")
+   (say \"CASE OK broken-engine\")" && log_has broken-engine "CASE OK broken-engine"
+grep "EXPECTED-ERROR" "$WORK/broken-engine.log" | sed 's/^/    /'
+DSK_ENGINE="$WORK/no-such-engine" gimp_batch no-engine 0 \
+  "(broken-engine-case \"engine not found\" \"is not an executable file\") (say \"CASE OK no-engine\")" &&
+  log_has no-engine "CASE OK no-engine"
+grep "EXPECTED-ERROR" "$WORK/no-engine.log" | sed 's/^/    /'
+
+echo "== the socket server: models stay in a running 'diffsketch serve'"
+DSK_MODEL_PATH="$DATA/models" "$ENGINE" serve >"$WORK/server.log" 2>&1 &
+server=$!
+for _ in $(seq 100); do [ -S "$WORK/run/diffsketch.sock" ] && break; sleep 0.2; done
+# DSK_ENGINE points nowhere: the edit can only succeed through the socket.
+DSK_NO_SERVER= DSK_ENGINE="$WORK/no-such-engine" gimp_batch socket 0 "(one-inpaint \"socket\")" &&
+  log_has socket "CASE OK socket"
+kill -TERM "$server" 2>/dev/null
+wait "$server" 2>/dev/null
+[ ! -e "$WORK/run/diffsketch.sock" ] && pass "socket: removed when the server stops" || fail "socket: left behind"
+
+echo "== the Script-Fu batch script, with the command line of docs/gimp-plugin.md"
+mkdir -p "$WORK/batch-in" "$WORK/batch-out"
+gimp_batch batch-inputs 0 "(make-batch-inputs \"$WORK/batch-in\")"
+timeout "$GIMP_TIMEOUT" gimp-console -i -d -f --quit --batch-interpreter=plug-in-script-fu-eval \
+  -b "(load \"$HERE/../../plugin/scripts/diffsketch-batch.scm\") (diffsketch-batch \"$WORK/batch-in\" \"$WORK/batch-out\" \"$MODEL\" 3 42 3)" \
+  >"$WORK/batch.log" 2>&1
+status=$?
+[ "$status" -eq 70 ] && pass "batch: exit status 70 (one file failed)" || fail "batch: exit status $status, expected 70"
+log_has batch "summary: 1 done, 1 failed, 1 skipped"
+log_has batch "FAILED $WORK/batch-in/bad.png"
+if [ -f "$WORK/batch-out/pic-result.png" ]; then
+  png_check "batch: pic-result.png keeps the pixels outside the mask" same "$WORK/batch-in/pic.png" "$WORK/batch-out/pic-result.png" $SEL
+  png_check "batch: pic-result.png regenerated the mask" differs "$WORK/batch-in/pic.png" "$WORK/batch-out/pic-result.png" $SEL
+else
+  fail "batch: no pic-result.png"
+fi
+[ ! -e "$WORK/batch-out/bad-result.png" ] && pass "batch: nothing written for the failed file" || fail "batch: bad-result.png written"
+
+echo "== cancel: the plug-in killed mid-job (what GIMP's cancel does) leaves no engine behind"
+timeout "$GIMP_TIMEOUT" gimp-console -i -d -f --quit --batch-interpreter=plug-in-script-fu-eval \
+  -b "(define model \"$MODEL\") (define out \"$WORK/out\") (load \"$HERE/cases.scm\")
+      (let* ((s (make-scene RGB PRECISION-U8-NON-LINEAR)))
+        (plug-in-diffsketch-inpaint #:run-mode RUN-NONINTERACTIVE #:image (car s) #:drawables (vector (caddr s))
+                                    #:sketch-layer (cadddr s) #:model model #:steps 1000 #:variants 8 #:class 3 #:seed 1))" \
+  >"$WORK/cancel.log" 2>&1 &
+gimp_pid=$!
+plugin_pid="" engine_pid=""
+for _ in $(seq 300); do
+  plugin_pid=$(pgrep -f -- "$WORK/profile/plug-ins/diffsketch/diffsketch" | head -n 1)
+  [ -n "$plugin_pid" ] && engine_pid=$(pgrep -P "$plugin_pid" | head -n 1)
+  [ -n "$engine_pid" ] && break
+  sleep 0.2
+done
+if [ -n "$engine_pid" ]; then
+  sleep 3  # the job is running
+  kill -KILL "$plugin_pid"
+  for _ in $(seq 50); do kill -0 "$engine_pid" 2>/dev/null || break; sleep 0.2; done
+  if kill -0 "$engine_pid" 2>/dev/null; then
+    fail "cancel: the engine (pid $engine_pid) still runs 10 s after the plug-in was killed"
+    kill -KILL "$engine_pid"
+  else
+    pass "cancel: the engine stopped when the plug-in was killed"
+  fi
+else
+  fail "cancel: the plug-in and its engine were not seen running"
+fi
+wait "$gimp_pid"
+status=$?
+[ "$status" -ne 0 ] && pass "cancel: the batch call failed (status $status)" || fail "cancel: the batch call succeeded"
+
+echo
+if [ "$failures" -eq 0 ]; then echo "all GIMP plug-in tests passed"; else echo "$failures GIMP plug-in test(s) failed"; fi
+[ "$failures" -eq 0 ]
