@@ -1,5 +1,5 @@
 // The three PDB procedures of the DiffSketch plug-in and their run function. Argument names are
-// the batch interface (Script-Fu calls them by name): keep them stable; docs/gimp-plugin.md lists
+// the batch interface (Script-Fu calls them by name): keep them stable; README.md ("The GIMP 3 plug-in") lists
 // them.
 #pragma once
 

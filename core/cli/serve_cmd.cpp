@@ -7,9 +7,8 @@
 // its CancelToken; the engine checks it every step. Then --stdio exits and the socket server goes
 // back to accepting.
 //
-// Not here yet: a cache of loaded models. The engine loads the model folder on every request (the
-// weights stay in the page cache, so a repeated load costs little next to sampling); keeping
-// LoadedUNet objects between requests needs an engine API for it.
+// Loaded models stay in memory between requests: the engine caches the two most recently used
+// networks per process (core/model_folder.cpp).
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
