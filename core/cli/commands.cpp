@@ -13,11 +13,18 @@
 #include "core/error.h"
 #include "core/model_info.h"
 #include "core/safetensors.h"
+#include "editing/image_io.h"
 #include "models/adm_config.h"
 
 namespace dsk::cli {
 
 namespace fs = std::filesystem;
+
+std::string numbered(const std::string& path, size_t i, size_t n) {
+  if (n == 1) return path;
+  fs::path p(path);
+  return (p.parent_path() / (p.stem().string() + "-" + std::to_string(i + 1) + p.extension().string())).string();
+}
 
 void register_all(CLI::App& app, Runners& runners) {
   register_conformance(app, runners);
@@ -42,25 +49,13 @@ void register_conformance(CLI::App& app, Runners& runners) {
 
 namespace {
 
-// Writes an RGB float image as an 8-bit PNG (atomically: temp file, then rename).
+// Writes an RGB float image as an 8-bit PNG (editing/'s writer: temp file, then rename).
 void write_png(const ImageF32& img, const std::string& path) {
   cv::Mat rgb(img.height, img.width, CV_32FC3, const_cast<float*>(img.data.data()));
-  cv::Mat bgr8;
-  cv::Mat bgr;
-  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
-  bgr.convertTo(bgr8, CV_8UC3, 255.0);
   if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
-  const std::string tmp = path + ".tmp.png";
-  if (!cv::imwrite(tmp, bgr8)) throw InputError(path + ": cannot write the image (is the folder writable?)");
-  fs::rename(tmp, path);
+  edit::write_image(path, edit::from_float_rgb(rgb, cv::Mat(), CV_8U, 3));
 }
 
-// "out.png", 3 images -> out-1.png, out-2.png, out-3.png
-std::string numbered(const std::string& path, size_t i, size_t n) {
-  if (n == 1) return path;
-  fs::path p(path);
-  return (p.parent_path() / (p.stem().string() + "-" + std::to_string(i + 1) + p.extension().string())).string();
-}
 
 }  // namespace
 

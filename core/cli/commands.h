@@ -4,11 +4,15 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace dsk::cli {
 
 using Runners = std::vector<std::function<int()>>;
+
+// "out.png" with n results -> out-1.png, out-2.png, ... (n == 1: out.png).
+std::string numbered(const std::string& path, size_t i, size_t n);
 
 void register_all(CLI::App& app, Runners& runners);
 

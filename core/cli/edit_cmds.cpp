@@ -22,12 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// "out.png", 3 results -> out-1.png, out-2.png, out-3.png
-std::string numbered(const std::string& path, size_t i, size_t n) {
-  if (n == 1) return path;
-  fs::path p(path);
-  return (p.parent_path() / (p.stem().string() + "-" + std::to_string(i + 1) + p.extension().string())).string();
-}
 
 // input | sketch | mask | result | Telea, side by side, 8-bit BGR.
 cv::Mat compare_strip(const cv::Mat& image, const cv::Mat& sketch, const cv::Mat& mask, const cv::Mat& result) {
@@ -58,6 +52,16 @@ ProgressFn progress_line() {
     std::cerr << "\rstep " << p.step << "/" << p.total << std::flush;
     if (p.step >= p.total) std::cerr << "\n";
   };
+}
+
+// Writes each result as OUT.png or OUT-1.png, OUT-2.png, ...; returns the paths.
+std::vector<std::string> write_results(const EditResult& r, const std::string& out) {
+  std::vector<std::string> paths;
+  for (size_t i = 0; i < r.images.size(); ++i) {
+    paths.push_back(numbered(out, i, r.images.size()));
+    edit::write_image(paths.back(), r.images[i]);
+  }
+  return paths;
 }
 
 void report(const EditResult& r, const std::vector<std::string>& paths, double seconds) {
@@ -102,11 +106,7 @@ void register_edit(CLI::App& app, Runners& runners) {
       if (!sketch.empty()) req.sketch = edit::read_image(sketch);
       req.refine = !no_refine;
       auto r = dsk::edit_region(req, progress_line());
-      std::vector<std::string> paths;
-      for (size_t i = 0; i < r.images.size(); ++i) {
-        paths.push_back(numbered(out, i, r.images.size()));
-        edit::write_image(paths.back(), r.images[i]);
-      }
+      auto paths = write_results(r, out);
       if (!compare.empty()) {
         check_out(compare);
         edit::write_image(compare, compare_strip(req.image, req.sketch, req.mask, r.images[0]));
@@ -135,11 +135,7 @@ void register_edit(CLI::App& app, Runners& runners) {
       const auto start = std::chrono::steady_clock::now();
       if (!sketch.empty()) req.sketch = edit::read_image(sketch);
       auto r = dsk::generate_image(req, progress_line());
-      std::vector<std::string> paths;
-      for (size_t i = 0; i < r.images.size(); ++i) {
-        paths.push_back(numbered(out, i, r.images.size()));
-        edit::write_image(paths.back(), r.images[i]);
-      }
+      auto paths = write_results(r, out);
       report(r, paths, since(start));
       return 0;
     });
