@@ -235,9 +235,8 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   if (s.bf16 && !(device.is_cpu() && cpu_has_native_bf16()))
     throw InputError("train: bf16 autocast needs a CPU with native bf16 (avx512_bf16 / amx_bf16); this one has none");
 
-  TrainingData data(o.data_dirs, s.data, /*validation=*/false);
-  log << "data: " << data.pictures() << " training pictures (" << data.backgrounds() << " backgrounds, "
-      << data.objects() << " objects), crops of " << s.data.size << " px\n";
+  const auto data = open_training_data(o.data_dirs, s.data, /*validation=*/false);
+  log << "data: " << data->describe() << "\n";
 
   torch::manual_seed(s.seed);
   UNetModel model(net_cfg);
@@ -291,7 +290,7 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   while (step < s.steps) {
     if (cancel && cancel->cancelled()) break;
     const auto data_start = std::chrono::steady_clock::now();
-    Batch b = data.next(s.batch, rng);
+    Batch b = data->next(s.batch, rng);
     data_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - data_start).count();
     auto x0 = b.image.to(device);
     auto t = torch::randint(0, schedule.size(), {s.batch}, gen, torch::kInt64);

@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
 #include <regex>
 #include <set>
 
 #include "core/error.h"
+#include "core/tensor_io.h"
 #include "editing/image_io.h"
 #include "editing/masks.h"
 #include "editing/random.h"
@@ -168,6 +171,11 @@ void TrainingData::sample(std::mt19937_64& rng, cv::Mat& bgr, cv::Mat& mask, cv:
   sketch = sketch_in_hole(edit::normalize_stroke_width(strokes, width), mask, s);
 }
 
+std::string TrainingData::describe() const {
+  return std::to_string(pictures_) + " pictures (" + std::to_string(backgrounds_.size()) + " backgrounds, " +
+         std::to_string(objects_.size()) + " objects), crops of " + std::to_string(options_.size) + " px";
+}
+
 Batch TrainingData::next(int batch, std::mt19937_64& rng) const {
   const int s = options_.size;
   auto image = torch::empty({batch, 3, s, s});
@@ -185,6 +193,113 @@ Batch TrainingData::next(int batch, std::mt19937_64& rng) const {
     sketch[b][0].copy_(torch::from_blob(sk.data, {s, s}, torch::kFloat32));
   }
   return {image, mask, sketch};
+}
+
+PackedData::PackedData(const std::vector<std::string>& dirs, const DataOptions& options) : options_(options) {
+  std::vector<torch::Tensor> images, masks, sketches;
+  for (const auto& dir : dirs) {
+    const std::string index = dir + "/pack.json";
+    std::ifstream in(index);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError(index + ": not a readable pack index (" + e.what() + ")");
+    }
+    if (j.value("format", "") != "diffsketch-pack" || j.value("version", 0) != 1)
+      throw InputError(index + ": not a diffsketch-pack version 1 index");
+    if (j.value("size", 0) != options_.size)
+      throw InputError(index + ": packed at " + std::to_string(j.value("size", 0)) + " px, the model trains at " +
+                       std::to_string(options_.size) + " px (pack again with --size " + std::to_string(options_.size) + ")");
+    for (const auto& shard : j.at("shards")) {
+      const auto file = st::File::open(dir + "/" + shard.get<std::string>());
+      auto get = [&](const char* name, int64_t channels) {
+        const auto& info = file.at(name);
+        if (info.dtype != st::DType::U8 || info.shape.size() != 4 || info.shape[1] != channels ||
+            info.shape[2] != options_.size || info.shape[3] != options_.size)
+          throw InputError(file.label() + ": tensor '" + name + "' must be U8 [n," + std::to_string(channels) + "," +
+                           std::to_string(options_.size) + "," + std::to_string(options_.size) + "]");
+        return read_tensor(file, info);
+      };
+      images.push_back(get("image", 3));
+      masks.push_back(get("mask", 1));
+      sketches.push_back(get("sketch", 1));
+      if (images.back().size(0) != masks.back().size(0) || images.back().size(0) != sketches.back().size(0))
+        throw InputError(file.label() + ": image, mask and sketch hold different sample counts");
+    }
+  }
+  if (images.empty()) throw InputError("the packed data folders hold no shards");
+  image_ = torch::cat(images);
+  mask_ = torch::cat(masks);
+  sketch_ = torch::cat(sketches);
+}
+
+std::string PackedData::describe() const {
+  return std::to_string(image_.size(0)) + " packed samples of " + std::to_string(options_.size) + " px";
+}
+
+Batch PackedData::next(int batch, std::mt19937_64& rng) const {
+  std::vector<int64_t> pick(batch);
+  for (auto& i : pick) i = rnd::uniform_int(rng, 0, static_cast<int>(image_.size(0)) - 1);
+  auto idx = torch::tensor(pick);
+  Batch b{image_.index_select(0, idx).to(torch::kFloat32) / 127.5 - 1, mask_.index_select(0, idx).to(torch::kFloat32) / 255,
+          sketch_.index_select(0, idx).to(torch::kFloat32) / 255};
+  for (int k = 0; k < batch; ++k) {
+    if (rnd::uniform(rng) < 0.5) {
+      b.image[k] = b.image[k].flip({2});
+      b.mask[k] = b.mask[k].flip({2});
+      b.sketch[k] = b.sketch[k].flip({2});
+    }
+    if (rnd::uniform(rng) < options_.sketch_dropout) b.sketch[k].zero_();
+  }
+  return b;
+}
+
+std::unique_ptr<BatchSource> open_training_data(const std::vector<std::string>& dirs, const DataOptions& options,
+                                                bool validation) {
+  size_t packed = 0;
+  for (const auto& d : dirs) packed += fs::exists(d + "/pack.json");
+  if (packed == 0) return std::make_unique<TrainingData>(dirs, options, validation);
+  if (packed != dirs.size()) throw InputError("--data mixes packed folders (with pack.json) and picture folders; give one kind");
+  return std::make_unique<PackedData>(dirs, options);
+}
+
+void pack_training_data(const std::vector<std::string>& dirs, const DataOptions& options, const std::string& out,
+                        int count, int shard_size, uint64_t seed, bool validation, std::ostream& log) {
+  if (count < 1 || shard_size < 1) throw InputError("pack-data: --count and --shard-size must be positive");
+  if (fs::exists(out + "/pack.json")) throw InputError(out + ": already holds a pack; choose a new --out");
+  DataOptions o = options;
+  o.sketch_dropout = 0;  // applied when batches are drawn
+  TrainingData data(dirs, o, validation);
+  log << "packing " << count << " samples from " << data.describe() << "\n";
+  fs::create_directories(out);
+  std::mt19937_64 rng(seed);
+  const int s = o.size;
+  nlohmann::json shards = nlohmann::json::array();
+  for (int start = 0; start < count; start += shard_size) {
+    const int n = std::min(shard_size, count - start);
+    auto image = torch::empty({n, 3, s, s}, torch::kUInt8), mask = torch::empty({n, 1, s, s}, torch::kUInt8),
+         sketch = torch::empty({n, 1, s, s}, torch::kUInt8);
+    for (int k = 0; k < n; ++k) {
+      cv::Mat bgr, m, sk, rgb, sk8;
+      data.sample(rng, bgr, m, sk);
+      cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+      sk.convertTo(sk8, CV_8U, 255.0);
+      image[k].copy_(torch::from_blob(rgb.data, {s, s, 3}, torch::kUInt8).permute({2, 0, 1}));
+      mask[k][0].copy_(torch::from_blob(m.data, {s, s}, torch::kUInt8));
+      sketch[k][0].copy_(torch::from_blob(sk8.data, {s, s}, torch::kUInt8));
+    }
+    char name[32];
+    std::snprintf(name, sizeof name, "shard-%05d.safetensors", static_cast<int>(shards.size()));
+    write_tensors(out + "/" + name, {{"image", image}, {"mask", mask}, {"sketch", sketch}},
+                  {{"size", std::to_string(s)}, {"split", validation ? "val" : "train"}});
+    shards.push_back(name);
+    log << "  " << name << ": " << n << " samples\n";
+  }
+  const nlohmann::json index = {{"format", "diffsketch-pack"}, {"version", 1}, {"size", s}, {"count", count},
+                                {"split", validation ? "val" : "train"}, {"shards", shards}};
+  std::ofstream(out + "/pack.json.tmp") << index.dump(2) << "\n";
+  fs::rename(out + "/pack.json.tmp", out + "/pack.json");
 }
 
 }  // namespace dsk

@@ -12,6 +12,8 @@
 #include <torch/torch.h>
 
 #include <opencv2/core.hpp>
+#include <memory>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -44,12 +46,21 @@ double sketch_width_for(int size);
 // Restricts the sketch to where it matters: strokes inside the (slightly dilated) hole.
 cv::Mat sketch_in_hole(const cv::Mat& sketch, const cv::Mat& hole, int size);
 
-class TrainingData {
+// Where training batches come from: picture folders (TrainingData) or packed shards (PackedData).
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual Batch next(int batch, std::mt19937_64& rng) const = 0;
+  virtual std::string describe() const = 0;
+};
+
+class TrainingData : public BatchSource {
  public:
   // Loads (downscaled) every picture of the split. Throws dsk::InputError when a folder is missing
   // or holds no backgrounds.
   TrainingData(const std::vector<std::string>& dirs, const DataOptions& options, bool validation);
-  Batch next(int batch, std::mt19937_64& rng) const;
+  Batch next(int batch, std::mt19937_64& rng) const override;
+  std::string describe() const override;
   // One sample as images (for eval and inspection): BGR 8-bit crop, CV_8U mask, CV_32F sketch.
   void sample(std::mt19937_64& rng, cv::Mat& bgr, cv::Mat& mask, cv::Mat& sketch) const;
   size_t backgrounds() const { return backgrounds_.size(); }
@@ -62,5 +73,30 @@ class TrainingData {
   std::vector<cv::Mat> objects_;      // BGRA 8-bit, long side <= size
   size_t pictures_ = 0;
 };
+
+// Prepared crops in safetensors shards, so training can run where only LibTorch exists (a GPU
+// machine): DIR/pack.json {"format": "diffsketch-pack", "version": 1, "size": S, "count": N,
+// "shards": [...]} and DIR/shard-NNNNN.safetensors with U8 tensors image [n,3,S,S] (RGB),
+// mask [n,1,S,S] (255 = regenerate) and sketch [n,1,S,S] (stroke map x 255). Sketch dropout and a
+// horizontal flip are applied when batches are drawn.
+class PackedData : public BatchSource {
+ public:
+  PackedData(const std::vector<std::string>& dirs, const DataOptions& options);
+  Batch next(int batch, std::mt19937_64& rng) const override;
+  std::string describe() const override;
+
+ private:
+  DataOptions options_;
+  torch::Tensor image_, mask_, sketch_;  // all shards, U8
+};
+
+// A folder with pack.json is packed data; otherwise a folder of pictures. All folders must agree.
+std::unique_ptr<BatchSource> open_training_data(const std::vector<std::string>& dirs, const DataOptions& options,
+                                                bool validation);
+
+// `diffsketch pack-data`: `count` samples of the pictures' split, drawn as training draws them
+// (without sketch dropout), written as shards of `shard_size`.
+void pack_training_data(const std::vector<std::string>& dirs, const DataOptions& options, const std::string& out,
+                        int count, int shard_size, uint64_t seed, bool validation, std::ostream& log);
 
 }  // namespace dsk

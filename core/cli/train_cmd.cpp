@@ -3,6 +3,7 @@
 
 #include "core/cli/commands.h"
 #include "core/train.h"
+#include "core/train_data.h"
 
 namespace dsk::cli {
 
@@ -29,6 +30,28 @@ void register_train(CLI::App& app, Runners& runners) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     train(o, std::cerr, &cancel);
+    return 0;
+  });
+}
+
+void register_pack_data(CLI::App& app, Runners& runners) {
+  auto* cmd = app.add_subcommand("pack-data", "prepare training crops as safetensors shards (for machines with only LibTorch)");
+  static std::vector<std::string> dirs;
+  static std::string out, split = "train";
+  static DataOptions options;
+  static int count = 10000, shard_size = 2000;
+  static uint64_t seed = 0;
+  cmd->add_option("--data", dirs, "folders of training pictures (repeatable)")->required();
+  cmd->add_option("--out", out, "new folder for pack.json and the shards")->required();
+  cmd->add_option("--size", options.size, "crop side, px (the model's image_size)")->capture_default_str();
+  cmd->add_option("--count", count)->capture_default_str();
+  cmd->add_option("--shard-size", shard_size)->capture_default_str();
+  cmd->add_option("--seed", seed)->capture_default_str();
+  cmd->add_option("--split", split, "train or val (by picture)")->capture_default_str()->check(CLI::IsMember({"train", "val"}));
+  cmd->add_option("--val-fraction", options.val_fraction)->capture_default_str();
+  runners.push_back([cmd] {
+    if (!cmd->parsed()) return -1;
+    pack_training_data(dirs, options, out, count, shard_size, seed, split == "val", std::cerr);
     return 0;
   });
 }

@@ -142,3 +142,38 @@ TEST(TrainData, PictureKeysKeepEveryResolutionOfAPictureTogether) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(TrainData, PackedShardsTrainLikePictureFolders) {
+  const auto pictures = make_pictures(4);
+  const auto dir = temp_dir("pack");
+  dsk::DataOptions options;
+  options.size = 32;
+  options.val_fraction = 0;
+  std::ostringstream log;
+  dsk::pack_training_data({pictures.string()}, options, (dir / "pack").string(), 10, 4, 1, false, log);
+  EXPECT_TRUE(fs::exists(dir / "pack" / "shard-00002.safetensors")) << log.str();  // 4 + 4 + 2
+  EXPECT_THROW(dsk::pack_training_data({pictures.string()}, options, (dir / "pack").string(), 10, 4, 1, false, log),
+               dsk::InputError);
+  auto source = dsk::open_training_data({(dir / "pack").string()}, options, false);
+  std::mt19937_64 rng(2);
+  const auto b = source->next(6, rng);
+  EXPECT_EQ(b.image.sizes(), (std::vector<int64_t>{6, 3, 32, 32}));
+  EXPECT_GE(b.image.min().item<float>(), -1.f);
+  EXPECT_LE(b.image.max().item<float>(), 1.f);
+  EXPECT_EQ(b.mask.sizes(), (std::vector<int64_t>{6, 1, 32, 32}));
+  EXPECT_THROW(dsk::open_training_data({(dir / "pack").string(), pictures.string()}, options, false), dsk::InputError);
+  options.size = 64;
+  EXPECT_THROW(dsk::open_training_data({(dir / "pack").string()}, options, false), dsk::InputError);
+
+  // And `train` takes the packed folder like a picture folder.
+  dsk::TrainOptions o;
+  o.config_path = write_config(dir, 3, 60).string();
+  o.data_dirs = {(dir / "pack").string()};
+  o.out_dir = (dir / "out").string();
+  o.device = "cpu";
+  EXPECT_EQ(dsk::train(o, log).step, 3);
+}
+
+}  // namespace
