@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/model_folder.h"
 #include "core/presets.h"
+#include "core/sketch_features_model.h"
 #include "core/tensor_io.h"
 
 namespace dsk {
@@ -63,18 +64,60 @@ std::pair<ModelKind, nlohmann::json> kind_and_flags(const ConvertOptions& o) {
   }
   const std::string kind = j.value("kind", "");
   if (!j.contains("flags") || !j["flags"].is_object())
-    throw InputError(o.config + ": expected {\"kind\": \"adm-unet\" | \"adm-classifier\", \"flags\": {...}}");
+    throw InputError(o.config + ": expected {\"kind\": \"adm-unet\" | \"adm-classifier\" | \"sketch-features\", \"flags\": {...}}");
   if (kind == "adm-unet") return {ModelKind::AdmUnet, j["flags"]};
   if (kind == "adm-classifier") return {ModelKind::AdmClassifier, j["flags"]};
-  throw InputError(o.config + ": kind '" + kind + "' must be adm-unet or adm-classifier");
+  if (kind == "sketch-features") return {ModelKind::SketchFeatures, j["flags"]};
+  throw InputError(o.config + ": kind '" + kind + "' must be adm-unet, adm-classifier or sketch-features");
 }
 
 std::shared_ptr<torch::nn::Module> build_network(ModelKind kind, const nlohmann::json& flags, const std::string& where) {
   torch::NoGradGuard no_grad;
+  if (kind == ModelKind::SketchFeatures) return build_sketch_resnet(sketch_features_config_from_flags(flags, where)).ptr();
   if (kind == ModelKind::AdmClassifier) return EncoderUNetModel(classifier_config_from_flags(flags, where)).ptr();
   auto cfg = unet_config_from_flags(flags, where);
   diffusion_config_from_json(flags, where);
   return UNetModel(cfg).ptr();
+}
+
+// BatchNorm's num_batches_tracked counters (PyTorch >= 0.4.1) are missing from older torchvision
+// state_dicts; PyTorch's own loader fills them in, and so does this (with 0; eval mode never reads them).
+void add_missing_batch_counters(torch::nn::Module& net, std::map<std::string, torch::Tensor>& tensors, std::ostream& log) {
+  int added = 0;
+  for (const auto& b : net.named_buffers()) {
+    const auto& name = b.key();
+    const std::string suffix = ".num_batches_tracked";
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+        !tensors.count(name) && tensors.count(name.substr(0, name.size() - suffix.size()) + ".running_mean")) {
+      tensors[name] = torch::zeros({}, torch::kInt64);
+      ++added;
+    }
+  }
+  if (added) log << "added " << added << " missing BatchNorm num_batches_tracked counters (0), as PyTorch does\n";
+}
+
+// Cheap filters before a preset's network is built: ADM networks by their first convolution, label
+// embedding and output blocks; torchvision's resnet50 by fc's shape.
+bool might_match(const Preset& p, const st::File& file) {
+  if (p.kind == ModelKind::SketchFeatures) {
+    const auto* fc = file.find("fc.weight");
+    return fc && fc->shape == std::vector<int64_t>{p.flags["num_classes"].get<int64_t>(), 2048};
+  }
+  const auto* first_conv = file.find("input_blocks.0.0.weight");
+  if (!first_conv) return false;
+  const bool classifier = !file.find("output_blocks.0.0.in_layers.0.weight");
+  if (classifier != (p.kind == ModelKind::AdmClassifier)) return false;
+  if (!classifier && (file.find("label_emb.weight") != nullptr) != p.flags.value("class_cond", false)) return false;
+  const int image_size = p.flags["image_size"];
+  const int width = classifier ? p.flags.value("classifier_width", 128) : p.flags.value("num_channels", 128);
+  const int expected_first = image_size == 512 ? width / 2 : width;
+  return !first_conv->shape.empty() && first_conv->shape[0] == expected_first;
+}
+
+std::string licence_of(const ConvertOptions& o, ModelKind kind) {
+  if (o.preset.empty()) return "";
+  return kind == ModelKind::SketchFeatures ? "BSD-3-Clause (torchvision); trained on ImageNet, whose terms apply"
+                                           : "MIT (openai/guided-diffusion)";
 }
 
 }  // namespace
@@ -87,6 +130,7 @@ ModelInfo convert_checkpoint(const ConvertOptions& o, std::ostream& log) {
   const std::string where = o.preset.empty() ? o.config : "preset " + o.preset;
   auto net = build_network(kind, flags, where);
   auto tensors = unpickle_state_dict(o.input);
+  if (kind == ModelKind::SketchFeatures) add_missing_batch_counters(*net, tensors, log);
   if (o.dtype != "keep") {
     const auto type = o.dtype == "f16" ? torch::kHalf : o.dtype == "bf16" ? torch::kBFloat16 : o.dtype == "f32" ? torch::kFloat32
                       : throw InputError("--dtype '" + o.dtype + "' is not keep, f32, f16 or bf16");
@@ -104,7 +148,7 @@ ModelInfo convert_checkpoint(const ConvertOptions& o, std::ostream& log) {
     info.kind = kind;
     info.name = out.filename().string();
     info.source = fs::path(o.input).filename().string() + (o.preset.empty() ? "" : " (preset " + o.preset + ")");
-    info.licence = o.preset.empty() ? "" : "MIT (openai/guided-diffusion)";
+    info.licence = licence_of(o, kind);
     info.flags = flags;
     write_tensors(info.weights_path(), tensors, {{"format", "pt"}, {"source", info.source}});
     load_weights(*net, st::File::open(info.weights_path()));
@@ -150,25 +194,17 @@ void print_safetensors_info(const std::string& path, bool all, std::ostream& out
   for (const auto& [k, v] : file.metadata()) out << "  metadata " << k << " = " << v << "\n";
 
   // Which published configuration these weights are: cheap filters first, then a full check.
-  const auto* first_conv = file.find("input_blocks.0.0.weight");
   std::string matched;
   for (const auto& p : presets()) {
-    if (!first_conv) break;
-    const bool classifier = !file.find("output_blocks.0.0.in_layers.0.weight");
-    if (classifier != (p.kind == ModelKind::AdmClassifier)) continue;
-    if (!classifier && (file.find("label_emb.weight") != nullptr) != p.flags.value("class_cond", false)) continue;
-    const int image_size = p.flags["image_size"];
-    const int width = classifier ? p.flags.value("classifier_width", 128) : p.flags.value("num_channels", 128);
-    const int expected_first = image_size == 512 ? width / 2 : width;
-    if (first_conv->shape.empty() || first_conv->shape[0] != expected_first) continue;
+    if (!might_match(p, file)) continue;
     auto net = build_network(p.kind, p.flags, p.name);
     std::map<std::string, std::vector<int64_t>> want;
-    for (const auto& q : net->named_parameters()) want[q.key()] = q.value().sizes().vec();
+    for (const auto& [name, t] : state_dict(*net)) want[name] = t.sizes().vec();
     bool same = want.size() == file.tensors().size();
     for (const auto& t : file.tensors()) same = same && want.count(t.name) && want[t.name] == t.shape;
     if (same) matched += (matched.empty() ? "" : ", ") + p.name;
   }
-  out << "matches preset: " << (matched.empty() ? "none of the published ADM configurations" : matched) << "\n";
+  out << "matches preset: " << (matched.empty() ? "none of the published configurations" : matched) << "\n";
 }
 
 }  // namespace dsk

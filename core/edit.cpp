@@ -3,6 +3,8 @@
 
 #include "core/engine_internal.h"
 #include "core/error.h"
+#include "core/guidance.h"
+#include "core/sketch_loss.h"
 #include "core/train_data.h"
 #include "editing/composite.h"
 #include "editing/interp.h"
@@ -38,7 +40,8 @@ struct Square {
   Tensor image;   // [1,3,R,R] in [-1,1]
   Tensor mask;    // [1,1,R,R] 1 = generate (binary)
   Tensor sketch;  // [1,1,R,R] stroke map; zeros = blank
-  bool has_sketch = false;
+  bool has_sketch = false;    // the model is conditioned on the sketch (editing models)
+  bool guide = false;         // the sketch is not blank: sketch guidance applies
 };
 
 // The denoiser for a square: editing models get [x_t, masked image, mask] and the sketch, with
@@ -69,6 +72,8 @@ struct Job {
   SamplingParams params;
   double sketch_scale = 1.0;
   int repaint_jumps = 0, repaint_length = 10;
+  SketchGuidance guidance;
+  std::shared_ptr<SketchLoss> sketch_loss;  // when guidance.scale > 0
   const ProgressFn* progress = nullptr;
   const CancelToken* cancel = nullptr;
   bool preview = false;
@@ -97,6 +102,17 @@ Tensor sample_square(Job& job, const Square& sq, uint64_t seed, bool blend_known
                                                make_predictor(schedule, job.unet.diffusion,
                                                               square_model(job.unet, sq, job.sketch_scale, y_model)),
                                                kind, cls, y, job.params.classifier_scale);
+  if (job.guidance.scale > 0 && sq.guide) {
+    // The sketch applies inside the hole (grown a little, as sketch_in_hole grows it).
+    const int64_t r = std::max<int64_t>(1, sq.mask.size(2) / 32);
+    const Tensor where = torch::max_pool2d(sq.mask.to(job.device), {2 * r + 1, 2 * r + 1}, {1, 1}, {r, r});
+    const Tensor target = sq.sketch.to(job.device);
+    auto loss = [sl = job.sketch_loss, where, target](const Tensor& x0) {
+      const auto b = x0.size(0);
+      return (*sl)(x0, target.expand({b, -1, -1, -1}), where.expand({b, -1, -1, -1})) * static_cast<double>(b);
+    };
+    predict = with_sketch_guidance(schedule, std::move(predict), loss, job.guidance.scale, job.guidance.exact, kind);
+  }
   torch::NoGradGuard no_grad;
   LoopOptions opts;
   opts.sampler = kind;
@@ -204,7 +220,8 @@ cv::Mat refine(Job& job, const edit::RegionPlan& plan, const cv::Mat& image, con
     sq.mask = to_tensor(m, false);
     cv::Mat sk = edit::normalize_stroke_width(sketch(t), sketch_width(job));
     sq.sketch = to_tensor(sketch_in_hole(sk, m, r), false);
-    sq.has_sketch = !edit::is_blank(sk);
+    sq.guide = !edit::is_blank(sk);
+    sq.has_sketch = job.unet.info.kind == ModelKind::EditingUnet && sq.guide;
     if (cv::countNonZero(m) == 0) {
       results.push_back(start(t).clone());
       job.done += first + 1;
@@ -238,6 +255,8 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
   if (req.variants < 1 || req.variants > 8) throw InputError("variants must be in 1..8");
   if (req.sketch_scale < 0 || req.sketch_scale > 20) throw InputError("sketch scale must be in 0..20");
   if (req.feather < 0 || req.context_margin < 0) throw InputError("feather and context margin must not be negative");
+  if (!(req.sketch_guidance.scale >= 0 && req.sketch_guidance.scale <= 1000))
+    throw InputError("sketch guidance must be in 0..1000 (0 = off)");
   check_memory(req.image.size(), req.variants);
   Prepared p;
   p.soft = edit::soft_mask_from_image(req.mask);
@@ -249,12 +268,18 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
   job.sketch_scale = req.sketch_scale;
   job.repaint_jumps = req.repaint_jumps;
   job.repaint_length = req.repaint_length;
+  job.guidance = req.sketch_guidance;
+  if (job.guidance.scale > 0)
+    job.sketch_loss = std::make_shared<SketchLoss>(open_sketch_features(job.guidance.features, job.device));
   job.progress = &progress;
   job.cancel = cancel;
   job.preview = req.preview;
   p.editing = job.unet.info.kind == ModelKind::EditingUnet;
-  if (!p.editing && !edit::is_blank(p.strokes))
-    p.result.warnings.push_back(job.unet.info.dir + " is a plain ADM model: it cannot follow the sketch (use an editing model)");
+  if (!p.editing && !edit::is_blank(p.strokes) && job.guidance.scale == 0)
+    p.result.warnings.push_back(job.unet.info.dir + " is a plain ADM model: it follows the sketch only with sketch "
+                                "guidance (--sketch-guidance S), or use an editing model");
+  if (job.guidance.scale > 0 && edit::is_blank(p.strokes))
+    p.result.warnings.push_back("sketch guidance needs a sketch: the sketch is blank, guidance is off");
   const int r = job.unet.net.image_size;
   p.plan = edit::plan_region(req.image.size(), p.soft, r, req.context_margin);
   const auto rp = edit::plan_refinement(p.plan.side, r, r / 4);
@@ -268,13 +293,16 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
   p.sq.mask = to_tensor(work_mask, false).to(job.device);
   const cv::Mat work_strokes = edit::normalize_stroke_width(edit::to_work_sketch(p.plan, p.strokes), sketch_width(job));
   p.sq.sketch = to_tensor(sketch_in_hole(work_strokes, work_mask, r), false).to(job.device);
-  p.sq.has_sketch = p.editing && !edit::is_blank(work_strokes);
+  p.sq.guide = !edit::is_blank(work_strokes);
+  p.sq.has_sketch = p.editing && p.sq.guide;
   return p;
 }
 
 // One result: the square sampled from `seed` (or from x_T), refined, composited into the image.
 cv::Mat render(Prepared& p, const EditRequest& req, uint64_t seed, const Tensor& x_T = {}) {
-  auto out = sample_square(p.job, p.sq, seed, /*blend_known=*/!p.editing, {}, -1, x_T);
+  // Known pixels are blended in for editing models too: their x_t outside the hole then stays
+  // distributed as in training (the image noised to t) instead of drifting with the model's errors.
+  auto out = sample_square(p.job, p.sq, seed, /*blend_known=*/true, {}, -1, x_T);
   const cv::Mat square = to_rgb_mat(out[0]);
   cv::Mat crop = req.refine ? refine(p.job, p.plan, req.image, p.soft, p.strokes, square, seed) : cv::Mat();
   if (crop.empty()) crop = edit::work_to_crop(p.plan, square);
@@ -295,6 +323,7 @@ EditRequest generate_as_edit(const GenerateRequest& req) {
   e.mask = cv::Mat(h, w, CV_8UC1, cv::Scalar(255));
   e.sketch = req.sketch;
   e.sketch_scale = req.sketch_scale;
+  e.sketch_guidance = req.sketch_guidance;
   e.variants = req.variants;
   e.context_margin = 0;
   e.feather = 0;

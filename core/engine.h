@@ -39,6 +39,14 @@ struct SamplingParams {
   double classifier_scale = 1.0;
 };
 
+// Training-free sketch guidance (a sampling option of edit and generate, any model kind):
+// eps <- eps + scale * sqrt(1 - alpha_bar_t) * grad_{x_t} L_sketch(pred_x0(x_t)).
+struct SketchGuidance {
+  double scale = 0;           // 0 = off
+  bool exact = false;         // true: gradient through the U-Net (~3x a step); false: eps held constant
+  std::string features;       // sketch-features model folder; "" = the fixed edge pyramid
+};
+
 struct Progress {
   int step = 0, total = 0;
   const ImageF32* preview = nullptr;  // predicted x0 of the first image, when asked for
@@ -62,6 +70,7 @@ struct EditRequest {
   cv::Mat mask;    // white = regenerate; soft values blend
   cv::Mat sketch;  // sketch layer: dark strokes on light paper or opaque strokes on transparency; empty = none
   double sketch_scale = 1.0;  // classifier-free guidance on the sketch: 0 ignore, 1 plain, > 1 harder
+  SketchGuidance sketch_guidance;
   int variants = 1;           // seeds seed, seed+1, ...
   double context_margin = 0.25;
   int feather = 8;            // px, inside the selection only
@@ -78,6 +87,7 @@ struct GenerateRequest {
   cv::Mat sketch;           // sets the output size unless width/height are given
   int width = 0, height = 0;
   double sketch_scale = 1.0;
+  SketchGuidance sketch_guidance;
   int variants = 1;
   bool preview = false;
 };

@@ -142,7 +142,10 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
         req.sampling.seed = o.seed + i;
         req.image = c.image;
         req.mask = c.mask;
-        if (m == "model") req.sketch = sketch_layer(c.sketch);
+        if (m == "model") {
+          req.sketch = sketch_layer(c.sketch);
+          req.sketch_guidance = o.sketch_guidance;  // model-no-sketch has no sketch to be guided towards
+        }
         req.sketch_scale = o.sketch_scale;
         result = edit_region(req).images.at(0);
       }
@@ -165,6 +168,10 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
   }
   nlohmann::json summary = {{"count", cases.size()}, {"size", o.size}, {"seed", o.seed}, {"split", o.split},
                             {"model", o.model}, {"methods", nlohmann::json::object()}};
+  if (o.sketch_guidance.scale > 0)
+    summary["sketch_guidance"] = {{"scale", o.sketch_guidance.scale},
+                                  {"mode", o.sketch_guidance.exact ? "exact" : "cheap"},
+                                  {"features", o.sketch_guidance.features}};
   for (const auto& m : methods) {
     const auto& t = totals[m];
     summary["methods"][m] = {{"psnr", t.mean("psnr")},       {"ssim", t.mean("ssim")},

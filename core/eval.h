@@ -22,6 +22,7 @@ struct EvalOptions {
   double val_fraction = 0.1;
   SamplingParams sampling;
   double sketch_scale = 1.0;
+  SketchGuidance sketch_guidance;  // the "model" method only (model-no-sketch has no sketch to follow)
   std::string save_dir;  // optional: each case's input, sketch, mask and results as PNG
 };
 

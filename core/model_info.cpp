@@ -14,6 +14,7 @@ const char* kind_name(ModelKind kind) {
     case ModelKind::AdmUnet: return "adm-unet";
     case ModelKind::AdmClassifier: return "adm-classifier";
     case ModelKind::EditingUnet: return "editing-unet";
+    case ModelKind::SketchFeatures: return "sketch-features";
   }
   return "?";
 }
@@ -42,7 +43,8 @@ ModelInfo read_model_info(const std::string& dir) {
   if (kind == "adm-unet") info.kind = ModelKind::AdmUnet;
   else if (kind == "adm-classifier") info.kind = ModelKind::AdmClassifier;
   else if (kind == "editing-unet") info.kind = ModelKind::EditingUnet;
-  else throw InputError(path + ": kind '" + kind + "' is not one of adm-unet, adm-classifier, editing-unet");
+  else if (kind == "sketch-features") info.kind = ModelKind::SketchFeatures;
+  else throw InputError(path + ": kind '" + kind + "' is not one of adm-unet, adm-classifier, editing-unet, sketch-features");
   for (auto [key, field] : {std::pair{"name", &info.name}, {"source", &info.source}, {"licence", &info.licence},
                             {"notes", &info.notes}}) {
     if (j.contains(key) && !j[key].is_string()) throw InputError(path + ": '" + key + "' must be a string");

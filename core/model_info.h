@@ -17,7 +17,7 @@ namespace dsk {
 
 inline constexpr int kModelFormatVersion = 1;
 
-enum class ModelKind { AdmUnet, AdmClassifier, EditingUnet };
+enum class ModelKind { AdmUnet, AdmClassifier, EditingUnet, SketchFeatures };
 const char* kind_name(ModelKind kind);
 
 struct ModelInfo {

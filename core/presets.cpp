@@ -53,6 +53,9 @@ std::vector<Preset> make_presets() {
   p.push_back({"adm-128-classifier", ModelKind::AdmClassifier, "128x128_classifier.pt", classifier_flags(128, 2)});
   p.push_back({"adm-256-classifier", ModelKind::AdmClassifier, "256x256_classifier.pt", classifier_flags(256, 2)});
   p.push_back({"adm-512-classifier", ModelKind::AdmClassifier, "512x512_classifier.pt", classifier_flags(512, 2)});
+  // torchvision's ImageNet resnet50 (any of its state_dicts: IMAGENET1K_V1 or V2) as a sketch feature network.
+  p.push_back({"resnet50-torchvision", ModelKind::SketchFeatures, "resnet50-0676ba61.pth",
+               {{"arch", "resnet50"}, {"num_classes", 1000}, {"image_size", 224}}});
   return p;
 }
 

@@ -1,4 +1,5 @@
-// The published guided-diffusion checkpoints, by the flags its README gives for each.
+// The published guided-diffusion checkpoints, by the flags its README gives for each, and
+// torchvision's resnet50 (a sketch-features model, docs/sketch-features.md).
 #pragma once
 
 #include <nlohmann/json.hpp>

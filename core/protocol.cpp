@@ -96,9 +96,14 @@ json sampling_json(const Sampling& s) {
           {"classifier", s.classifier}, {"class", s.class_label}, {"classifier_scale", s.classifier_scale}};
 }
 
+json guidance_json(const SketchGuidance& g) {
+  return {{"scale", g.scale}, {"mode", g.exact ? "exact" : "cheap"}, {"features", g.features}};
+}
+
 json generate_json(const GenerateRequest& g, Encoder& enc) {
   return {{"model", g.model},   {"sampling", sampling_json(g.sampling)}, {"sketch", enc.ref(g.sketch)},
           {"width", g.width},   {"height", g.height},                    {"sketch_scale", g.sketch_scale},
+          {"sketch_guidance", guidance_json(g.sketch_guidance)},
           {"variants", g.variants}, {"preview", g.preview}};
 }
 
@@ -110,7 +115,9 @@ json to_json(const Message& msg, Encoder& enc) {
         if constexpr (std::is_same_v<T, EditRequest>) {
           j = {{"model", m.model},       {"sampling", sampling_json(m.sampling)},
                {"image", enc.ref(m.image)}, {"mask", enc.ref(m.mask)},
-               {"sketch", enc.ref(m.sketch)}, {"sketch_scale", m.sketch_scale},
+               {"sketch", enc.ref(m.sketch)}, {"image_x", m.image_x},
+               {"image_y", m.image_y},   {"sketch_scale", m.sketch_scale},
+               {"sketch_guidance", guidance_json(m.sketch_guidance)},
                {"variants", m.variants}, {"context_margin", m.context_margin},
                {"feather", m.feather},   {"preview", m.preview}};
         } else if constexpr (std::is_same_v<T, GenerateRequest>) {
@@ -209,6 +216,27 @@ struct Decoder {
     return s;
   }
 
+  // An optional field: absent or null = `fallback`.
+  template <typename T>
+  T get_or(const json& j, const char* key, T fallback) const {
+    if (!j.is_object() || !j.contains(key) || j.at(key).is_null()) return fallback;
+    return get<T>(j, key);
+  }
+
+  SketchGuidance sketch_guidance(const json& j) const {
+    SketchGuidance g;
+    if (!j.contains("sketch_guidance") || j.at("sketch_guidance").is_null()) return g;  // absent: off
+    const json& o = j.at("sketch_guidance");
+    g.scale = get<double>(o, "scale");
+    const auto mode = get_or<std::string>(o, "mode", "cheap");
+    if (mode != "cheap" && mode != "exact")
+      throw ProtocolError(std::string(root.value("type", "?")) + " message: sketch_guidance mode '" + mode +
+                          "' is not cheap or exact");
+    g.exact = mode == "exact";
+    g.features = get_or<std::string>(o, "features", "");
+    return g;
+  }
+
   GenerateRequest generate(const json& j) {
     GenerateRequest g;
     g.model = get<std::string>(j, "model");
@@ -217,6 +245,7 @@ struct Decoder {
     g.width = get<int>(j, "width");
     g.height = get<int>(j, "height");
     g.sketch_scale = get<double>(j, "sketch_scale");
+    g.sketch_guidance = sketch_guidance(j);
     g.variants = get<int>(j, "variants");
     g.preview = get<bool>(j, "preview");
     return g;
@@ -234,7 +263,10 @@ struct Decoder {
       m.image = image(j, "image");
       m.mask = image(j, "mask");
       m.sketch = image(j, "sketch");
+      m.image_x = get_or<int>(j, "image_x", 0);
+      m.image_y = get_or<int>(j, "image_y", 0);
       m.sketch_scale = get<double>(j, "sketch_scale");
+      m.sketch_guidance = sketch_guidance(j);
       m.variants = get<int>(j, "variants");
       m.context_margin = get<double>(j, "context_margin");
       m.feather = get<int>(j, "feather");

@@ -14,7 +14,7 @@
 //                 channels samples of dtype (u8, u16 or f32, little-endian)
 //
 // The first 8 bytes keep this layout in every future version, so a peer of another version is
-// always recognised and named ("the peer speaks protocol version 2, this side speaks 1").
+// always recognised and named ("the peer speaks protocol version 1, this side speaks 2").
 //
 //   dsk::proto::FdSink out(fd);
 //   dsk::proto::write_message(out, dsk::proto::ModelsRequest{});
@@ -39,7 +39,10 @@
 
 namespace dsk::proto {
 
-inline constexpr uint16_t kProtocolVersion = 1;
+// 2: edit requests may carry a crop of the layer (image_x, image_y; the sketch covers the whole
+//    layer), and edit / generate requests carry sketch guidance. A version-1 engine would read the
+//    crop's larger sketch as one to resize, so the version says it instead.
+inline constexpr uint16_t kProtocolVersion = 2;
 inline constexpr char kMagic[4] = {'D', 'S', 'K', 'P'};
 inline constexpr size_t kFrameHeaderBytes = 12;
 
@@ -105,14 +108,30 @@ struct Sampling {
   bool operator==(const Sampling&) const = default;
 };
 
-// Inpaint: image and mask have the same size; the sketch too, or it is empty (none).
+// Training-free sketch guidance (the engine's SketchGuidance). JSON: {"scale", "mode": "cheap" |
+// "exact", "features"}; a request without it has none (scale 0).
+struct SketchGuidance {
+  double scale = 0;      // 0 = off
+  bool exact = false;    // mode "exact": the gradient through the U-Net; "cheap": eps held constant
+  std::string features;  // sketch-features model folder; "" = the built-in edge pyramid
+  bool operator==(const SketchGuidance&) const = default;
+};
+
+// Inpaint. The sketch covers the layer; image and mask (the same size) are the part of it the
+// engine needs, at (image_x, image_y) in the sketch's coordinates: the whole layer (0, 0 and the
+// sketch's size) or a crop that contains the region the model works on (the plug-in sends the
+// selection's context: editing/region.h). The sketch stays whole because its stroke map depends on
+// the whole layer (paper level, polarity, how much of it is transparent). Results have the image's
+// size. Without a sketch the offsets do not matter.
 struct EditRequest {
   std::string model;
   Sampling sampling;
   Image image;   // RGBA float, perceptual
   Image mask;    // 1 channel, white = regenerate, soft values blend
   Image sketch;  // empty = none
+  int image_x = 0, image_y = 0;
   double sketch_scale = 1.0;
+  SketchGuidance sketch_guidance;
   int variants = 1;
   double context_margin = 0.25;
   int feather = 8;
@@ -126,6 +145,7 @@ struct GenerateRequest {
   Image sketch;  // sets the output size unless width/height are given
   int width = 0, height = 0;
   double sketch_scale = 1.0;
+  SketchGuidance sketch_guidance;
   int variants = 1;
   bool preview = false;
   bool operator==(const GenerateRequest&) const = default;

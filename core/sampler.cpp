@@ -104,7 +104,7 @@ Tensor ddim_step(const Schedule& s, const Tensor& x, int i, const Prediction& p,
   const float ab = at(s.alphas_cumprod, i), ab_prev = at(s.alphas_cumprod_prev, i);
   const float sigma = static_cast<float>(eta) * std::sqrt((1 - ab_prev) / (1 - ab)) * std::sqrt(1 - ab / ab_prev);
   auto mean = p.pred_xstart * std::sqrt(ab_prev) + std::sqrt(std::max(0.0f, 1 - ab_prev - sigma * sigma)) * eps;
-  return i == 0 ? mean : mean + sigma * noise;
+  return i == 0 || sigma == 0 ? mean : mean + sigma * noise;
 }
 
 Tensor ddpm_step(const Prediction& p, int i, const Tensor& noise) {

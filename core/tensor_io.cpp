@@ -79,6 +79,24 @@ void write_tensors(const std::string& path, const std::map<std::string, torch::T
   st::write(path, views, metadata);
 }
 
+std::vector<std::string> load_matching_weights(torch::nn::Module& module, const st::File& file) {
+  std::vector<std::pair<std::string, torch::Tensor>> targets;
+  for (const auto& p : module.named_parameters()) targets.emplace_back(p.key(), p.value());
+  for (const auto& b : module.named_buffers()) targets.emplace_back(b.key(), b.value());
+  std::vector<std::string> skipped;
+  torch::NoGradGuard no_grad;
+  for (auto& [name, target] : targets) {
+    const st::TensorInfo* info = file.find(name);
+    if (!info || info->shape != target.sizes().vec()) {
+      skipped.push_back(name);
+      continue;
+    }
+    file.check_finite(*info);
+    target.copy_(read_tensor(file, *info).to(target.scalar_type()));
+  }
+  return skipped;
+}
+
 std::map<std::string, torch::Tensor> state_dict(const torch::nn::Module& module, torch::ScalarType dtype) {
   std::map<std::string, torch::Tensor> out;
   auto add = [&](const std::string& name, const torch::Tensor& t) {

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/safetensors.h"
 
@@ -25,6 +26,11 @@ void write_tensors(const std::string& path, const std::map<std::string, torch::T
 // exactly (no missing, no extra), shapes must equal, float values must be finite; nothing is
 // copied unless every tensor checks out. Each problem names the file, the tensor and what was expected.
 void load_weights(torch::nn::Module& module, const st::File& file);
+
+// Copies each parameter and buffer of `module` that `file` holds under the same name and shape
+// (values must be finite); the others keep their values (fine-tuning from a network with another
+// head). Returns the names that were not copied.
+std::vector<std::string> load_matching_weights(torch::nn::Module& module, const st::File& file);
 
 // The module's parameters and buffers under their state_dict names, converted to `dtype`
 // (floating tensors only; kFloat32 keeps them as they are).

@@ -13,6 +13,7 @@
 #include "core/model_folder.h"
 #include "core/tensor_io.h"
 #include "core/train_data.h"
+#include "core/train_state.h"
 
 namespace dsk {
 
@@ -85,13 +86,6 @@ TrainSettings parse_settings(const nlohmann::json& t, const std::string& where, 
   return s;
 }
 
-bool cpu_has_native_bf16() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("flags", 0) == 0) return line.find("avx512_bf16") != std::string::npos || line.find("amx_bf16") != std::string::npos;
-  return false;
-}
 
 // Copies every tensor of an ADM model folder whose name and shape match; says which.
 void init_from_checkpoint(UNetModel& model, const std::string& dir, std::ostream& log) {
@@ -117,91 +111,7 @@ void init_from_checkpoint(UNetModel& model, const std::string& dir, std::ostream
 }
 
 // Everything a resumed run needs, written to a temp folder and renamed into place.
-struct Checkpointer {
-  fs::path dir;
-  void save(UNetModel& model, const std::vector<Tensor>& ema, torch::optim::Adam& adam, long step,
-            const std::mt19937_64& rng, const at::Generator& gen, const nlohmann::json& extra) {
-    const fs::path tmp = dir.string() + ".tmp";
-    fs::remove_all(tmp);
-    fs::create_directories(tmp);
-    auto params = model->named_parameters();
-    std::map<std::string, Tensor> weights, ema_map, adam_map;
-    for (size_t i = 0; i < params.size(); ++i) {
-      weights[params[i].key()] = params[i].value();
-      ema_map[params[i].key()] = ema[i];
-      auto it = adam.state().find(params[i].value().unsafeGetTensorImpl());
-      if (it != adam.state().end()) {
-        auto& st = static_cast<torch::optim::AdamParamState&>(*it->second);
-        adam_map[params[i].key() + ".exp_avg"] = st.exp_avg();
-        adam_map[params[i].key() + ".exp_avg_sq"] = st.exp_avg_sq();
-        adam_map[params[i].key() + ".step"] = torch::tensor(static_cast<int64_t>(st.step()));
-      }
-    }
-    write_tensors((tmp / "weights.safetensors").string(), weights);
-    write_tensors((tmp / "ema.safetensors").string(), ema_map);
-    write_tensors((tmp / "adam.safetensors").string(), adam_map);
-    write_tensors((tmp / "generator.safetensors").string(), {{"state", gen.get_state()}});
-    std::ostringstream rng_state;
-    rng_state << rng;
-    nlohmann::json state = extra;
-    state["step"] = step;
-    state["rng"] = rng_state.str();
-    std::ofstream((tmp / "state.json").string()) << state.dump(2);
-    const fs::path old = dir.string() + ".old";
-    fs::remove_all(old);
-    if (fs::exists(dir)) fs::rename(dir, old);
-    fs::rename(tmp, dir);
-    fs::remove_all(old);
-  }
 
-  nlohmann::json load(UNetModel& model, std::vector<Tensor>& ema, torch::optim::Adam& adam, std::mt19937_64& rng,
-                      at::Generator& gen) {
-    load_weights(*model, st::File::open((dir / "weights.safetensors").string()));
-    auto ema_file = st::File::open((dir / "ema.safetensors").string());
-    auto adam_file = st::File::open((dir / "adam.safetensors").string());
-    auto params = model->named_parameters();
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < params.size(); ++i) {
-      const auto& name = params[i].key();
-      ema[i].copy_(read_tensor(ema_file, ema_file.at(name)));
-      if (const auto* m = adam_file.find(name + ".exp_avg")) {
-        auto st = std::make_unique<torch::optim::AdamParamState>();
-        st->exp_avg(read_tensor(adam_file, *m).to(params[i].value().device()));
-        st->exp_avg_sq(read_tensor(adam_file, adam_file.at(name + ".exp_avg_sq")).to(params[i].value().device()));
-        st->step(read_tensor(adam_file, adam_file.at(name + ".step")).item<int64_t>());
-        adam.state()[params[i].value().unsafeGetTensorImpl()] = std::move(st);
-      }
-    }
-    auto gen_file = st::File::open((dir / "generator.safetensors").string());
-    gen.set_state(read_tensor(gen_file, gen_file.at("state")));
-    std::ifstream in((dir / "state.json").string());
-    auto state = nlohmann::json::parse(in);
-    std::istringstream rng_state(state["rng"].get<std::string>());
-    rng_state >> rng;
-    return state;
-  }
-};
-
-void export_model(const ModelInfo& base, const fs::path& out, UNetModel& model, const std::vector<Tensor>* ema,
-                  long step, const std::string& note, torch::ScalarType dtype) {
-  ModelInfo info = base;
-  const fs::path staging = out.string() + ".tmp";
-  fs::remove_all(staging);
-  info.dir = staging.string();
-  info.notes = note;
-  auto params = model->named_parameters();
-  std::map<std::string, Tensor> weights;
-  for (size_t i = 0; i < params.size(); ++i)
-    weights[params[i].key()] = (ema ? (*ema)[i] : params[i].value()).detach().to(torch::kCPU, dtype);
-  fs::create_directories(staging);
-  write_tensors(info.weights_path(), weights, {{"step", std::to_string(step)}, {"weights", ema ? "ema" : "raw"}});
-  write_model_info(info);
-  const fs::path old = out.string() + ".old";
-  fs::remove_all(old);
-  if (fs::exists(out)) fs::rename(out, old);
-  fs::rename(staging, out);
-  fs::remove_all(old);
-}
 
 }  // namespace
 
@@ -257,7 +167,7 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   if (o.resume) {
     if (!fs::exists(ckpt.dir / "state.json"))
       throw InputError(o.out_dir + ": --resume, but there is no checkpoint in it (start without --resume)");
-    step = ckpt.load(model, ema, adam, rng, gen)["step"].get<long>();
+    step = ckpt.load(*model, ema, adam, rng, gen)["step"].get<long>();
     log << "resumed from step " << step << "\n";
   } else if (fs::exists(ckpt.dir)) {
     throw InputError(o.out_dir + ": already holds a checkpoint; continue it with --resume or choose a new --out");
@@ -279,10 +189,10 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   int window_n = 0, nan_run = 0;
   const long first_step = step;
   auto checkpoint = [&] {
-    ckpt.save(model, ema, adam, step, rng, gen, {{"name", info.name}});
+    ckpt.save(*model, ema, adam, step, rng, gen, {{"name", info.name}});
     const bool use_ema = s.export_weights == "ema";
     const auto dtype = s.export_dtype == "f16" ? torch::kHalf : s.export_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
-    export_model(info, out / "model", model, use_ema ? &ema : nullptr, step,
+    export_model(info, out / "model", *model, use_ema ? &ema : nullptr, step,
                  "step " + std::to_string(step) + ", " + (use_ema ? "EMA" : "raw") + " weights", dtype);
     last_ckpt = std::chrono::steady_clock::now();
   };
@@ -330,11 +240,7 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
     nan_run = 0;
     adam.step();
     ++step;
-    {
-      torch::NoGradGuard no_grad;
-      const double decay = std::min(s.ema_rate, (1.0 + step) / (10.0 + step));
-      for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(decay).add_(params[i].detach(), 1 - decay);
-    }
+    ema_update(ema, params, s.ema_rate, step);
     window += l;
     ++window_n;
     if (step % s.log_every == 0 || step == s.steps) {

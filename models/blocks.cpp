@@ -19,7 +19,8 @@ Tensor timestep_embedding(const Tensor& timesteps, int64_t dim, double max_perio
 }
 
 Tensor GroupNorm32Impl::forward(const Tensor& x) {
-  return torch::nn::GroupNormImpl::forward(x.to(torch::kFloat32)).to(x.scalar_type());
+  // In fp32 at least, as guided-diffusion's GroupNorm32 (fp64 stays fp64: gradient checks).
+  return torch::nn::GroupNormImpl::forward(x.to(at::promote_types(x.scalar_type(), torch::kFloat32))).to(x.scalar_type());
 }
 
 static torch::nn::Conv2d conv3x3(int64_t in, int64_t out, int64_t stride = 1) {
@@ -143,7 +144,7 @@ Tensor qkv_attention(const Tensor& qkv, int64_t heads, bool new_order, const Ten
   }
   const double scale = 1.0 / std::sqrt(std::sqrt(static_cast<double>(ch)));
   auto weight = torch::bmm((q * scale).transpose(1, 2), k * scale);  // "bct,bcs->bts"
-  weight = torch::softmax(weight.to(torch::kFloat32), -1).to(weight.scalar_type());
+  weight = torch::softmax(weight.to(at::promote_types(weight.scalar_type(), torch::kFloat32)), -1).to(weight.scalar_type());
   auto a = torch::bmm(v, weight.transpose(1, 2));  // "bts,bcs->bct"
   if (flop_counter) *flop_counter += 2 * 2 * q.size(0) * ch * length * k.size(2);
   return a.reshape({bs, -1, length});

@@ -167,7 +167,9 @@ Tensor UNetModelImpl::forward(const Tensor& x, const Tensor& timesteps, const Te
   TORCH_CHECK(y.defined() == config_.class_cond, config_.class_cond ? "a class-conditional model needs labels y"
                                                                     : "labels y given to an unconditional model");
   BlockContext ctx;
-  ctx.emb = time_embed_->forward(timestep_embedding(timesteps, config_.num_channels));
+  // The embedding follows the parameters' precision (fp32; fp64 in gradient checks).
+  const auto param_type = time_embed_->parameters().front().scalar_type();
+  ctx.emb = time_embed_->forward(timestep_embedding(timesteps, config_.num_channels).to(param_type));
   if (config_.class_cond) ctx.emb = ctx.emb + label_emb_(y);
   std::vector<Tensor> feats, tokens;
   if (sketch_encoder_) {
@@ -178,7 +180,7 @@ Tensor UNetModelImpl::forward(const Tensor& x, const Tensor& timesteps, const Te
     ctx.sketch_feats = &tokens;
   }
   std::vector<Tensor> hs;
-  Tensor h = x.to(dtype_);
+  Tensor h = x.to(dtype_ == torch::kHalf ? dtype_ : param_type);
   for (size_t i = 0; i < input_blocks_->size(); ++i) {
     ctx.rate = input_rates_[i];
     h = input_blocks_->ptr<TimestepSequentialImpl>(i)->forward(h, ctx);

@@ -34,12 +34,12 @@ proto::Image read_selection(GimpImage* image, const Rect& r) {
   return im;
 }
 
-void write_rgba(GimpDrawable* drawable, const proto::Image& rgba) {
+void write_rgba(GimpDrawable* drawable, const proto::Image& rgba, int x, int y) {
   GeglBuffer* buffer = gimp_drawable_get_buffer(drawable);
-  const GeglRectangle rect = {0, 0, rgba.width, rgba.height};
+  const GeglRectangle rect = {x, y, rgba.width, rgba.height};
   gegl_buffer_set(buffer, &rect, 0, rgba_format(drawable), rgba.data.data(), GEGL_AUTO_ROWSTRIDE);
   g_object_unref(buffer);  // flushes to GIMP
-  gimp_drawable_update(drawable, 0, 0, rgba.width, rgba.height);
+  gimp_drawable_update(drawable, x, y, rgba.width, rgba.height);
 }
 
 bool is_blank(const proto::Image& rgba) {

@@ -7,12 +7,9 @@
 #include <libgimp/gimp.h>
 
 #include "core/protocol.h"
+#include "plugin/crop.h"
 
 namespace dsk::gimp {
-
-struct Rect {
-  int x = 0, y = 0, width = 0, height = 0;
-};
 
 // RGBA float of `r` in the drawable's own coordinates; outside the drawable is transparent black.
 proto::Image read_rgba(GimpDrawable* drawable, const Rect& r);
@@ -20,8 +17,8 @@ proto::Image read_rgba(GimpDrawable* drawable, const Rect& r);
 // The selection's coverage (1 channel float, 0..1) over `r` in image coordinates.
 proto::Image read_selection(GimpImage* image, const Rect& r);
 
-// Writes RGBA float pixels (the drawable's size) into a layer.
-void write_rgba(GimpDrawable* drawable, const proto::Image& rgba);
+// Writes RGBA float pixels into a layer, their top-left corner at (x, y) in its coordinates.
+void write_rgba(GimpDrawable* drawable, const proto::Image& rgba, int x = 0, int y = 0);
 
 // true when no pixel over the area differs from the first one, or every pixel is transparent:
 // nothing was drawn there.

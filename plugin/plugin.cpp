@@ -105,6 +105,25 @@ static void dsk_plug_in_init(DskPlugIn*) {}
 
 namespace dsk::gimp {
 
+namespace {
+
+// Training-free sketch guidance: the last arguments of every procedure (added after the first
+// release, so calls that pass the earlier arguments by position keep working).
+void add_sketch_guidance_arguments(GimpProcedure* p) {
+  const auto rw = G_PARAM_READWRITE;
+  gimp_procedure_add_double_argument(
+      p, "sketch-guidance", "Sketch g_uidance",
+      "Training-free sketch guidance: pulls every step towards the sketch's edges, with any model (0: off)", 0.0,
+      1000.0, 0.0, rw);
+  gimp_procedure_add_choice_argument(
+      p, "sketch-guidance-mode", "Guidance m_ode",
+      "cheap: the model's prediction held constant; exact: the gradient through the model (about 3x slower)",
+      gimp_choice_new_with_values("cheap", 0, "Cheap", nullptr, "exact", 1, "Exact (slower)", nullptr, nullptr), "cheap",
+      rw);
+}
+
+}  // namespace
+
 void add_arguments(GimpProcedure* p, Operation op) {
   const auto rw = G_PARAM_READWRITE;
   gimp_procedure_add_layer_argument(p, "sketch-layer", "S_ketch layer",
@@ -135,6 +154,7 @@ void add_arguments(GimpProcedure* p, Operation op) {
         gimp_choice_new_with_values("slerp", 0, "Spherical (slerp)", nullptr, "linear", 1, "Linear", nullptr, "trig", 2,
                                     "Trigonometric", nullptr, nullptr),
         "slerp", rw);
+    add_sketch_guidance_arguments(p);
     gimp_procedure_add_core_object_array_return_value(p, "layers", "Layers", "The new frame layers, first to last",
                                                       GIMP_TYPE_LAYER, rw);
     return;
@@ -148,6 +168,7 @@ void add_arguments(GimpProcedure* p, Operation op) {
                                        2.0, 0.25, rw);
     gimp_procedure_add_int_argument(p, "feather", "Feather _width", "Feather width inside the selection, pixels", 0, 256, 8, rw);
   }
+  add_sketch_guidance_arguments(p);
   gimp_procedure_add_core_object_array_return_value(p, "layers", "Layers", "The new layers", GIMP_TYPE_LAYER, rw);
 }
 

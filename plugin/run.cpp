@@ -21,10 +21,10 @@ namespace proto = dsk::proto;
 // Every argument of the three procedures (those a procedure lacks keep their defaults).
 struct Args {
   GimpLayer* sketch = nullptr;  // not owned (the config holds it)
-  std::string model, sampler = "ddim", classifier, mode = "slerp";
+  std::string model, sampler = "ddim", classifier, mode = "slerp", sketch_guidance_mode = "cheap";
   int steps = 25, class_label = -1, seed = -1, variants = 1, feather = 8;
   int seed_a = 0, seed_b = 1, frames = 5;
-  double sketch_strength = 1.0, classifier_scale = 1.0, context_margin = 0.25;
+  double sketch_strength = 1.0, classifier_scale = 1.0, context_margin = 0.25, sketch_guidance = 0.0;
 };
 
 bool has_arg(GimpProcedure* procedure, const char* name) { return gimp_procedure_find_argument(procedure, name) != nullptr; }
@@ -55,6 +55,10 @@ Args read_args(GimpProcedure* procedure, GimpProcedureConfig* config) {
   if (has_arg(procedure, "frames")) {
     g_object_get(config, "seed-a", &a.seed_a, "seed-b", &a.seed_b, "frames", &a.frames, nullptr);
     a.mode = get_string(config, "mode");
+  }
+  if (has_arg(procedure, "sketch-guidance")) {
+    g_object_get(config, "sketch-guidance", &a.sketch_guidance, nullptr);
+    a.sketch_guidance_mode = get_string(config, "sketch-guidance-mode");
   }
   return a;
 }
@@ -137,6 +141,13 @@ proto::Sampling sampling(const Args& a, uint64_t seed) {
   return s;
 }
 
+proto::SketchGuidance sketch_guidance(const Args& a) {
+  proto::SketchGuidance g;
+  g.scale = a.sketch_guidance;
+  g.exact = a.sketch_guidance_mode == "exact";
+  return g;
+}
+
 // The display name of a model argument: an id, or the folder name of a path.
 std::string model_label(const std::string& model) {
   gchar* base = g_path_get_basename(model.c_str());
@@ -152,7 +163,8 @@ void record(GimpLayer* layer, const char* what, const Args& a, uint64_t seed, co
   gimp_item_set_name(GIMP_ITEM(layer), name.c_str());
   const nlohmann::json j = {{"procedure", what}, {"seed", seed},       {"model", a.model},
                             {"steps", a.steps},   {"sampler", a.sampler}, {"sketch-strength", a.sketch_strength},
-                            {"classifier", a.classifier}, {"class", a.class_label}, {"classifier-scale", a.classifier_scale}};
+                            {"classifier", a.classifier}, {"class", a.class_label}, {"classifier-scale", a.classifier_scale},
+                            {"sketch-guidance", a.sketch_guidance}, {"sketch-guidance-mode", a.sketch_guidance_mode}};
   const std::string text = j.dump();
   GimpParasite* parasite = gimp_parasite_new("diffsketch", GIMP_PARASITE_PERSISTENT | GIMP_PARASITE_UNDOABLE,
                                              static_cast<guint32>(text.size() + 1), text.c_str());
@@ -161,14 +173,17 @@ void record(GimpLayer* layer, const char* what, const Args& a, uint64_t seed, co
 }
 
 // A new layer of the image's base type with alpha, `r` in image coordinates, inserted into
-// `parent` at `position`, filled with `rgba`.
-GimpLayer* new_layer(GimpImage* image, const Rect& r, GimpLayer* parent, int position, const proto::Image& rgba) {
+// `parent` at `position`: `rgba` at (x, y) in the layer's coordinates, transparent elsewhere.
+GimpLayer* new_layer(GimpImage* image, const Rect& r, GimpLayer* parent, int position, const proto::Image& rgba,
+                     int x = 0, int y = 0) {
   const GimpImageType type = gimp_image_get_base_type(image) == GIMP_GRAY ? GIMP_GRAYA_IMAGE : GIMP_RGBA_IMAGE;
   GimpLayer* layer = gimp_layer_new(image, "DiffSketch", r.width, r.height, type, 100.0, GIMP_LAYER_MODE_NORMAL);
   if (!layer || !gimp_image_insert_layer(image, layer, parent, position))
     throw PluginError("GIMP could not add the result layer: " + std::string(gimp_pdb_get_last_error(gimp_get_pdb())));
   gimp_layer_set_offsets(layer, r.x, r.y);
-  write_rgba(GIMP_DRAWABLE(layer), rgba);
+  if (x != 0 || y != 0 || rgba.width != r.width || rgba.height != r.height)
+    gimp_drawable_fill(GIMP_DRAWABLE(layer), GIMP_FILL_TRANSPARENT);
+  write_rgba(GIMP_DRAWABLE(layer), rgba, x, y);
   return layer;
 }
 
@@ -208,9 +223,13 @@ struct ProgressSink {
   }
 };
 
-proto::Result run_engine(const proto::Message& request, ui::PreviewWindow* preview) {
+std::unique_ptr<EngineConnection> start_engine() {
   gimp_progress_init("DiffSketch: starting the engine");
-  auto engine = EngineConnection::open();
+  return EngineConnection::open();
+}
+
+proto::Result run_engine(std::unique_ptr<EngineConnection> engine, const proto::Message& request,
+                         ui::PreviewWindow* preview) {
   gimp_progress_set_text("DiffSketch: loading the model");
   proto::Message reply = engine->request(request, ProgressSink{preview});
   gimp_progress_end();
@@ -218,6 +237,26 @@ proto::Result run_engine(const proto::Message& request, ui::PreviewWindow* previ
   if (!result) throw PluginError(engine->describe() + " answered a " + proto::message_type(reply) + " message to a job");
   for (const auto& w : result->warnings) g_message("DiffSketch: %s", w.c_str());
   return std::move(*result);
+}
+
+// The model's working resolution (flags.image_size, 64 when absent, as the engine reads it); 0
+// when it cannot be told, and then the whole layer is sent. The model argument is resolved as the
+// engine does (core/model_registry.cpp): a folder when it exists or has a '/', else an id.
+int model_resolution(EngineConnection& engine, const std::string& model) {
+  if (model.find('/') != std::string::npos || g_file_test(model.c_str(), G_FILE_TEST_EXISTS)) {
+    gchar* text = nullptr;
+    if (!g_file_get_contents((model + "/model.json").c_str(), &text, nullptr, nullptr)) return 0;
+    const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    g_free(text);
+    if (!j.is_object() || !j.contains("flags") || !j["flags"].is_object()) return 0;
+    const auto& size = j["flags"].contains("image_size") ? j["flags"]["image_size"] : nlohmann::json(64);
+    return size.is_number_integer() ? size.get<int>() : 0;
+  }
+  const proto::Message reply = engine.request(proto::ModelsRequest{});
+  if (const auto* list = std::get_if<proto::ModelList>(&reply))
+    for (const auto& m : list->models)
+      if (m.id == model) return m.resolution;
+  return 0;
 }
 
 uint64_t pick_seed(int seed) { return seed >= 0 ? static_cast<uint64_t>(seed) : static_cast<uint64_t>(g_random_int_range(0, G_MAXINT)); }
@@ -229,25 +268,42 @@ std::vector<GimpLayer*> inpaint(GimpImage* image, GimpDrawable** drawables, cons
   GimpLayer* sketch = sketch_layer(image, a.sketch, target, nullptr);
   if (gimp_selection_is_empty(image))
     throw PluginError("the selection is empty: select the region to regenerate first");
-  int sx, sy, sw, sh;
-  if (!gimp_drawable_mask_intersect(GIMP_DRAWABLE(target), &sx, &sy, &sw, &sh))
+  Rect selected;  // the bounds of the selected pixels (coverage > 0) in the layer, layer coordinates
+  if (!gimp_drawable_mask_intersect(GIMP_DRAWABLE(target), &selected.x, &selected.y, &selected.width, &selected.height))
     throw PluginError("the selection lies outside the layer '" + item_name(GIMP_ITEM(target)) +
                       "': select a region on the layer, or pick the layer under the selection");
   const Rect area = layer_rect(GIMP_DRAWABLE(target));
   proto::EditRequest req;
   req.model = a.model;
   req.sampling = sampling(a, pick_seed(a.seed));
+  // The sketch over the whole layer: its stroke map depends on all of it (protocol.h, EditRequest).
   req.sketch = read_sketch(sketch, area);
-  req.image = read_rgba(GIMP_DRAWABLE(target), {0, 0, area.width, area.height});
-  req.mask = read_selection(image, area);
+  auto engine = start_engine();
+  // Only the part of the layer the engine works on: the selection with its context, grown to the
+  // model's square (plugin/crop.h); the results are those of the whole layer. DSK_SEND_WHOLE_LAYER=1
+  // sends the whole layer (the tests compare the two).
+  const char* whole = g_getenv("DSK_SEND_WHOLE_LAYER");
+  const int res = whole && *whole ? 0 : model_resolution(*engine, a.model);
+  const Rect crop = res >= 8 ? edit_crop(area.width, area.height, selected, a.context_margin, res)
+                             : Rect{0, 0, area.width, area.height};
+  req.image = read_rgba(GIMP_DRAWABLE(target), crop);
+  req.mask = read_selection(image, {area.x + crop.x, area.y + crop.y, crop.width, crop.height});
+  req.image_x = crop.x;
+  req.image_y = crop.y;
   req.sketch_scale = a.sketch_strength;
+  req.sketch_guidance = sketch_guidance(a);
   req.variants = a.variants;
   req.context_margin = a.context_margin;
   req.feather = a.feather;
   req.preview = preview != nullptr;
   const proto::Image mask = req.mask;
   const uint64_t seed = req.sampling.seed;
-  proto::Result result = run_engine(req, preview);
+  proto::Result result = run_engine(std::move(engine), req, preview);
+  for (const auto& im : result.images)
+    if (im.width != crop.width || im.height != crop.height)
+      throw PluginError("the engine returned a " + std::to_string(im.width) + "x" + std::to_string(im.height) +
+                        " image for a " + std::to_string(crop.width) + "x" + std::to_string(crop.height) +
+                        " request; install the plug-in and the engine from the same release");
 
   GimpLayer* parent = GIMP_LAYER(gimp_item_get_parent(GIMP_ITEM(target)));
   const int position = gimp_image_get_item_position(image, GIMP_ITEM(target));
@@ -259,7 +315,7 @@ std::vector<GimpLayer*> inpaint(GimpImage* image, GimpDrawable** drawables, cons
     float* px = rgba.f32();
     for (size_t p = 0; p < mask.data.size() / sizeof(float); ++p)
       if (mask.f32()[p] <= 0.0f) px[4 * p + 3] = 0.0f;
-    GimpLayer* layer = new_layer(image, area, parent, position, rgba);
+    GimpLayer* layer = new_layer(image, area, parent, position, rgba, crop.x, crop.y);
     record(layer, "inpaint", a, i < result.seeds.size() ? result.seeds[i] : seed + i, "");
     layers.push_back(layer);
   }
@@ -293,6 +349,7 @@ proto::GenerateRequest generate_request(GimpImage* image, GimpDrawable** drawabl
   g.width = area.width;
   g.height = area.height;
   g.sketch_scale = a.sketch_strength;
+  g.sketch_guidance = sketch_guidance(a);
   g.variants = a.variants;
   g.preview = preview != nullptr;
   *sketch_out = sketch;
@@ -320,7 +377,7 @@ std::vector<GimpLayer*> generate(GimpImage* image, GimpDrawable** drawables, con
   GimpLayer* sketch = nullptr;
   Rect area;
   proto::GenerateRequest req = generate_request(image, drawables, a, &sketch, &area, preview);
-  const proto::Result result = run_engine(req, preview);
+  const proto::Result result = run_engine(start_engine(), req, preview);
   return add_below_sketch(image, sketch, area, result, "generate", a, {});
 }
 
@@ -336,7 +393,7 @@ std::vector<GimpLayer*> interpolate(GimpImage* image, GimpDrawable** drawables, 
   req.seed_b = static_cast<uint64_t>(a.seed_b);
   req.frames = a.frames;
   req.mode = a.mode;
-  const proto::Result result = run_engine(req, preview);
+  const proto::Result result = run_engine(start_engine(), req, preview);
   std::vector<std::string> extras;
   for (size_t i = 0; i < result.images.size(); ++i)
     extras.push_back(", frame " + std::to_string(i + 1) + "/" + std::to_string(result.images.size()) + " " + a.mode +

@@ -1,6 +1,7 @@
 #include "core/cli/commands.h"
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <iostream>
 #include <opencv2/imgcodecs.hpp>
@@ -20,6 +21,17 @@ namespace dsk::cli {
 
 namespace fs = std::filesystem;
 
+namespace {
+CancelToken g_cancel;
+extern "C" void on_cancel_signal(int) { g_cancel.cancel(); }
+}  // namespace
+
+CancelToken& cancel_on_signals() {
+  std::signal(SIGINT, on_cancel_signal);
+  std::signal(SIGTERM, on_cancel_signal);
+  return g_cancel;
+}
+
 std::string numbered(const std::string& path, size_t i, size_t n) {
   if (n == 1) return path;
   fs::path p(path);
@@ -36,6 +48,8 @@ void register_all(CLI::App& app, Runners& runners) {
   register_pack_data(app, runners);
   register_edit(app, runners);
   register_serve(app, runners);
+  register_train_sketch_features(app, runners);
+  register_finetune(app, runners);
 }
 
 void register_conformance(CLI::App& app, Runners& runners) {

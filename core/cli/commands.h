@@ -7,12 +7,18 @@
 #include <string>
 #include <vector>
 
+#include "core/cancel.h"
+
 namespace dsk::cli {
 
 using Runners = std::vector<std::function<int()>>;
 
 // "out.png" with n results -> out-1.png, out-2.png, ... (n == 1: out.png).
 std::string numbered(const std::string& path, size_t i, size_t n);
+
+// The process's cancel token, tripped by SIGINT / SIGTERM once this is called (long-running
+// commands: train, finetune, train-sketch-features save a checkpoint and stop).
+CancelToken& cancel_on_signals();
 
 void register_all(CLI::App& app, Runners& runners);
 
@@ -25,5 +31,7 @@ void register_train(CLI::App& app, Runners& runners);
 void register_pack_data(CLI::App& app, Runners& runners);
 void register_edit(CLI::App& app, Runners& runners);
 void register_serve(CLI::App& app, Runners& runners);
+void register_train_sketch_features(CLI::App& app, Runners& runners);
+void register_finetune(CLI::App& app, Runners& runners);
 
 }  // namespace dsk::cli

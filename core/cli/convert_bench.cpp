@@ -11,7 +11,7 @@ void register_convert(CLI::App& app, Runners& runners) {
   static ConvertOptions o;
   cmd->add_option("input", o.input, "IN.pt")->required();
   cmd->add_option("out_dir", o.out_dir, "OUT_DIR (new model folder)")->required();
-  cmd->add_option("--preset", o.preset, "adm-64-cond, adm-128-cond, adm-256-cond, adm-256-uncond, adm-512-cond, adm-{64,128,256,512}-classifier");
+  cmd->add_option("--preset", o.preset, "adm-64-cond, adm-128-cond, adm-256-cond, adm-256-uncond, adm-512-cond, adm-{64,128,256,512}-classifier, resnet50-torchvision");
   cmd->add_option("--config", o.config, "JSON {\"kind\": ..., \"flags\": {...}} for other checkpoints");
   cmd->add_option("--dtype", o.dtype, "keep, f32, f16 or bf16")->capture_default_str();
   runners.push_back([cmd] {

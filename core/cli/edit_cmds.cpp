@@ -97,8 +97,10 @@ void register_edit(CLI::App& app, Runners& runners) {
     cmd->add_option("--compare", compare, "also write input | sketch | mask | result | Telea side by side (PNG)");
     cmd->add_option("--out", out, "result PNG")->required();
     add_sampling_flags(cmd, req.sampling);
+    add_sketch_guidance_flags(cmd, req.sketch_guidance);
     runners.push_back([cmd] {
       if (!cmd->parsed()) return -1;
+      check_sketch_guidance(req.sketch_guidance);
       check_out(out);
       const auto start = std::chrono::steady_clock::now();
       req.image = edit::read_image(image);
@@ -129,8 +131,10 @@ void register_edit(CLI::App& app, Runners& runners) {
     cmd->add_option("--variants", req.variants)->capture_default_str();
     cmd->add_option("--out", out, "result PNG")->required();
     add_sampling_flags(cmd, req.sampling);
+    add_sketch_guidance_flags(cmd, req.sketch_guidance);
     runners.push_back([cmd] {
       if (!cmd->parsed()) return -1;
+      check_sketch_guidance(req.sketch_guidance);
       check_out(out);
       const auto start = std::chrono::steady_clock::now();
       if (!sketch.empty()) req.sketch = edit::read_image(sketch);
@@ -154,8 +158,10 @@ void register_edit(CLI::App& app, Runners& runners) {
     cmd->add_option("--mode", mode, "slerp, linear or trig")->capture_default_str()->check(CLI::IsMember({"slerp", "linear", "trig"}));
     cmd->add_option("--out", out, "output folder (frame-01.png, ...)")->required();
     add_sampling_flags(cmd, req.generate.sampling);
+    add_sketch_guidance_flags(cmd, req.generate.sketch_guidance);
     runners.push_back([cmd] {
       if (!cmd->parsed()) return -1;
+      check_sketch_guidance(req.generate.sketch_guidance);
       const auto comma = seeds.find(',');
       try {
         if (comma == std::string::npos) throw std::invalid_argument(seeds);
@@ -195,9 +201,11 @@ void register_edit(CLI::App& app, Runners& runners) {
     cmd->add_option("--save", o.save_dir, "write each case's images here");
     cmd->add_flag("--json", o.json);
     add_sampling_flags(cmd, o.sampling);
+    add_sketch_guidance_flags(cmd, o.sketch_guidance);
     cmd->get_option("--seed")->description("seed of the crops, masks and sampling");
     runners.push_back([cmd] {
       if (!cmd->parsed()) return -1;
+      check_sketch_guidance(o.sketch_guidance);
       o.seed = o.sampling.seed;
       o.baselines.clear();
       std::stringstream ss(baselines);

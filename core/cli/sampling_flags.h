@@ -2,8 +2,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <sstream>
 
 #include "core/engine.h"
+#include "core/error.h"
 
 namespace dsk::cli {
 
@@ -18,6 +20,30 @@ inline void add_sampling_flags(CLI::App* cmd, SamplingParams& p) {
   cmd->add_option("--classifier", p.classifier, "classifier model folder for classifier guidance");
   cmd->add_option("--class", p.class_label, "class label (class-conditional models, classifier guidance)");
   cmd->add_option("--classifier-scale", p.classifier_scale, "classifier guidance scale")->capture_default_str();
+}
+
+// Training-free sketch guidance: the same flags on edit, generate, interpolate and eval-inpaint.
+// Call check_sketch_guidance in the runner (a scale out of range exits 2 with a message, as other
+// bad values do, rather than with CLI11's code).
+inline void add_sketch_guidance_flags(CLI::App* cmd, SketchGuidance& g) {
+  cmd->add_option("--sketch-guidance", g.scale,
+                  "training-free sketch guidance scale, 0..1000 (0 = off): steers each step towards the sketch")
+      ->capture_default_str();
+  cmd->add_option_function<std::string>(
+         "--sketch-guidance-mode", [&g](const std::string& mode) { g.exact = mode == "exact"; },
+         "cheap (the model's output held constant) or exact (the gradient through the U-Net, ~3x the time per step)")
+      ->check(CLI::IsMember({"cheap", "exact"}))
+      ->default_str("cheap");
+  cmd->add_option("--sketch-features", g.features,
+                  "sketch-features model folder for the guidance loss (default: the built-in edge pyramid)");
+}
+
+inline void check_sketch_guidance(const SketchGuidance& g) {
+  if (!(g.scale >= 0 && g.scale <= 1000)) {
+    std::ostringstream msg;
+    msg << "--sketch-guidance " << g.scale << " must be in 0..1000 (0 = off)";
+    throw InputError(msg.str());
+  }
 }
 
 }  // namespace dsk::cli

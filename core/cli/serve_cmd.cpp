@@ -20,13 +20,18 @@
 #include <filesystem>
 #include <iostream>
 #include <mutex>
+#include <sstream>
 #include <opencv2/imgproc.hpp>
 #include <thread>
 
 #include "core/cli/commands.h"
 #include "core/engine.h"
 #include "core/error.h"
+#include "core/model_info.h"
 #include "core/protocol.h"
+#include "editing/masks.h"
+#include "editing/region.h"
+#include "editing/sketch.h"
 
 namespace dsk::cli {
 
@@ -90,6 +95,15 @@ SamplingParams sampling(const proto::Sampling& s) {
   return p;
 }
 
+SketchGuidance sketch_guidance(const proto::SketchGuidance& g) {
+  if (!(g.scale >= 0 && g.scale <= 1000)) {
+    std::ostringstream msg;
+    msg << "sketch guidance " << g.scale << " must be in 0..1000 (0 = off)";
+    throw InputError(msg.str());
+  }
+  return {g.scale, g.exact, g.features};
+}
+
 GenerateRequest generate_request(const proto::GenerateRequest& g) {
   GenerateRequest r;
   r.model = g.model;
@@ -98,8 +112,71 @@ GenerateRequest generate_request(const proto::GenerateRequest& g) {
   r.width = g.width;
   r.height = g.height;
   r.sketch_scale = g.sketch_scale;
+  r.sketch_guidance = sketch_guidance(g.sketch_guidance);
   r.variants = g.variants;
   r.preview = g.preview;
+  return r;
+}
+
+// ---- an edit of a crop of the layer (proto::EditRequest: image and mask are the part of the layer
+// at image_x, image_y that the engine needs; the sketch covers the whole layer)
+//
+// Why the result equals the whole layer's: plan_region (editing/region.h) reads the image only
+// inside plan.crop, and for any image X with plan.crop <= X <= layer it plans the same square
+// (context = bbox grown & clipped, the same side since X is at least plan.crop's extent, the same
+// placement since plan.crop touches X's edge only where it touches the layer's); the composite's
+// feathering looks only near the selection, where X and the layer agree. So the checks below are:
+// the crop lies in the layer and contains plan.crop. What does depend on the whole layer is the
+// sketch's stroke map (paper level, polarity, transparent fraction), hence the whole sketch is sent
+// and converted here, and handed to the engine as the crop of that stroke map.
+
+// The region the model works on for this mask in the whole layer, in layer coordinates.
+cv::Rect planned_crop(const proto::EditRequest& e, const cv::Mat& mask, cv::Size layer, cv::Rect where) {
+  const cv::Rect bbox = edit::mask_support_bbox(edit::soft_mask_from_image(mask));
+  if (bbox.empty()) return {};  // the engine says what is wrong with the mask
+  cv::Mat layer_mask = cv::Mat::zeros(layer, CV_8UC1);  // only the selection's bounds matter to the plan
+  layer_mask(bbox + where.tl()).setTo(255);
+  const int res = read_model_info(resolve_model(e.model)).resolution;
+  return edit::plan_region(layer, layer_mask, res, e.context_margin).crop;
+}
+
+// A stroke map as a sketch layer that stroke_map reads back unchanged: strokes = alpha (a
+// Transparent sketch); false when too little of it is transparent for stroke_map to read it so.
+bool as_alpha_sketch(const cv::Mat& strokes, cv::Mat& sketch) {
+  const cv::Mat zero = cv::Mat::zeros(strokes.size(), CV_32FC1);
+  cv::merge(std::vector<cv::Mat>{zero, zero, zero, strokes}, sketch);
+  return edit::detect_sketch_kind(sketch) == edit::SketchKind::Transparent;
+}
+
+// Runs an edit whose image and mask are a crop of the sketch's layer; results have the crop's size.
+EditResult edit_crop(EditRequest req, const proto::EditRequest& e, const ProgressFn& progress, const CancelToken* cancel) {
+  const cv::Mat layer_sketch = req.sketch;
+  const cv::Rect layer(cv::Point(0, 0), layer_sketch.size());
+  const cv::Rect where(e.image_x, e.image_y, req.image.cols, req.image.rows);
+  if ((where & layer) != where)
+    throw InputError("edit request: the image (" + std::to_string(where.width) + "x" + std::to_string(where.height) +
+                     " at " + std::to_string(where.x) + "," + std::to_string(where.y) +
+                     ") does not lie inside the sketch layer (" + std::to_string(layer.width) + "x" +
+                     std::to_string(layer.height) + "); send the sketch over the whole layer and the image as a crop of it");
+  if (req.mask.size() != req.image.size()) return edit_region(req, progress, cancel);  // the engine names the mismatch
+  if (const cv::Rect need = planned_crop(e, req.mask, layer.size(), where); (need & where) != need)
+    throw InputError("edit request: the crop sent (" + std::to_string(where.width) + "x" + std::to_string(where.height) +
+                     " at " + std::to_string(where.x) + "," + std::to_string(where.y) +
+                     ") does not contain the region the model works on (" + std::to_string(need.width) + "x" +
+                     std::to_string(need.height) + " at " + std::to_string(need.x) + "," + std::to_string(need.y) +
+                     "); install the GIMP plug-in and the engine from the same release");
+  const cv::Mat strokes = edit::stroke_map(layer_sketch)(where);
+  if (as_alpha_sketch(strokes, req.sketch)) return edit_region(req, progress, cancel);
+  // Strokes cover over 90% of the crop, so they cannot pass as a transparent sketch: edit the whole
+  // layer, the image known only inside the crop (all the engine reads of it), and cut the results.
+  cv::Mat image = cv::Mat::zeros(layer.size(), req.image.type()), mask = cv::Mat::zeros(layer.size(), req.mask.type());
+  req.image.copyTo(image(where));
+  req.mask.copyTo(mask(where));
+  req.image = image;
+  req.mask = mask;
+  req.sketch = layer_sketch;
+  EditResult r = edit_region(req, progress, cancel);
+  for (auto& im : r.images) im = im(where).clone();
   return r;
 }
 
@@ -225,11 +302,16 @@ class Session {
         req.mask = to_mat(e->mask);
         req.sketch = to_mat(e->sketch);
         req.sketch_scale = e->sketch_scale;
+        req.sketch_guidance = sketch_guidance(e->sketch_guidance);
         req.variants = e->variants;
         req.context_margin = e->context_margin;
         req.feather = e->feather;
         req.preview = e->preview;
-        r = edit_region(req, progress, cancel);
+        // Without a sketch a crop needs nothing else (the offsets do not matter).
+        const bool whole = req.image.empty() || req.sketch.empty() || req.sketch.size() == req.image.size();
+        if (!req.sketch.empty() && whole && (e->image_x != 0 || e->image_y != 0))
+          throw InputError("edit request: image_x, image_y must be 0 when the sketch has the image's size");
+        r = whole ? edit_region(req, progress, cancel) : edit_crop(std::move(req), *e, progress, cancel);
       } else if (const auto* g = std::get_if<proto::GenerateRequest>(&msg)) {
         r = generate_image(generate_request(*g), progress, cancel);
       } else if (const auto* i = std::get_if<proto::InterpolateRequest>(&msg)) {

@@ -7,13 +7,6 @@
 
 namespace dsk::cli {
 
-namespace {
-CancelToken* g_cancel = nullptr;
-extern "C" void on_signal(int) {
-  if (g_cancel) g_cancel->cancel();
-}
-}  // namespace
-
 void register_train(CLI::App& app, Runners& runners) {
   auto* cmd = app.add_subcommand("train", "train an editing (or plain ADM) model; Ctrl-C saves a checkpoint and stops");
   static TrainOptions o;
@@ -25,10 +18,7 @@ void register_train(CLI::App& app, Runners& runners) {
   cmd->add_option("--steps", o.max_steps_override, "stop at this step (default: the config's steps)");
   runners.push_back([cmd] {
     if (!cmd->parsed()) return -1;
-    static CancelToken cancel;
-    g_cancel = &cancel;
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
+    auto& cancel = cancel_on_signals();
     train(o, std::cerr, &cancel);
     return 0;
   });

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The diffsketch command line end to end on the fixture model (tests/data/models/adm-small):
-# sampling writes deterministic PNGs, bad flags and bad folders exit 2 with a message.
+# The diffsketch command line end to end on the fixture models (tests/data/models/adm-small, and
+# the editing model tiny-editing): sampling and editing write deterministic PNGs, bad flags and
+# bad folders exit 2 with a message.
 # Usage: test_cli.sh PATH/TO/diffsketch PATH/TO/tests/data   (CTest: cli_basics, label unit)
 set -uo pipefail
 
@@ -9,6 +10,7 @@ data=${2:?usage: test_cli.sh DIFFSKETCH TESTS_DATA}
 [ -x "$bin" ] || { echo "FAIL: $bin is not an executable (build the diffsketch target)"; exit 1; }
 model="$data/models/adm-small"
 classifier="$data/models/adm-small-classifier"
+editing="$data/models/tiny-editing"
 # On a loaded 2-core machine (ctest -j 2, other builds) OpenBLAS's own thread pool next to
 # LibTorch's OpenMP threads, all spin-waiting, makes this tiny model ~50x slower (see
 # docs/benchmarks.md). Functional checks only here, so keep the threads from fighting.
@@ -76,11 +78,102 @@ expect 2 "needs --class Y with Y in 0\.\.9" "class-conditional model without --c
 expect nonzero "sampler" "--sampler foo" -- "${sample[@]}" --sampler foo --seed 1 --out "$work/x.png"
 [ ! -e "$work/x.png" ] && pass "no image from a failed run" || fail "a failed run wrote x.png"
 
+# ---- edit, generate, interpolate with the editing fixture ----
+# Inputs as PNM (OpenCV reads them): a 48x40 picture, a mask (a 16x12 box) and a paper sketch.
+python3 - "$work" <<'PY'
+import sys
+d = sys.argv[1]
+w, h = 48, 40
+img = bytes(v for y in range(h) for x in range(w) for v in ((x * 5) % 256, (y * 6) % 256, ((x + y) * 3) % 256))
+open(f"{d}/in.ppm", "wb").write(b"P6 %d %d 255\n" % (w, h) + img)
+mask = bytes(255 if 16 <= x < 32 and 14 <= y < 26 else 0 for y in range(h) for x in range(w))
+open(f"{d}/mask.pgm", "wb").write(b"P5 %d %d 255\n" % (w, h) + mask)
+sketch = bytes(0 if (y == 20 and 12 <= x < 36) or (x == 24 and 10 <= y < 30) else 255 for y in range(h) for x in range(w))
+open(f"{d}/sketch.pgm", "wb").write(b"P5 %d %d 255\n" % (w, h) + sketch)
+PY
+edit=(edit --model "$editing" --image "$work/in.ppm" --mask "$work/mask.pgm" --sketch "$work/sketch.pgm" --steps 3
+      --device cpu --feather 2)
+expect 0 'ed\.png' "edit with an editing model" -- "${edit[@]}" --seed 4 --out "$work/ed.png"
+expect 0 'ed2\.png' "edit, same seed again" -- "${edit[@]}" --seed 4 --out "$work/ed2.png"
+cmp -s "$work/ed.png" "$work/ed2.png" && pass "edit: same seed -> identical files" || fail "edit: same seed -> different files"
+if python3 - "$work" <<'PY'
+import sys, zlib, struct
+d = sys.argv[1]
+def png_rgb(path):  # 8-bit RGB, non-interlaced; undoes the PNG filters
+    data = open(path, "rb").read()
+    pos, idat = 8, b""
+    while pos < len(data):
+        n, kind = struct.unpack(">I", data[pos:pos + 4])[0], data[pos + 4:pos + 8]
+        if kind == b"IHDR": w, h, depth, ctype = struct.unpack(">IIBB", data[pos + 8:pos + 18])
+        if kind == b"IDAT": idat += data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    assert depth == 8 and ctype == 2, (depth, ctype)
+    raw, stride, rows, prev = zlib.decompress(idat), w * 3, [], bytearray(w * 3)
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a, b, c = (line[i - 3] if i >= 3 else 0), prev[i], (prev[i - 3] if i >= 3 else 0)
+            p = a + b - c
+            pred = [0, a, b, (a + b) // 2, a if abs(p - a) <= abs(p - b) and abs(p - a) <= abs(p - c) else b if abs(p - b) <= abs(p - c) else c][f]
+            line[i] = (line[i] + pred) & 0xFF
+        rows.append(bytes(line)); prev = line
+    return w, h, rows
+w, h, out = png_rgb(f"{d}/ed.png")
+src = open(f"{d}/in.ppm", "rb").read().split(b"\n", 1)[1]
+changed_out = changed_in = 0
+for y in range(h):
+    for x in range(w):
+        inside = 16 <= x < 32 and 14 <= y < 26
+        # PNG holds RGB, the PPM too
+        same = out[y][x * 3:x * 3 + 3] == src[(y * w + x) * 3:(y * w + x) * 3 + 3]
+        changed_out += (not inside) and not same
+        changed_in += inside and not same
+if (w, h) != (48, 40) or changed_out or not changed_in:
+    print(f"{w}x{h}, {changed_out} pixels changed outside the mask, {changed_in} inside")
+    sys.exit(1)
+PY
+then pass "edit: 48x40, pixels outside the mask unchanged, inside regenerated"; else fail "edit: result size or pixels"; fi
+expect 0 'ed0\.png' "edit --sketch-guidance 0 --sketch-guidance-mode exact" -- "${edit[@]}" --seed 4 \
+  --sketch-guidance 0 --sketch-guidance-mode exact --out "$work/ed0.png"
+cmp -s "$work/ed.png" "$work/ed0.png" && pass "edit: --sketch-guidance 0 is no guidance" || fail "edit: --sketch-guidance 0 changed the result"
+expect 2 '--sketch-guidance 1500 must be in 0\.\.1000' "--sketch-guidance 1500" -- "${edit[@]}" --sketch-guidance 1500 --out "$work/x.png"
+expect 2 '--sketch-guidance -1 must be in 0\.\.1000' "--sketch-guidance -1" -- "${edit[@]}" --sketch-guidance -1 --out "$work/x.png"
+expect nonzero "sketch-guidance-mode" "--sketch-guidance-mode fast" -- "${edit[@]}" --sketch-guidance-mode fast --out "$work/x.png"
+gen=(generate --model "$editing" --sketch "$work/sketch.pgm" --steps 3 --device cpu)
+expect 0 'gen-2\.png' "generate two variants" -- "${gen[@]}" --seed 21 --variants 2 --out "$work/gen.png"
+expect 0 'g21\.png' "generate seed 21" -- "${gen[@]}" --seed 21 --sketch-guidance 0 --out "$work/g21.png"
+cmp -s "$work/gen-1.png" "$work/g21.png" && pass "generate: variant 1 is seed 21's image" || fail "generate: variant 1 differs from seed 21"
+expect 0 '\(seed 22\)' "interpolate 3 frames" -- interpolate --model "$editing" --sketch "$work/sketch.pgm" --steps 3 \
+  --device cpu --seeds 21,22 --frames 3 --mode slerp --sketch-guidance 0 --out "$work/frames"
+[ -s "$work/frames/frame-03.png" ] && [ ! -e "$work/frames/frame-04.png" ] && pass "interpolate: frame-01..03" ||
+  fail "interpolate: not exactly 3 frames"
+cmp -s "$work/frames/frame-01.png" "$work/gen-1.png" && cmp -s "$work/frames/frame-03.png" "$work/gen-2.png" &&
+  pass "interpolate: the end frames are the seeds' generate results" || fail "interpolate: end frames differ from generate"
+expect 2 '--sketch-guidance 2000 must be in 0\.\.1000' "generate --sketch-guidance 2000" -- "${gen[@]}" --sketch-guidance 2000 --out "$work/x.png"
+expect 2 '--sketch-guidance 2000 must be in 0\.\.1000' "interpolate --sketch-guidance 2000" -- interpolate --model "$editing" \
+  --sketch "$work/sketch.pgm" --seeds 1,2 --sketch-guidance 2000 --out "$work/xdir"
+expect 0 'gg\.png' "generate with sketch guidance 5 (cheap)" -- "${gen[@]}" --seed 21 --sketch-guidance 5 --out "$work/gg.png"
+[ -s "$work/gg.png" ] && ! cmp -s "$work/gg.png" "$work/g21.png" && pass "generate: sketch guidance 5 changes the image" ||
+  fail "generate: sketch guidance 5 gave no image or the unguided one"
+mkdir -p "$work/eval" && cp "$work/ed.png" "$work/eval/picture.png"
+expect 0 '"mode": "exact"' "eval-inpaint with sketch guidance 2, exact" -- eval-inpaint --model "$editing" --images "$work/eval" \
+  --count 1 --size 32 --seed 1 --steps 2 --device cpu --baselines "" --sketch-guidance 2 --sketch-guidance-mode exact --json
+expect 2 '--sketch-guidance 1001 must be in 0\.\.1000' "eval-inpaint --sketch-guidance 1001" -- eval-inpaint --model "$editing" \
+  --images "$work/eval" --sketch-guidance 1001
+expect 2 "needs editing-unet" "generate refuses a plain ADM model" -- generate --model "$model" --sketch "$work/sketch.pgm" --out "$work/x.png"
+
 # ---- info ----
 expect 0 "307 tensors" "info on the U-Net weights" -- info "$data/conformance/adm-small/unet.safetensors"
 expect 0 "matches preset: none" "info says no preset matches" -- info "$model"
 expect 0 "adm-small .*adm-unet.*32 px" "info on a model folder" -- info "$model"
 expect 2 "pickle" "info on a pickle" -- info "$data/conformance/adm-small/classifier.pt"
+
+# ---- train-sketch-features: bad data folders (training itself: test_sketch_features_train) ----
+mkdir -p "$work/sketches/circle"
+expect 2 "1 class folder.*at least 2" "train-sketch-features needs 2 classes" -- \
+  train-sketch-features --data "$work/sketches" --out "$work/sf" --device cpu
+expect 2 "no such folder" "train-sketch-features on a missing folder" -- \
+  train-sketch-features --data "$work/no-sketches" --out "$work/sf" --device cpu
 
 echo "cli_basics: $failures failure(s)"
 [ "$failures" -eq 0 ]

@@ -225,3 +225,132 @@
     (gimp-drawable-edit-clear sketch)
     (export-only img (list sketch) (string-append dir "/bad-sketch.png"))
     (say "CASE OK batch-inputs")))
+
+; ---- the editing model (tests/data/models/tiny-editing; the caller defines `editing-model`)
+
+(define (generate img sketch seed variants)
+  (car (plug-in-diffsketch-generate #:run-mode RUN-NONINTERACTIVE #:image img #:drawables (vector sketch)
+                                    #:sketch-layer sketch #:model editing-model #:steps 3 #:seed seed
+                                    #:variants variants)))
+
+; A new layer of w x h at x,y, the image's base type with alpha, right below the sketch layer
+; (below: a larger position), named after what made it, with the parasite.
+(define (check-new-layer l img sketch base w h x y what seed)
+  (check (= (car (gimp-drawable-get-width l)) w) (string-append what ": layer width " (number->string w)))
+  (check (= (car (gimp-drawable-get-height l)) h) (string-append what ": layer height " (number->string h)))
+  (let ((off (gimp-drawable-get-offsets l)))
+    (check (and (= (car off) x) (= (cadr off) y)) (string-append what ": layer offset")))
+  (check (= (car (gimp-drawable-type l)) (if (= base GRAY) GRAYA-IMAGE RGBA-IMAGE))
+         (string-append what ": the image's base type with alpha"))
+  (check (> (car (gimp-image-get-item-position img l)) (car (gimp-image-get-item-position img sketch)))
+         (string-append what ": below the sketch layer"))
+  (let ((name (car (gimp-item-get-name l))))
+    (say what " layer: " name)
+    (check (contains? name (string-append "seed " (number->string seed))) (string-append what ": the name records the seed"))
+    (check (contains? name "tiny-editing") (string-append what ": the name records the model")))
+  (check (member "diffsketch" (car (gimp-item-get-parasite-list l))) (string-append what ": the parasite")))
+
+; generate: the canvas (two variants, seeds 21 and 22), the selection's bounds, the same seed
+; again with sketch guidance 0 (= none); exports TAG-gen-21/22.png and TAG-gen-again.png.
+(define (generate-case tag base precision)
+  (let* ((scene (make-scene base precision))
+         (img (car scene)) (sketch (cadddr scene))
+         (prefix (string-append out "/" tag)))
+    (gimp-selection-none img)
+    (let ((result (generate img sketch 21 2)))
+      (check (= (vector-length result) 2) "generate: two variants give two layers")
+      (check (= (layer-count img) 5) "generate: the image has exactly two more layers")
+      (check-new-layer (vector-ref result 0) img sketch base 64 48 0 0 "generate" 21)
+      (check-new-layer (vector-ref result 1) img sketch base 64 48 0 0 "generate" 22)
+      (export-only img (list (vector-ref result 0)) (string-append prefix "-gen-21.png"))
+      (export-only img (list (vector-ref result 1)) (string-append prefix "-gen-22.png")))
+    (gimp-image-select-rectangle img CHANNEL-OP-REPLACE 10 8 40 30)
+    (let ((result (generate img sketch 5 1)))
+      (check (= (vector-length result) 1) "generate in a selection: one layer")
+      (check-new-layer (vector-ref result 0) img sketch base 40 30 10 8 "generate in a selection" 5))
+    (gimp-selection-none img)
+    (let ((again (car (plug-in-diffsketch-generate #:run-mode RUN-NONINTERACTIVE #:image img #:drawables (vector sketch)
+                                                   #:sketch-layer sketch #:model editing-model #:steps 3 #:seed 21
+                                                   #:sketch-guidance 0.0 #:sketch-guidance-mode "cheap"))))
+      (export-only img (list (vector-ref again 0)) (string-append prefix "-gen-again.png")))
+    (say "CASE OK " tag)))
+
+; interpolate: 3 frames between seeds 21 and 22, first frame lowest; exports the end frames as
+; TAG-frame-1.png and TAG-frame-3.png (the shell compares them with generate's seeds 21 and 22).
+(define (interpolate-case tag)
+  (let* ((scene (make-scene RGB PRECISION-U8-NON-LINEAR))
+         (img (car scene)) (sketch (cadddr scene))
+         (prefix (string-append out "/" tag)))
+    (gimp-selection-none img)
+    (let ((frames (car (plug-in-diffsketch-interpolate #:run-mode RUN-NONINTERACTIVE #:image img
+                                                       #:drawables (vector sketch) #:sketch-layer sketch
+                                                       #:model editing-model #:steps 3 #:seed-a 21 #:seed-b 22
+                                                       #:frames 3 #:mode "slerp"))))
+      (check (= (vector-length frames) 3) "interpolate: 3 frames give 3 layers")
+      (check (= (layer-count img) 6) "interpolate: the image has exactly three more layers")
+      (check-new-layer (vector-ref frames 0) img sketch RGB 64 48 0 0 "frame 1" 21)
+      (check-new-layer (vector-ref frames 1) img sketch RGB 64 48 0 0 "frame 2" 21)
+      (check-new-layer (vector-ref frames 2) img sketch RGB 64 48 0 0 "frame 3" 22)
+      (check (contains? (car (gimp-item-get-name (vector-ref frames 0))) "frame 1/3") "frame 1: named frame 1/3")
+      (check (contains? (car (gimp-item-get-name (vector-ref frames 2))) "frame 3/3 slerp 21-22")
+             "frame 3: named frame 3/3 slerp 21-22")
+      (let ((pos (lambda (i) (car (gimp-image-get-item-position img (vector-ref frames i))))))
+        (check (and (> (pos 0) (pos 1)) (> (pos 1) (pos 2))) "interpolate: the first frame is the lowest"))
+      (export-only img (list (vector-ref frames 0)) (string-append prefix "-frame-1.png"))
+      (export-only img (list (vector-ref frames 2)) (string-append prefix "-frame-3.png")))
+    (say "CASE OK " tag)))
+
+; ---- a selection in a large layer: the plug-in sends a crop (run twice by the shell, once with
+; DSK_SEND_WHOLE_LAYER=1; the exported layers must be identical)
+
+; 320x240: "photo" 300x220 at 10,10 (shapes on a gradient-like fill) and a paper sketch (an
+; opaque white layer with black strokes: its stroke map depends on the whole layer).
+(define (make-large-scene)
+  (let* ((img (car (gimp-image-new 320 240 RGB)))
+         (photo (new-layer img "photo" 300 220 10 10 RGB-IMAGE))
+         (sketch (new-layer img "sketch" 320 240 0 0 RGB-IMAGE)))
+    (fill-rect img photo 10 10 300 220 '(90 120 160))
+    (fill-rect img photo 10 10 150 110 '(200 180 60))
+    (fill-rect img photo 240 90 70 80 '(30 140 90))
+    (fill-rect img photo 100 150 60 40 '(230 230 230))
+    (fill-rect img sketch 0 0 320 240 '(255 255 255))
+    (fill-rect img sketch 250 120 50 3 '(0 0 0))
+    (fill-rect img sketch 290 110 3 40 '(0 0 0))
+    (fill-rect img sketch 120 60 3 50 '(0 0 0))
+    (list img photo sketch)))
+
+; Two edits of the photo: a rectangle at its right edge, and a feathered ellipse inside it. The
+; first names the editing model by `edge-model` (an installed id, or the folder).
+(define (crop-case tag edge-model)
+  (let* ((scene (make-large-scene))
+         (img (car scene)) (photo (cadr scene)) (sketch (caddr scene)))
+    (gimp-image-select-rectangle img CHANNEL-OP-REPLACE 288 120 22 14)
+    (let ((edge (car (plug-in-diffsketch-inpaint #:run-mode RUN-NONINTERACTIVE #:image img #:drawables (vector photo)
+                                                 #:sketch-layer sketch #:model edge-model #:steps 3 #:seed 9
+                                                 #:feather 4))))
+      (check-result-geometry (vector-ref edge 0) 300 220 10 10 "edge selection")
+      (export-only img (list (vector-ref edge 0)) (string-append out "/" tag "-edge.png")))
+    (gimp-image-select-ellipse img CHANNEL-OP-REPLACE 110 70 30 24)
+    (gimp-selection-feather img 6)
+    (let ((inside (car (plug-in-diffsketch-inpaint #:run-mode RUN-NONINTERACTIVE #:image img #:drawables (vector photo)
+                                                   #:sketch-layer sketch #:model editing-model #:steps 3 #:seed 9
+                                                   #:context-margin 0.5 #:feather 4))))
+      (check-result-geometry (vector-ref inside 0) 300 220 10 10 "feathered ellipse")
+      (export-only img (list (vector-ref inside 0)) (string-append out "/" tag "-ellipse.png")))
+    (say "CASE OK " tag)))
+
+(define (check-result-geometry l w h x y what)
+  (check (and (= (car (gimp-drawable-get-width l)) w) (= (car (gimp-drawable-get-height l)) h))
+         (string-append what ": the result layer has the edited layer's size"))
+  (let ((off (gimp-drawable-get-offsets l)))
+    (check (and (= (car off) x) (= (cadr off) y)) (string-append what ": the result layer has the edited layer's offset"))))
+
+; Sketch guidance reaches the engine (the shell reads the request a tapping engine recorded).
+(define (guidance-case tag)
+  (let* ((scene (make-scene RGB PRECISION-U8-NON-LINEAR))
+         (img (car scene)) (photo (caddr scene)) (sketch (cadddr scene)))
+    (let ((result (car (plug-in-diffsketch-inpaint #:run-mode RUN-NONINTERACTIVE #:image img #:drawables (vector photo)
+                                                   #:sketch-layer sketch #:model editing-model #:steps 2 #:seed 3
+                                                   #:sketch-guidance 2.5 #:sketch-guidance-mode "exact"))))
+      (check (= (vector-length result) 1) "inpaint with sketch guidance: one layer"))
+    (say "CASE OK " tag)))

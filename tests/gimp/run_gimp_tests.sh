@@ -6,12 +6,14 @@
 # Installs the plug-in into a throw-away GIMP profile (GIMP3_DIRECTORY=WORK_DIR/profile) and drives
 # gimp-console in batch mode (--quit, under `timeout`) with Script-Fu calls using named arguments,
 # as batch users do (tests/gimp/cases.scm). Checks exit statuses, the log and exported PNGs
-# (tests/gimp/pngcheck.py). The model is the 32 px fixture tests/data/models/adm-small.
+# (tests/gimp/pngcheck.py). The models are the 32 px fixtures tests/data/models/adm-small (a plain
+# ADM model, random weights) and tests/data/models/tiny-editing (a sketch-conditioned editing model).
 set -uo pipefail
 
 PLUGIN=$(realpath "$1") ENGINE=$(realpath "$2") DATA=$(realpath "$3") WORK=$(realpath -m "$4")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MODEL="$DATA/models/adm-small"
+EDITING="$DATA/models/tiny-editing"
 GIMP_TIMEOUT=${DSK_GIMP_TIMEOUT:-300}
 
 rm -rf "$WORK"
@@ -30,7 +32,8 @@ fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 # gimp_batch NAME EXPECTED_STATUS SCHEME: one gimp-console run; its log is WORK/NAME.log.
 gimp_batch() {
   local name=$1 expected=$2 code=$3 status
-  local prelude="(define model \"$MODEL\") (define out \"$WORK/out\") (load \"$HERE/cases.scm\")"
+  local prelude="(define model \"$MODEL\") (define editing-model \"$EDITING\") (define out \"$WORK/out\")
+                 (load \"$HERE/cases.scm\")"
   timeout "$GIMP_TIMEOUT" gimp-console -i -d -f --quit --batch-interpreter=plug-in-script-fu-eval \
     -b "$prelude $code" >"$WORK/$name.log" 2>&1
   status=$?
@@ -82,6 +85,65 @@ done
 [ -f "$WORK/out/rgb8-rerun.png" ] &&
   png_check "rgb8: the same seed gives the same result" same "$WORK/out/rgb8-layer.png" "$WORK/out/rgb8-rerun.png"
 
+echo "== generate and interpolate with the editing model"
+if gimp_batch generate 0 "(generate-case \"gen\" RGB PRECISION-U8-NON-LINEAR)
+                          (generate-case \"gengray\" GRAY PRECISION-U16-NON-LINEAR)
+                          (interpolate-case \"interp\")"; then
+  for tag in gen gengray interp; do log_has generate "CASE OK $tag"; done
+fi
+for tag in gen gengray; do
+  if [ -f "$WORK/out/$tag-gen-again.png" ]; then
+    png_check "$tag: the same seed gives the same image (with sketch guidance 0)" same \
+      "$WORK/out/$tag-gen-21.png" "$WORK/out/$tag-gen-again.png"
+    png_check "$tag: the two variants differ" differs "$WORK/out/$tag-gen-21.png" "$WORK/out/$tag-gen-22.png" 0 0 64 48
+  else
+    fail "$tag: no exported generate results"
+  fi
+done
+if [ -f "$WORK/out/interp-frame-3.png" ] && [ -f "$WORK/out/gen-gen-22.png" ]; then
+  png_check "interpolate: frame 1 is seed 21's generate result" same "$WORK/out/interp-frame-1.png" "$WORK/out/gen-gen-21.png"
+  png_check "interpolate: frame 3 is seed 22's generate result" same "$WORK/out/interp-frame-3.png" "$WORK/out/gen-gen-22.png"
+else
+  fail "interpolate: no exported frames"
+fi
+
+echo "== a selection in a large layer: the plug-in sends a crop, with the same result as the whole layer"
+# A tapping engine: records what the plug-in sends (tests/gimp/requests.py reads it), then passes
+# it on to the real engine.
+printf '#!/usr/bin/env bash\ntee -a "$DSK_TAP" | "$DSK_REAL_ENGINE" "$@"\n' >"$WORK/tap-engine.sh"
+chmod +x "$WORK/tap-engine.sh"
+tap() { DSK_ENGINE="$WORK/tap-engine.sh" DSK_REAL_ENGINE="$ENGINE" DSK_TAP="$WORK/$1.tap" "${@:2}"; }
+# The first run names the model by its id (the plug-in asks the engine for the model's resolution).
+DSK_MODEL_PATH="$DATA/models" tap crop gimp_batch crop 0 "(crop-case \"crop\" \"tiny-editing\") (guidance-case \"guidance\")" &&
+  for tag in crop guidance; do log_has crop "CASE OK $tag"; done
+DSK_SEND_WHOLE_LAYER=1 tap whole gimp_batch crop-whole 0 "(crop-case \"whole\" editing-model)" &&
+  log_has crop-whole "CASE OK whole"
+for part in edge ellipse; do
+  if [ -f "$WORK/out/crop-$part.png" ] && [ -f "$WORK/out/whole-$part.png" ]; then
+    png_check "crop: $part: the same pixels as with the whole layer sent" same "$WORK/out/crop-$part.png" "$WORK/out/whole-$part.png"
+  else
+    fail "crop: $part: no exported results"
+  fi
+done
+[ -f "$WORK/out/crop-edge.png" ] &&
+  png_check "crop: the new layer is transparent outside the selection" alpha "$WORK/out/crop-edge.png" 288 120 22 14
+python3 "$HERE/requests.py" "$WORK/crop.tap" >"$WORK/crop.requests" 2>&1
+python3 "$HERE/requests.py" "$WORK/whole.tap" >"$WORK/whole.requests" 2>&1
+sed 's/^/    sent: /' "$WORK/crop.requests"
+# The edge selection (layer coordinates 278..300 x 110..124): 16 px of context make a 46 px square,
+# shifted left to end at the layer's right edge.
+grep -q '"model": "tiny-editing", "image": \[46, 46\], "image_x": 254, "image_y": 94, "sketch": \[300, 220\]' \
+  "$WORK/crop.requests" && pass "crop: the edge selection sends a 46x46 crop at 254,94 and the whole sketch layer" ||
+  fail "crop: the edge selection's request is not the expected crop (see $WORK/crop.requests)"
+head -n 1 "$WORK/crop.requests" | grep -q '"type": "models"' &&
+  pass "crop: for a model id, the plug-in first asks the engine for the model list" ||
+  fail "crop: no model list request before the edit with a model id"
+[ "$(grep -c '"image": \[300, 220\], "image_x": 0, "image_y": 0' "$WORK/whole.requests")" -eq 2 ] &&
+  pass "crop: DSK_SEND_WHOLE_LAYER=1 sends the whole layer" || fail "crop: DSK_SEND_WHOLE_LAYER=1 did not send the whole layer"
+grep -q '"sketch_guidance": {"features": "", "mode": "exact", "scale": 2.5}' "$WORK/crop.requests" &&
+  pass "sketch guidance: the request carries scale 2.5, mode exact" ||
+  fail "sketch guidance: the request lacks it (see $WORK/crop.requests)"
+
 echo "== bad inputs: each gives its message and adds no layer"
 gimp_batch bad-inputs 0 "(bad-input-cases)" && log_has bad-inputs "CASE OK bad-inputs"
 grep "EXPECTED-ERROR" "$WORK/bad-inputs.log" | sed 's/^/    /'
@@ -96,7 +158,7 @@ case $n in
   0) head -c 12 >/dev/null; echo "loading the model" >&2; kill -KILL $$ ;;
   1) head -c 12 >/dev/null; kill -SEGV $$ ;;
   2) echo "diffsketch: error: something broke" >&2; exit 3 ;;
-  3) head -c 12 >/dev/null; printf 'DSKP\002\000\000\000\002\000\000\000{}'; sleep 2 ;;
+  3) head -c 12 >/dev/null; printf 'DSKP\001\000\000\000\002\000\000\000{}'; sleep 2 ;;
   *) head -c 12 >/dev/null; echo "Usage: diffsketch [OPTIONS] SUBCOMMAND"; sleep 2 ;;
 esac
 EOF
@@ -106,7 +168,7 @@ DSK_ENGINE="$WORK/fake-engine.sh" DSK_FAKE_DIR="$WORK/fake" gimp_batch broken-en
   "(broken-engine-case \"engine killed\" \"was killed (signal 9\")
    (broken-engine-case \"engine crashed\" \"crashed (signal 11\")
    (broken-engine-case \"engine exited\" \"exited unexpectedly with status 3\")
-   (broken-engine-case \"engine of another protocol version\" \"speaks DiffSketch protocol version 2\")
+   (broken-engine-case \"engine of another protocol version\" \"speaks DiffSketch protocol version 1\")
    (broken-engine-case \"not an engine\" \"malformed reply\")
    (say \"CASE OK broken-engine\")" && log_has broken-engine "CASE OK broken-engine"
 grep "EXPECTED-ERROR" "$WORK/broken-engine.log" | sed 's/^/    /'

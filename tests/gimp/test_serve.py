@@ -3,8 +3,9 @@
 
   test_serve.py ENGINE MODELS_DIR WORK_DIR
 
-Checks: model list; an edit with progress and a result; a version mismatch answered with a clear
-error; a cancel request stops the job and the engine keeps serving; closing stdin mid-job makes
+Checks: model list; an edit with progress and a result; an edit of a crop of the layer gives the
+whole layer's pixels (transparent and paper sketches, and strokes covering the crop); sketch
+guidance in generate requests, and its range; a version mismatch answered with a clear error; a cancel request stops the job and the engine keeps serving; closing stdin mid-job makes
 the engine exit at once; the socket server (mode 0600, one client after another, removed on
 SIGTERM) and a client vanishing mid-job there.
 """
@@ -20,6 +21,7 @@ import time
 
 ENGINE, MODELS, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 MODEL = os.path.join(MODELS, "adm-small")
+EDITING = os.path.join(MODELS, "tiny-editing")
 failures = []
 os.makedirs(WORK, exist_ok=True)
 
@@ -30,7 +32,7 @@ def check(ok, what):
         failures.append(what)
 
 
-def frame(header, payloads=(), version=1):
+def frame(header, payloads=(), version=2):
     text = json.dumps(header).encode()
     return b"DSKP" + struct.pack("<HHI", version, len(payloads), len(text)) + text + b"".join(payloads)
 
@@ -121,13 +123,129 @@ check(m is not None and m["type"] == "error" and m["kind"] == "input" and "no-su
 p.stdin.close()
 check(p.wait(timeout=30) == 0, "stdin closed between jobs: the engine exits with status 0")
 
-# 4: version mismatch.
+# 3b: an edit of a crop of the layer (image_x, image_y; the sketch over the whole layer) gives the
+# whole layer's pixels over the crop, whatever the sketch: transparent, paper, or strokes covering
+# the whole crop (then the engine edits the whole layer, knowing only the crop's pixels).
+LW, LH = 96, 80
+BOX = (60, 30, 12, 10)  # the selection, x y w h
+
+
+def layer_image():
+    return struct.pack(f"<{LW * LH * 4}f", *[v for y in range(LH) for x in range(LW)
+                                              for v in (x / LW, y / LH, ((x * 7 + y * 3) % 32) / 32, 1.0)])
+
+
+def layer_mask():
+    x0, y0, w, h = BOX
+    return bytes(255 if x0 <= x < x0 + w and y0 <= y < y0 + h else 0 for y in range(LH) for x in range(LW))
+
+
+def sketch_of(kind):
+    px = []
+    for y in range(LH):
+        for x in range(LW):
+            stroke = (y == 35 and 50 <= x < 80) or (x == 66 and 20 <= y < 50)
+            if kind == "transparent":
+                px += [0.0, 0.0, 0.0, 1.0 if stroke else 0.0]
+            elif kind == "paper":
+                px += [0.0, 0.0, 0.0, 1.0] if stroke else [1.0, 1.0, 1.0, 1.0]
+            else:  # opaque ink over the right part, transparent elsewhere: the crop is all strokes
+                px += [0.0, 0.0, 0.0, 1.0 if x >= 36 else 0.0]
+    return struct.pack(f"<{LW * LH * 4}f", *px)
+
+
+def crop(data, rect, width, channels, size):
+    x0, y0, w, h = rect
+    row = width * channels * size
+    return b"".join(data[y * row + x0 * channels * size:y * row + (x0 + w) * channels * size] for y in range(y0, y0 + h))
+
+
+def crop_edit(sketch, rect, image_x=None, image_y=None, feather=3):
+    x0, y0, w, h = rect
+    header = {
+        "type": "edit", "model": EDITING,
+        "sampling": {"steps": 2, "respacing": "", "sampler": "ddim", "eta": 0.0, "seed": 5, "device": "cpu",
+                     "classifier": "", "class": -1, "classifier_scale": 1.0},
+        "image": 0, "mask": 1, "sketch": 2, "image_x": x0 if image_x is None else image_x,
+        "image_y": y0 if image_y is None else image_y, "sketch_scale": 1.0, "variants": 1, "context_margin": 0.25,
+        "feather": feather, "preview": False,
+        "payloads": [{"width": w, "height": h, "channels": 4, "dtype": "f32"},
+                     {"width": w, "height": h, "channels": 1, "dtype": "u8"},
+                     {"width": LW, "height": LH, "channels": 4, "dtype": "f32"}],
+    }
+    return frame(header, [crop(layer_image(), rect, LW, 4, 4), crop(layer_mask(), rect, LW, 1, 1), sketch])
+
+
+def result_of(request):
+    p.stdin.write(request)
+    p.stdin.flush()
+    m, _ = until_final(r)
+    return m
+
+
 p, r = start_stdio()
-p.stdin.write(frame({"type": "models", "payloads": []}, version=2))
+WHOLE, CROP = (0, 0, LW, LH), (40, 10, 56, 50)  # CROP contains the region planned for BOX (44,13 44x44)
+# (feather 40 reaches past the crop's edges, 16 px from the selection: the feathering must not see them)
+for kind, feather in (("transparent", 3), ("paper", 3), ("covering", 3), ("paper", 40)):
+    sketch = sketch_of(kind)
+    whole = result_of(crop_edit(sketch, WHOLE, feather=feather))
+    part = result_of(crop_edit(sketch, CROP, feather=feather))
+    what = f"{kind} sketch, feather {feather}:"
+    ok = whole and part and whole["type"] == part["type"] == "result"
+    check(ok, f"{what} whole layer and crop both answer a result ({whole and whole.get('message')}, "
+              f"{part and part.get('message')})")
+    if ok:
+        check(part["payloads"][0]["width"] == 56 and part["payloads"][0]["height"] == 50, f"{what} the result has the crop's size")
+        check(part["_payloads"][0] == crop(whole["_payloads"][0], CROP, LW, 4, 4),
+              f"{what} the crop's result equals the whole layer's over the crop")
+        check(whole["_payloads"][0] != layer_image(), f"{what} the selection was regenerated")
+m = result_of(crop_edit(sketch_of("paper"), (58, 28, 16, 14)))
+check(m is not None and m["type"] == "error" and m["kind"] == "input" and "does not contain the region" in m["message"],
+      "a crop smaller than the model's region is refused")
+m = result_of(crop_edit(sketch_of("paper"), CROP, image_x=50))
+check(m is not None and m["type"] == "error" and "does not lie inside the sketch layer" in m["message"],
+      "a crop reaching outside the sketch layer is refused")
+m = result_of(crop_edit(sketch_of("paper"), WHOLE, image_x=3))
+check(m is not None and m["type"] == "error" and "must be 0" in m["message"], "offsets with a sketch of the image's size are refused")
+
+# 3c: generate with the editing model; sketch guidance travels in the request and is range-checked.
+def generate_request(guidance):
+    w, h = 40, 32
+    sketch = bytes(0 if (y == 16 or x == 20) else 255 for y in range(h) for x in range(w))
+    header = {
+        "type": "generate", "model": EDITING,
+        "sampling": {"steps": 2, "respacing": "", "sampler": "ddim", "eta": 0.0, "seed": 3, "device": "cpu",
+                     "classifier": "", "class": -1, "classifier_scale": 1.0},
+        "sketch": 0, "width": 0, "height": 0, "sketch_scale": 1.0, "variants": 1, "preview": False,
+        "payloads": [{"width": w, "height": h, "channels": 1, "dtype": "u8"}],
+    }
+    if guidance is not None:
+        header["sketch_guidance"] = guidance
+    return frame(header, [sketch])
+
+
+plain = result_of(generate_request(None))
+check(plain is not None and plain["type"] == "result" and plain["payloads"][0]["width"] == 40
+      and plain["payloads"][0]["height"] == 32, f"generate: a 40x32 image ({plain and plain.get('message')})")
+off = result_of(generate_request({"scale": 0, "mode": "exact", "features": ""}))
+check(off is not None and off["type"] == "result" and plain and off["_payloads"] == plain["_payloads"],
+      "generate: sketch guidance 0 gives the image without guidance")
+m = result_of(generate_request({"scale": 1500, "mode": "cheap", "features": ""}))
+check(m is not None and m["type"] == "error" and m["kind"] == "input" and "must be in 0..1000" in m["message"],
+      "generate: sketch guidance 1500 is refused with its range")
+m = result_of(generate_request({"scale": 1, "mode": "fast", "features": ""}))
+check(m is not None and m["type"] == "error" and m["kind"] == "protocol" and "cheap or exact" in m["message"],
+      "generate: sketch guidance mode 'fast' is a protocol error naming the modes")
+p.stdin.close()
+p.wait(timeout=30)
+
+# 4: version mismatch: a plug-in of the first release (protocol version 1).
+p, r = start_stdio()
+p.stdin.write(frame({"type": "models", "payloads": []}, version=1))
 p.stdin.flush()
 m = r.message()
-check(m is not None and m["type"] == "error" and m["kind"] == "protocol" and "version 2" in m["message"]
-      and "version 1" in m["message"], "a version-2 client gets a protocol error naming both versions")
+check(m is not None and m["type"] == "error" and m["kind"] == "protocol" and "version 1" in m["message"]
+      and "version 2" in m["message"], "a version-1 client gets a protocol error naming both versions")
 p.stdin.close()
 p.wait(timeout=30)
 

@@ -42,6 +42,7 @@ GenerateRequest some_generate() {
   g.width = 64;
   g.height = 48;
   g.sketch_scale = 1.5;
+  g.sketch_guidance = {2.5, true, "models/sketch-features"};
   g.variants = 3;
   g.preview = true;
   return g;
@@ -61,6 +62,11 @@ std::vector<Message> every_message() {
   edit.preview = true;
   EditRequest edit_no_sketch = edit;
   edit_no_sketch.sketch = {};
+  EditRequest edit_crop = edit;  // image and mask: a crop of the layer the sketch covers
+  edit_crop.sketch = ramp(9, 7, 4, DType::F32);
+  edit_crop.image_x = 2;
+  edit_crop.image_y = 1;
+  edit_crop.sketch_guidance = {1000, false, ""};
   InterpolateRequest interp;
   interp.generate = some_generate();
   interp.seed_a = 1;
@@ -80,6 +86,7 @@ std::vector<Message> every_message() {
   return {ModelsRequest{},
           edit,
           edit_no_sketch,
+          edit_crop,
           some_generate(),
           interp,
           CancelRequest{},
@@ -183,15 +190,15 @@ TEST(Protocol, BadMagic) {
 
 TEST(Protocol, VersionMismatchNamesBothVersions) {
   Bytes frame = encode(ModelsRequest{});
-  frame[4] = 2;
+  frame[4] = 1;  // the first release's engine or plug-in
   try {
     decode(frame);
     FAIL() << "no error";
   } catch (const VersionMismatch& e) {
-    EXPECT_EQ(e.peer_version(), 2);
+    EXPECT_EQ(e.peer_version(), 1);
     const std::string msg = e.what();
-    EXPECT_NE(msg.find("version 2"), std::string::npos) << msg;
     EXPECT_NE(msg.find("version 1"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("version " + std::to_string(kProtocolVersion)), std::string::npos) << msg;
     EXPECT_NE(msg.find("same release"), std::string::npos) << msg;
   }
 }
@@ -251,6 +258,22 @@ TEST(Protocol, MalformedHeadersAreNamed) {
   EXPECT_NE(error_of(frame_with_json(R"({"type":"progress","step":1,"total":1,"preview":0,
       "payloads":[{"width":1,"height":1,"channels":1,"dtype":"f64"}]})", 1)).find("not one of u8, u16, f32"),
             std::string::npos);
+  EXPECT_NE(error_of(frame_with_json(R"({"type":"generate","model":"m","sampling":{"steps":1,"respacing":"",
+      "sampler":"ddim","eta":0,"seed":0,"device":"cpu","classifier":"","class":-1,"classifier_scale":1},"sketch":null,
+      "width":8,"height":8,"sketch_scale":1,"variants":1,"preview":false,
+      "sketch_guidance":{"scale":1,"mode":"fast","features":""},"payloads":[]})")).find("mode 'fast' is not cheap or exact"),
+            std::string::npos);
+}
+
+// Fields added in version 2 are optional: a request without them has no crop and no sketch guidance.
+TEST(Protocol, RequestsWithoutTheVersion2FieldsDecodeWithTheirDefaults) {
+  const Message m = decode(frame_with_json(R"({"type":"generate","model":"m","sampling":{"steps":1,"respacing":"",
+      "sampler":"ddim","eta":0,"seed":0,"device":"cpu","classifier":"","class":-1,"classifier_scale":1},"sketch":null,
+      "width":8,"height":8,"sketch_scale":1,"variants":1,"preview":false,"payloads":[]})"));
+  const auto* g = std::get_if<GenerateRequest>(&m);
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(g->sketch_guidance, SketchGuidance{});
+  EXPECT_EQ(g->sketch_guidance.scale, 0.0);
 }
 
 TEST(Protocol, WritingToAClosedPipeIsAProtocolError) {

@@ -1,0 +1,41 @@
+// What every training loop shares (train, finetune, train-sketch-features): atomic resumable
+// checkpoints, the EMA with warm-up, model export, and the CPU's bf16 capability.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/model_info.h"
+
+namespace dsk {
+
+// True on CPUs with native bf16 arithmetic (avx512_bf16 or amx_bf16).
+bool cpu_has_native_bf16();
+
+// ema <- decay ema + (1 - decay) params, decay = min(rate, (1 + step) / (10 + step)).
+void ema_update(std::vector<torch::Tensor>& ema, const std::vector<torch::Tensor>& params, double rate, long step);
+
+// DIR holds weights (parameters and buffers, e.g. BatchNorm statistics), EMA (none when `ema` is
+// empty), Adam state, the torch generator, the std rng and the step (state.json with any `extra`
+// fields). Written to DIR.tmp and renamed into place: a kill leaves the previous one.
+struct Checkpointer {
+  std::filesystem::path dir;
+  void save(torch::nn::Module& model, const std::vector<torch::Tensor>& ema, torch::optim::Adam& adam, long step,
+            const std::mt19937_64& rng, const at::Generator& gen, const nlohmann::json& extra);
+  // Returns state.json (step and the extra fields).
+  nlohmann::json load(torch::nn::Module& model, std::vector<torch::Tensor>& ema, torch::optim::Adam& adam,
+                      std::mt19937_64& rng, at::Generator& gen);
+};
+
+// Writes a model folder `out` (atomically) from the model's parameters (or `ema` when given) and buffers,
+// in `dtype`, with model.json from `base` and `note`; `extra_tensors` go to extra files in it.
+void export_model(const ModelInfo& base, const std::filesystem::path& out, torch::nn::Module& model,
+                  const std::vector<torch::Tensor>* ema, long step, const std::string& note, torch::ScalarType dtype,
+                  const std::map<std::string, std::map<std::string, torch::Tensor>>& extra_files = {});
+
+}  // namespace dsk

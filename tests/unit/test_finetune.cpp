@@ -1,0 +1,365 @@
+// Fine-tuning through the DDIM chain (Algorithm 1), the sketch loss and sketch guidance.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/finetune.h"
+#include "core/model_folder.h"
+#include "core/sketch_loss.h"
+#include "core/tensor_io.h"
+#include "models/unet.h"
+
+namespace fs = std::filesystem;
+using torch::Tensor;
+
+namespace {
+
+const std::string kAdm = DSK_TEST_DATA "/models/adm-small";
+
+fs::path temp_dir(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("dsk-test-finetune-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// A 16 px U-Net small enough for finite differences in double precision.
+dsk::UNetModel tiny_unet() {
+  dsk::UNetConfig c;
+  c.image_size = 16;
+  c.num_channels = 32;
+  c.channel_mult = "1,2";
+  c.num_res_blocks = 1;
+  c.attention_resolutions = "8";
+  c.num_head_channels = 32;
+  torch::manual_seed(3);
+  dsk::UNetModel net(c);
+  // Zero-initialised output convolutions would make every parameter's gradient but theirs vanish.
+  torch::NoGradGuard no_grad;
+  for (auto& p : net->parameters()) p.add_(torch::randn_like(p) * 0.05);
+  return net;
+}
+
+dsk::Schedule two_step_schedule() {
+  dsk::DiffusionConfig d;
+  d.diffusion_steps = 100;
+  d.noise_schedule = "cosine";
+  d.timestep_respacing = "2";
+  return dsk::make_schedule(d);
+}
+
+Tensor line_sketch(int size, int batch) {
+  cv::Mat m = cv::Mat::zeros(size, size, CV_32F);
+  cv::line(m, {size / 4, size / 4}, {3 * size / 4, 3 * size / 4}, cv::Scalar(1.0), std::max(1, size / 16));
+  return torch::from_blob(m.data, {1, 1, size, size}, torch::kFloat32).clone().expand({batch, 1, size, size}).contiguous();
+}
+
+// The loss of the tests: the paper's mix, with a fixed reference.
+std::function<Tensor(const Tensor&)> paper_loss(const Tensor& sketch, const Tensor& ref) {
+  auto sl = std::make_shared<dsk::SketchLoss>(dsk::make_edge_pyramid());
+  return [sl, sketch, ref](const Tensor& x0) {
+    return 0.4 * dsk::identity_loss(x0, ref) + 0.6 * (*sl)(x0, sketch.to(x0.scalar_type()));
+  };
+}
+
+dsk::Predictor predictor(dsk::UNetModel& net, const dsk::Schedule& s, bool clip = false) {
+  dsk::DiffusionConfig d;
+  d.diffusion_steps = 100;
+  d.noise_schedule = "cosine";
+  dsk::ModelFn fn = [net](const Tensor& x, const Tensor& t) mutable { return net(x, t); };
+  return dsk::make_predictor(s, d, fn, clip);
+}
+
+}  // namespace
+
+TEST(Chain, GradientMatchesFiniteDifferences) {
+  auto net = tiny_unet();
+  net->to(torch::kFloat64);
+  net->eval();
+  const auto s = two_step_schedule();
+  const auto predict = predictor(net, s);
+  torch::manual_seed(11);
+  const Tensor x_T = torch::randn({1, 3, 16, 16}, torch::kFloat64);
+  const Tensor ref = torch::rand({1, 3, 16, 16}, torch::kFloat64) * 2 - 1;
+  const auto loss = paper_loss(line_sketch(16, 1).to(torch::kFloat64), ref);
+
+  for (auto& p : net->parameters()) p.mutable_grad() = Tensor();
+  Tensor gx;
+  dsk::chain_backward(s, predict, x_T, loss, /*recompute=*/true, &gx);
+
+  auto eval = [&](const Tensor& x) {
+    torch::NoGradGuard no_grad;
+    Tensor y = x;
+    for (int i = s.size() - 1; i >= 0; --i) y = dsk::ddim_chain_step(s, predict, y, i);
+    return loss(y).item<double>();
+  };
+  const double h = 1e-6;
+  // Parameters: a few entries of the first and the last convolution, and a middle-block weight.
+  auto named = net->named_parameters();
+  int checked = 0;
+  for (const char* name : {"input_blocks.0.0.weight", "out.2.weight", "middle_block.0.in_layers.2.weight"}) {
+    Tensor p = named[name];
+    ASSERT_TRUE(p.grad().defined()) << name;
+    for (int64_t k : {0L, 7L, 31L}) {
+      auto flat = p.view(-1);
+      const double old = flat[k].item<double>();
+      {
+        torch::NoGradGuard no_grad;
+        flat[k].fill_(old + h);
+      }
+      const double up = eval(x_T);
+      {
+        torch::NoGradGuard no_grad;
+        flat[k].fill_(old - h);
+      }
+      const double down = eval(x_T);
+      {
+        torch::NoGradGuard no_grad;
+        flat[k].fill_(old);
+      }
+      const double fd = (up - down) / (2 * h), an = p.grad().view(-1)[k].item<double>();
+      EXPECT_NEAR(an, fd, 1e-5 + 1e-4 * std::abs(fd)) << name << "[" << k << "]";
+      ++checked;
+    }
+  }
+  // x_T entries.
+  for (int64_t k : {0L, 100L, 500L}) {
+    Tensor xp = x_T.clone(), xm = x_T.clone();
+    xp.view(-1)[k] += h;
+    xm.view(-1)[k] -= h;
+    const double fd = (eval(xp) - eval(xm)) / (2 * h), an = gx.view(-1)[k].item<double>();
+    EXPECT_NEAR(an, fd, 1e-5 + 1e-4 * std::abs(fd)) << "x_T[" << k << "]";
+    ++checked;
+  }
+  EXPECT_EQ(checked, 12);
+}
+
+TEST(Chain, RecomputedEqualsPlainBackprop) {
+  auto net = tiny_unet();
+  net->eval();
+  dsk::DiffusionConfig d;
+  d.diffusion_steps = 100;
+  d.noise_schedule = "cosine";
+  d.timestep_respacing = "5";
+  const auto s = dsk::make_schedule(d);
+  const auto predict = predictor(net, s, /*clip=*/true);  // as finetune samples; fp32 x0 overflows otherwise
+  torch::manual_seed(12);
+  const Tensor x_T = torch::randn({2, 3, 16, 16});
+  const auto loss = paper_loss(line_sketch(16, 2), torch::zeros({2, 3, 16, 16}));
+
+  auto grads = [&](bool recompute, Tensor* gx) {
+    for (auto& p : net->parameters()) p.mutable_grad() = Tensor();
+    const double l = dsk::chain_backward(s, predict, x_T, loss, recompute, gx);
+    std::vector<Tensor> g;
+    for (auto& p : net->parameters()) g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+    return std::make_pair(l, g);
+  };
+  Tensor gx_plain, gx_re;
+  const auto plain = grads(false, &gx_plain);
+  const auto re = grads(true, &gx_re);
+  EXPECT_DOUBLE_EQ(plain.first, re.first);
+  ASSERT_EQ(plain.second.size(), re.second.size());
+  double worst = 0, largest = 0;
+  for (size_t i = 0; i < plain.second.size(); ++i) {
+    worst = std::max(worst, (plain.second[i] - re.second[i]).abs().max().item<double>());
+    largest = std::max(largest, plain.second[i].abs().max().item<double>());
+  }
+  ASSERT_TRUE(std::isfinite(largest));
+  EXPECT_GT(largest, 0);
+  EXPECT_LT(worst, 1e-5 * largest);  // the same up to float summation order
+  EXPECT_LT((gx_plain - gx_re).abs().max().item<double>(), 1e-5 * gx_plain.abs().max().item<double>());
+}
+
+TEST(SketchLoss, SoftXDoGFindsEdgesAndLossPrefersTheSketchedImage) {
+  // An image whose edge is the sketched line scores better than a flat one.
+  const int s = 32;
+  cv::Mat img(s, s, CV_32FC3, cv::Scalar::all(0.8));
+  cv::line(img, {s / 4, s / 4}, {3 * s / 4, 3 * s / 4}, cv::Scalar::all(0.1), 2);
+  auto drawn = torch::from_blob(img.data, {1, s, s, 3}, torch::kFloat32).permute({0, 3, 1, 2}).clone() * 2 - 1;
+  auto flat = torch::full({1, 3, s, s}, 0.6f);
+  auto strokes = dsk::soft_xdog(drawn);
+  EXPECT_GT(strokes.max().item<double>(), 0.9);
+  EXPECT_LT(dsk::soft_xdog(flat).max().item<double>(), 1e-6);
+  dsk::SketchLoss loss(dsk::make_edge_pyramid());
+  const auto sketch = line_sketch(s, 1);
+  EXPECT_LT(loss(drawn, sketch).item<double>(), 0.5 * loss(flat, sketch).item<double>());
+}
+
+TEST(LossScaler, HalvesOnOverflowAndGrowsAfterFiniteSteps) {
+  dsk::LossScaler scaler(1024, 3);
+  auto p = torch::zeros({4}, torch::requires_grad());
+  p.mutable_grad() = torch::tensor({2048.0f, 1024.0f, 0.0f, std::numeric_limits<float>::infinity()});
+  EXPECT_FALSE(scaler.unscale({p}));
+  scaler.update(false);
+  EXPECT_EQ(scaler.scale(), 512);
+  p.mutable_grad() = torch::tensor({512.0f, 1024.0f, 0.0f, 256.0f});
+  EXPECT_TRUE(scaler.unscale({p}));
+  EXPECT_TRUE(torch::equal(p.grad(), torch::tensor({1.0f, 2.0f, 0.0f, 0.5f})));
+  for (int i = 0; i < 3; ++i) scaler.update(true);
+  EXPECT_EQ(scaler.scale(), 1024);
+}
+
+TEST(FinetuneMemory, AdmTwoFiftySixNeedsMoreThanThirteenGigabytes) {
+  dsk::UNetConfig c;  // guided-diffusion's 256x256 model
+  c.image_size = 256;
+  c.num_channels = 256;
+  c.num_res_blocks = 2;
+  c.attention_resolutions = "32,16,8";
+  c.num_head_channels = 64;
+  const auto m = dsk::estimate_finetune_memory(c, 552814086, 1);
+  EXPECT_GT(m.state_bytes, 13e9);
+  EXPECT_GT(m.activation_bytes, 1e9);
+}
+
+// --- the command, on the 32 px ADM fixture (class-conditional, learned sigma)
+
+namespace {
+
+fs::path write_sketches(const fs::path& dir, int n) {
+  fs::create_directories(dir);
+  for (int i = 0; i < n; ++i) {
+    cv::Mat paper(48, 48, CV_8UC1, cv::Scalar(255));
+    if (i % 2 == 0) cv::line(paper, {6, 6 + 4 * i}, {42, 40 - 3 * i}, cv::Scalar(0), 2);
+    else cv::circle(paper, {24, 24}, 10 + 2 * i, cv::Scalar(0), 2);
+    cv::imwrite((dir / ("sketch-" + std::to_string(i) + ".png")).string(), paper);
+  }
+  return dir;
+}
+
+dsk::FinetuneOptions base_options(const fs::path& root, int sketches) {
+  dsk::FinetuneOptions o;
+  o.model = kAdm;
+  o.sketches_dir = write_sketches(root / "sketches", sketches).string();
+  o.out_dir = (root / "out").string();
+  o.steps = 3;
+  o.iters = 4;
+  o.class_label = 1;
+  o.lr = 1e-3;
+  o.seed = 5;
+  return o;
+}
+
+std::string error_of(const dsk::FinetuneOptions& o) {
+  std::ostringstream log;
+  try {
+    dsk::finetune(o, log);
+  } catch (const dsk::InputError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST(Finetune, LowersTheSketchLossWithIdentityBounded) {
+  const auto root = temp_dir("lowers");
+  auto o = base_options(root, 2);
+  o.iters = 20;
+  o.lr = 2e-3;
+  std::ostringstream log;
+  const auto r = dsk::finetune(o, log);
+  SCOPED_TRACE(log.str());
+  EXPECT_EQ(r.iters, 20);
+  EXPECT_LT(r.last_sketch, 0.8 * r.first_sketch);
+  EXPECT_EQ(r.first_identity, 0);  // the reference is the original model's own x0
+  // Bounded: the coarse colours move less than a different picture's (a random-weights model and a
+  // high lr, so the bound is loose: images in [-1, 1] differ by ~0.5 to 1 in this measure).
+  EXPECT_LT(r.last_identity, 0.6);
+  // The output is a model folder of the input's kind, with the fixed x_T.
+  const auto tuned = dsk::read_model_info((root / "out" / "model").string());
+  EXPECT_EQ(tuned.kind, dsk::ModelKind::AdmUnet);
+  EXPECT_TRUE(fs::exists(root / "out" / "model" / "x_T.safetensors"));
+  EXPECT_NO_THROW(dsk::load_unet_uncached((root / "out" / "model").string(), torch::kCPU, "test"));
+  fs::remove_all(root);
+}
+
+TEST(Finetune, ResumeContinuesFromTheCheckpoint) {
+  // Runs are not bit-reproducible on a CPU (OpenMP reductions; Adam's first steps turn float
+  // noise in near-zero gradients into +-lr updates), so this checks that the resumed run starts
+  // from the saved state and carries on, not that it equals an uninterrupted run.
+  const auto root = temp_dir("resume");
+  auto o = base_options(root, 4);  // batch 4
+  o.iters = 2;
+  o.lr = 1e-4;
+  std::ostringstream log;
+  dsk::finetune(o, log);
+  const auto ckpt = root / "out" / "checkpoint";
+  const auto at2 = dsk::read_tensors(dsk::st::File::open((ckpt / "weights.safetensors").string()));
+  const auto x_T = dsk::read_tensors(dsk::st::File::open((ckpt / "fixed.safetensors").string())).at("x_T");
+  o.iters = 4;
+  o.resume = true;
+  std::ostringstream log2;
+  const auto r = dsk::finetune(o, log2);
+  SCOPED_TRACE(log2.str());
+  EXPECT_NE(log2.str().find("resumed at iteration 2"), std::string::npos);
+  EXPECT_EQ(log2.str().find("iter 1/4"), std::string::npos);
+  EXPECT_NE(log2.str().find("iter 3/4"), std::string::npos);
+  EXPECT_EQ(r.iters, 4);
+  std::ifstream csv((root / "out" / "loss.csv").string());
+  int lines = 0;
+  for (std::string line; std::getline(csv, line);) ++lines;
+  EXPECT_EQ(lines, 5);  // header + iterations 1..4
+  // The same fixed x_T, and the weights moved on from the saved ones.
+  const auto x_T2 = dsk::read_tensors(dsk::st::File::open((ckpt / "fixed.safetensors").string())).at("x_T");
+  EXPECT_TRUE(torch::equal(x_T, x_T2));
+  const auto at4 = dsk::read_tensors(dsk::st::File::open((ckpt / "weights.safetensors").string()));
+  bool moved = false;
+  for (const auto& [name, t] : at2) moved = moved || !torch::equal(t, at4.at(name));
+  EXPECT_TRUE(moved);
+  // A different sketch set is refused.
+  fs::remove(root / "sketches" / "sketch-3.png");
+  EXPECT_NE(error_of(o).find("made with 4 sketches"), std::string::npos);
+  fs::remove_all(root);
+}
+
+TEST(Finetune, BadInputsAreClearErrors) {
+  const auto root = temp_dir("bad");
+  auto o = base_options(root, 2);
+  {
+    auto b = o;
+    b.steps = 0;
+    EXPECT_NE(error_of(b).find("--steps must be at least 1"), std::string::npos);
+  }
+  {
+    auto b = o;
+    b.sketches_dir = (root / "empty").string();
+    fs::create_directories(b.sketches_dir);
+    EXPECT_NE(error_of(b).find("no sketches"), std::string::npos);
+  }
+  {
+    auto b = o;
+    b.sketches_dir = (root / "missing").string();
+    EXPECT_NE(error_of(b).find("does not exist"), std::string::npos);
+  }
+  {
+    auto b = o;
+    b.photos_dir = (root / "photos").string();
+    fs::create_directories(b.photos_dir);
+    cv::imwrite((root / "photos" / "a.png").string(), cv::Mat(16, 16, CV_8UC3, cv::Scalar(1, 2, 3)));
+    EXPECT_NE(error_of(b).find("2 sketches but 1 photos"), std::string::npos);
+  }
+  {
+    auto b = o;
+    b.sketches_dir = (root / "broken").string();
+    fs::create_directories(b.sketches_dir);
+    std::ofstream((root / "broken" / "x.png").string()) << "not a png";
+    EXPECT_NE(error_of(b).find("cannot read sketch"), std::string::npos);
+  }
+  {
+    auto b = o;
+    b.class_label = -1;
+    EXPECT_NE(error_of(b).find("class-conditional"), std::string::npos);
+  }
+  {
+    auto b = o;
+    b.out_dir = (root / "resume-nothing").string();
+    b.resume = true;
+    EXPECT_NE(error_of(b).find("no checkpoint"), std::string::npos);
+  }
+  fs::remove_all(root);
+}
