@@ -246,6 +246,13 @@ class Autocast {
 
 FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const CancelToken* cancel) {
   configure_threads();
+  // Intermittent non-finite gradients through the chain were seen with oneDNN's CPU kernels
+  // (Debian's LibTorch 2.6); fine-tuning runs without them until the faulty kernel is found.
+  struct NoMkldnn {
+    bool was = at::globalContext().userEnabledMkldnn();
+    NoMkldnn() { at::globalContext().setUserEnabledMkldnn(false); }
+    ~NoMkldnn() { at::globalContext().setUserEnabledMkldnn(was); }
+  } no_mkldnn;
   // --- arguments
   if (o.steps < 1) throw InputError("--steps must be at least 1 (T: DDIM steps of the chain; 5-20 is typical)");
   if (o.iters < 1) throw InputError("--iters must be at least 1 (M: fine-tuning iterations)");
