@@ -13,22 +13,8 @@ namespace F = torch::nn::functional;
 
 namespace {
 
-Tensor gaussian(double sigma, torch::Device device) {
-  const int radius = std::max(1, static_cast<int>(std::ceil(3 * sigma)));
-  auto x = torch::arange(-radius, radius + 1, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-  auto g = torch::exp(-(x * x) / (2 * sigma * sigma));
-  return (g / g.sum()).view({1, 1, 1, -1});
-}
-
 // fp32 at least; fp64 stays fp64 (gradient checks).
 torch::ScalarType work_type(const Tensor& x) { return at::promote_types(x.scalar_type(), torch::kFloat32); }
-
-Tensor blur(const Tensor& x, double sigma) {
-  const auto k = gaussian(sigma, x.device()).to(x.scalar_type());
-  const int64_t r = k.size(3) / 2;
-  auto h = F::conv2d(F::pad(x, F::PadFuncOptions({r, r, 0, 0}).mode(torch::kReplicate)), k);
-  return F::conv2d(F::pad(h, F::PadFuncOptions({0, 0, r, r}).mode(torch::kReplicate)), k.transpose(2, 3));
-}
 
 }  // namespace
 
@@ -37,7 +23,7 @@ Tensor soft_xdog(const Tensor& rgb, const SoftXDoG& p) {
   auto x = (rgb.to(work_type(rgb)).clamp(-1, 1) + 1) / 2;
   // ITU-R BT.601 luma, as cv::cvtColor(BGR2GRAY) in editing/.
   auto luma = 0.299 * x.narrow(1, 0, 1) + 0.587 * x.narrow(1, 1, 1) + 0.114 * x.narrow(1, 2, 1);
-  auto d = blur(luma, p.sigma) - p.tau * blur(luma, p.sigma * p.k);
+  auto d = gaussian_blur(luma, p.sigma) - p.tau * gaussian_blur(luma, p.sigma * p.k);
   auto t = torch::where(d >= p.epsilon, torch::ones_like(d), 1 + torch::tanh(p.phi * (d - p.epsilon)));
   return 1 - t;
 }

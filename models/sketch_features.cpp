@@ -9,25 +9,9 @@ namespace {
 using torch::Tensor;
 namespace F = torch::nn::functional;
 
-// A normalised 1-D Gaussian of the given sigma, as a [1,1,1,K] kernel.
-Tensor gaussian_kernel(double sigma) {
-  const int radius = std::max(1, static_cast<int>(std::ceil(3 * sigma)));
-  auto x = torch::arange(-radius, radius + 1, torch::kFloat32);
-  auto g = torch::exp(-(x * x) / (2 * sigma * sigma));
-  return (g / g.sum()).view({1, 1, 1, -1});
-}
-
-// Separable blur of [B,1,H,W] with replicated borders.
-Tensor blur(const Tensor& x, const Tensor& k) {
-  const int64_t r = k.size(3) / 2;
-  auto h = F::conv2d(F::pad(x, F::PadFuncOptions({r, r, 0, 0}).mode(torch::kReplicate)), k);
-  return F::conv2d(F::pad(h, F::PadFuncOptions({0, 0, r, r}).mode(torch::kReplicate)), k.transpose(2, 3));
-}
-
 class EdgePyramid : public SketchFeatureNet {
  public:
   explicit EdgePyramid(int levels) : levels_(levels) {
-    kernel_ = gaussian_kernel(1.0);
     sobel_ = torch::tensor({-1.0f, 0.0f, 1.0f, -2.0f, 0.0f, 2.0f, -1.0f, 0.0f, 1.0f}).view({1, 1, 3, 3}) / 4;
   }
 
@@ -39,13 +23,13 @@ class EdgePyramid : public SketchFeatureNet {
     // fp32 at least (fp64 stays fp64: gradient checks).
     Tensor s = strokes.to(at::promote_types(strokes.scalar_type(), torch::kFloat32));
     const auto o = s.options();
-    const auto k = kernel_.to(o), sx = sobel_.to(o), sy = sobel_.transpose(2, 3).contiguous().to(o);
+    const auto sx = sobel_.to(o), sy = sobel_.transpose(2, 3).contiguous().to(o);
     for (int l = 0; l < levels_; ++l) {
       if (l > 0) {
         if (s.size(2) < 4 || s.size(3) < 4) break;
         s = F::avg_pool2d(s, F::AvgPool2dFuncOptions(2).ceil_mode(true));
       }
-      auto b = blur(s, k);
+      auto b = gaussian_blur(s, 1.0);
       auto p = F::pad(b, F::PadFuncOptions({1, 1, 1, 1}).mode(torch::kReplicate));
       out.push_back(torch::cat({b, F::conv2d(p, sx), F::conv2d(p, sy)}, 1));
     }
@@ -57,10 +41,19 @@ class EdgePyramid : public SketchFeatureNet {
 
  private:
   int levels_;
-  Tensor kernel_, sobel_;
+  Tensor sobel_;
 };
 
 }  // namespace
+
+torch::Tensor gaussian_blur(const torch::Tensor& x, double sigma) {
+  const int64_t r = std::max(1, static_cast<int>(std::ceil(3 * sigma)));
+  auto t = torch::arange(-r, r + 1, x.options());
+  auto g = torch::exp(-(t * t) / (2 * sigma * sigma));
+  const auto k = (g / g.sum()).view({1, 1, 1, -1});
+  auto h = F::conv2d(F::pad(x, F::PadFuncOptions({r, r, 0, 0}).mode(torch::kReplicate)), k);
+  return F::conv2d(F::pad(h, F::PadFuncOptions({0, 0, r, r}).mode(torch::kReplicate)), k.transpose(2, 3));
+}
 
 std::shared_ptr<SketchFeatureNet> make_edge_pyramid(int levels) {
   TORCH_CHECK(levels >= 1 && levels <= 8, "edge pyramid: levels must be in 1..8");

@@ -27,6 +27,10 @@ class SketchFeatureNet {
   virtual void to(torch::Device device) = 0;
 };
 
+// Separable Gaussian blur of [B,1,H,W] with replicated borders (kernel radius ceil(3 sigma)), in
+// the input's dtype; differentiable. Shared by the edge pyramid and the differentiable XDoG.
+torch::Tensor gaussian_blur(const torch::Tensor& x, double sigma);
+
 // The default feature space: `levels` scales (each half the previous), 3 maps per scale.
 std::shared_ptr<SketchFeatureNet> make_edge_pyramid(int levels = 4);
 
