@@ -36,9 +36,26 @@ Tensor ddim_chain_step(const Schedule& schedule, const Predictor& predict, const
   return ddim_step(schedule, x, index, predict(x, index), 0.0, Tensor());
 }
 
+namespace {
+
+// oneDNN's CPU kernels (Debian's LibTorch 2.6) return non-finite gradients through the chain on
+// some runs and not others, with the same inputs and seeds: whole-graph back-propagation of a
+// 5-step chain gave NaN in every parameter under ctest and finite values from a shell. The chain
+// and fine-tuning run without them until the faulty kernel is found (the slowdown is small here).
+struct WithoutOneDnn {
+  bool was = at::globalContext().userEnabledMkldnn();
+  WithoutOneDnn() { at::globalContext().setUserEnabledMkldnn(false); }
+  ~WithoutOneDnn() { at::globalContext().setUserEnabledMkldnn(was); }
+  WithoutOneDnn(const WithoutOneDnn&) = delete;
+  WithoutOneDnn& operator=(const WithoutOneDnn&) = delete;
+};
+
+}  // namespace
+
 double chain_backward(const Schedule& schedule, const Predictor& predict, const Tensor& x_T,
                       const std::function<Tensor(const Tensor&)>& loss, bool recompute, Tensor* grad_x_T,
                       double scale) {
+  const WithoutOneDnn no_onednn;
   const int n = schedule.size();
   if (!recompute) {
     Tensor x = x_T.detach().requires_grad_(grad_x_T != nullptr);
@@ -246,13 +263,7 @@ class Autocast {
 
 FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const CancelToken* cancel) {
   configure_threads();
-  // Intermittent non-finite gradients through the chain were seen with oneDNN's CPU kernels
-  // (Debian's LibTorch 2.6); fine-tuning runs without them until the faulty kernel is found.
-  struct NoMkldnn {
-    bool was = at::globalContext().userEnabledMkldnn();
-    NoMkldnn() { at::globalContext().setUserEnabledMkldnn(false); }
-    ~NoMkldnn() { at::globalContext().setUserEnabledMkldnn(was); }
-  } no_mkldnn;
+  const WithoutOneDnn no_onednn;
   // --- arguments
   if (o.steps < 1) throw InputError("--steps must be at least 1 (T: DDIM steps of the chain; 5-20 is typical)");
   if (o.iters < 1) throw InputError("--iters must be at least 1 (M: fine-tuning iterations)");
