@@ -46,12 +46,12 @@ Predictor make_predictor(const Schedule& s, const DiffusionConfig& config, Model
     const int64_t channels = x.size(1);
     Tensor out = model(x, model_timesteps(s, config, i, x.size(0), x.device())).to(x.scalar_type());
     Prediction p;
-    Tensor eps = out;
+    Tensor pred = out;  // eps, or v for predict_v models
     if (config.learn_sigma) {
       TORCH_CHECK(out.size(1) == 2 * channels, "a learn_sigma model must output ", 2 * channels, " channels, got ",
                   out.size(1));
       auto parts = out.split(channels, 1);
-      eps = parts[0];
+      pred = parts[0];
       // LEARNED_RANGE: interpolate log variance between the posterior's and beta's.
       const float min_log = at(s.posterior_log_variance_clipped, i), max_log = at(s.log_betas, i);
       auto frac = (parts[1] + 1) / 2;
@@ -70,7 +70,12 @@ Predictor make_predictor(const Schedule& s, const DiffusionConfig& config, Model
       p.variance = torch::full_like(x, static_cast<float>(var));
       p.log_variance = torch::full_like(x, static_cast<float>(log_var));
     }
-    p.pred_xstart = predict_xstart_from_eps(s, x, i, eps);
+    if (config.predict_v) {  // x0 = sqrt(abar) x - sqrt(1 - abar) v, directly (no 1/sqrt(abar) blow-up)
+      const double ab = s.alphas_cumprod.at(i);
+      p.pred_xstart = static_cast<float>(std::sqrt(ab)) * x - static_cast<float>(std::sqrt(1.0 - ab)) * pred;
+    } else {
+      p.pred_xstart = predict_xstart_from_eps(s, x, i, pred);
+    }
     if (clip_denoised) p.pred_xstart = p.pred_xstart.clamp(-1, 1);
     p.mean = q_posterior_mean(s, p.pred_xstart, x, i);
     return p;

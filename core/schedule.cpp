@@ -28,7 +28,7 @@ bool read_bool(const nlohmann::json& v, const std::string& key, const std::strin
 const std::vector<std::string>& diffusion_flag_names() {
   static const std::vector<std::string> names = {
       "diffusion_steps", "noise_schedule", "timestep_respacing", "learn_sigma", "sigma_small",
-      "predict_xstart", "rescale_timesteps", "use_kl", "rescale_learned_sigmas"};
+      "predict_xstart", "predict_v", "rescale_timesteps", "use_kl", "rescale_learned_sigmas"};
   return names;
 }
 
@@ -49,6 +49,7 @@ DiffusionConfig diffusion_config_from_json(const nlohmann::json& flags, const st
   if (flags.contains("learn_sigma")) c.learn_sigma = read_bool(flags["learn_sigma"], "learn_sigma", where);
   if (flags.contains("sigma_small")) c.sigma_small = read_bool(flags["sigma_small"], "sigma_small", where);
   if (flags.contains("predict_xstart")) c.predict_xstart = read_bool(flags["predict_xstart"], "predict_xstart", where);
+  if (flags.contains("predict_v")) c.predict_v = read_bool(flags["predict_v"], "predict_v", where);
   if (flags.contains("rescale_timesteps"))
     c.rescale_timesteps = read_bool(flags["rescale_timesteps"], "rescale_timesteps", where);
   c.validate(where);
@@ -58,7 +59,7 @@ DiffusionConfig diffusion_config_from_json(const nlohmann::json& flags, const st
 nlohmann::json to_json(const DiffusionConfig& c) {
   return {{"diffusion_steps", c.diffusion_steps}, {"noise_schedule", c.noise_schedule},
           {"timestep_respacing", c.timestep_respacing}, {"learn_sigma", c.learn_sigma},
-          {"sigma_small", c.sigma_small}, {"predict_xstart", c.predict_xstart},
+          {"sigma_small", c.sigma_small}, {"predict_xstart", c.predict_xstart}, {"predict_v", c.predict_v},
           {"rescale_timesteps", c.rescale_timesteps}};
 }
 

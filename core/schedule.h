@@ -17,6 +17,9 @@ struct DiffusionConfig {
   bool learn_sigma = false;
   bool sigma_small = false;
   bool predict_xstart = false;
+  // The network predicts v = sqrt(abar) eps - sqrt(1 - abar) x0 (Salimans & Ho 2022) instead of eps.
+  // Samplers and guidance still see eps; only the network's output and the training target change.
+  bool predict_v = false;
   bool rescale_timesteps = false;
 
   void validate(const std::string& where) const;

@@ -207,6 +207,10 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
     auto noise = torch::randn(x0.sizes(), gen).to(device);
     auto x_t = sqrt_ab.index({t}).view({-1, 1, 1, 1}).to(device) * x0 +
                sqrt_1mab.index({t}).view({-1, 1, 1, 1}).to(device) * noise;
+    // eps, or v = sqrt(abar) eps - sqrt(1 - abar) x0 for predict_v models.
+    const Tensor target = diffusion.predict_v ? sqrt_ab.index({t}).view({-1, 1, 1, 1}).to(device) * noise -
+                                                    sqrt_1mab.index({t}).view({-1, 1, 1, 1}).to(device) * x0
+                                              : noise;
     Tensor input = x_t, sketch;
     if (editing) {
       auto mask = b.mask.to(device);
@@ -220,7 +224,7 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
         at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
       }
       auto pred = model(input, t.to(device), Tensor(), sketch);
-      loss = torch::mse_loss(pred.to(torch::kFloat32), noise);
+      loss = torch::mse_loss(pred.to(torch::kFloat32), target);
       if (s.bf16) {
         at::autocast::set_autocast_enabled(at::kCPU, false);
         at::autocast::clear_cache();

@@ -263,3 +263,31 @@ TEST(EditBadInput, BlankAndResizedSketchesWarn) {
 }
 
 }  // namespace
+
+// A v-prediction model that outputs the true v recovers x0 exactly (no 1/sqrt(abar) blow-up at
+// high t) and gives the samplers the true eps; a respaced schedule uses the kept timesteps' abar.
+TEST(VPrediction, PredictorRecoversTheCleanImageAndTheNoise) {
+  dsk::DiffusionConfig d;
+  d.noise_schedule = "cosine";
+  d.predict_v = true;
+  const auto schedule = dsk::make_schedule(d, "10");
+  torch::manual_seed(2);
+  const auto x0 = torch::rand({2, 3, 8, 8}) * 2 - 1, noise = torch::randn({2, 3, 8, 8});
+  for (int i : {0, 4, 9}) {
+    const double ab = schedule.alphas_cumprod.at(i);
+    const auto x = dsk::q_sample(schedule, x0, i, noise);
+    const auto v = std::sqrt(ab) * noise - std::sqrt(1 - ab) * x0;
+    auto predict = dsk::make_predictor(schedule, d, [&](const torch::Tensor&, const torch::Tensor& t) {
+      EXPECT_EQ(t[0].item<int64_t>(), schedule.timestep_map.at(i));
+      return v;
+    }, /*clip_denoised=*/false);
+    const auto p = predict(x, i);
+    EXPECT_LT((p.pred_xstart - x0).abs().max().item<double>(), 1e-5) << "index " << i;
+    EXPECT_LT((dsk::predict_eps_from_xstart(schedule, x, i, p.pred_xstart) - noise).abs().max().item<double>(), 2e-3)
+        << "index " << i;
+  }
+  // The flag round-trips through model.json's flags.
+  EXPECT_TRUE(dsk::diffusion_config_from_json(dsk::to_json(d), "test").predict_v);
+  d.predict_v = false;
+  EXPECT_FALSE(dsk::diffusion_config_from_json(dsk::to_json(d), "test").predict_v);
+}
