@@ -20,6 +20,7 @@
 #include "core/train_data.h"
 #include "core/train_state.h"
 #include "editing/image_io.h"
+#include "editing/plot.h"
 #include "editing/sketch.h"
 
 #include <opencv2/imgproc.hpp>
@@ -437,6 +438,12 @@ FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const Cance
   auto save = [&]() {
     ckpt.save(*m.model, ema, adam, iter, rng, gen, {{"sketches", n}});
     write_tensors((ckpt.dir / "fixed.safetensors").string(), {{"x_T", x_T}, {"identity_ref", refs}});
+    csv.flush();
+    try {
+      if (iter > 0) edit::write_loss_plot((out / "loss.csv").string(), (out / "loss.png").string(), "fine-tuning loss L");
+    } catch (const std::exception& e) {
+      log << "loss.png not written: " << e.what() << "\n";
+    }
     last_ckpt = std::chrono::steady_clock::now();
   };
   const long first_iter = iter;

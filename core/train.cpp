@@ -14,6 +14,7 @@
 #include "core/tensor_io.h"
 #include "core/train_data.h"
 #include "core/train_state.h"
+#include "editing/plot.h"
 
 namespace dsk {
 
@@ -194,6 +195,12 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
     const auto dtype = s.export_dtype == "f16" ? torch::kHalf : s.export_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
     export_model(info, out / "model", *model, use_ema ? &ema : nullptr, step,
                  "step " + std::to_string(step) + ", " + (use_ema ? "EMA" : "raw") + " weights", dtype);
+    csv.flush();
+    try {
+      edit::write_loss_plot((out / "loss.csv").string(), (out / "loss.png").string(), info.name + ": training loss");
+    } catch (const std::exception& e) {
+      log << "loss.png not written: " << e.what() << "\n";
+    }
     last_ckpt = std::chrono::steady_clock::now();
   };
 

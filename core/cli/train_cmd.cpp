@@ -4,6 +4,7 @@
 #include "core/cli/commands.h"
 #include "core/train.h"
 #include "core/train_data.h"
+#include "editing/plot.h"
 
 namespace dsk::cli {
 
@@ -42,6 +43,21 @@ void register_pack_data(CLI::App& app, Runners& runners) {
   runners.push_back([cmd] {
     if (!cmd->parsed()) return -1;
     pack_training_data(dirs, options, out, count, shard_size, seed, split == "val", std::cerr);
+    return 0;
+  });
+}
+
+void register_plot_loss(CLI::App& app, Runners& runners) {
+  auto* cmd = app.add_subcommand("plot-loss", "draw a loss.csv (train, finetune) as a PNG line plot");
+  static std::string csv, out, column = "loss", title;
+  cmd->add_option("--csv", csv, "loss.csv written by train or finetune")->required();
+  cmd->add_option("--out", out, "PNG to write")->required();
+  cmd->add_option("--column", column, "column to plot against the first one")->capture_default_str();
+  cmd->add_option("--title", title, "title above the plot");
+  runners.push_back([cmd] {
+    if (!cmd->parsed()) return -1;
+    edit::write_loss_plot(csv, out, title, column);
+    std::cout << out << "\n";
     return 0;
   });
 }
