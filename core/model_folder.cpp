@@ -1,5 +1,6 @@
 #include "core/model_folder.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -29,8 +30,17 @@ void configure_threads() {
   if (done) return;
   done = true;
   if (openblas_set_num_threads) openblas_set_num_threads(1);
-  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  torch::set_num_threads(static_cast<int>(cores));
+  // Every core, unless DSK_THREADS (or OMP_NUM_THREADS) says otherwise: two processes that each
+  // spread over all cores of a small machine run 10x slower than one thread each.
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (const char* name : {"DSK_THREADS", "OMP_NUM_THREADS"}) {
+    const char* v = std::getenv(name);
+    if (v && std::atoi(v) > 0) {
+      threads = std::atoi(v);
+      break;
+    }
+  }
+  torch::set_num_threads(threads);
 }
 
 UNetConfig unet_config_from_flags(const nlohmann::json& flags, const std::string& where) {

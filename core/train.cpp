@@ -36,6 +36,10 @@ struct TrainSettings {
   std::string export_weights = "ema";
   std::string export_dtype = "f16";
   std::string init_from;
+  // Editing models: the loss counts only the hole's pixels. Sampling pastes the known pixels after
+  // every step, so the network's output there is never used; counting it spends most of the
+  // gradient on copying the masked image through.
+  bool hole_loss = false;
   DataOptions data;
 };
 
@@ -69,6 +73,7 @@ TrainSettings parse_settings(const nlohmann::json& t, const std::string& where, 
       else if (k == "export") s.export_weights = v.get<std::string>();
       else if (k == "export_dtype") s.export_dtype = v.get<std::string>();
       else if (k == "init_from") s.init_from = v.get<std::string>();
+      else if (k == "hole_loss") s.hole_loss = v.get<bool>();
       else if (k == "val_fraction") s.data.val_fraction = v.get<double>();
       else if (k == "sketch_dropout") s.data.sketch_dropout = v.get<double>();
       else if (k == "full_mask_prob") s.data.full_mask_prob = v.get<double>();
@@ -148,6 +153,8 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
 
   const auto data = open_training_data(o.data_dirs, s.data, /*validation=*/false);
   log << "data: " << data->describe() << "\n";
+  log << "target: " << (diffusion.predict_v ? "v" : "eps") << ", loss over "
+      << (editing && s.hole_loss ? "the hole's pixels" : "every pixel") << "\n";
 
   torch::manual_seed(s.seed);
   UNetModel model(net_cfg);
@@ -231,7 +238,12 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
         at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
       }
       auto pred = model(input, t.to(device), Tensor(), sketch);
-      loss = torch::mse_loss(pred.to(torch::kFloat32), target);
+      if (editing && s.hole_loss) {
+        const auto hole = b.mask.to(device).expand_as(target);
+        loss = ((pred.to(torch::kFloat32) - target).pow(2) * hole).sum() / hole.sum().clamp_min(1);
+      } else {
+        loss = torch::mse_loss(pred.to(torch::kFloat32), target);
+      }
       if (s.bf16) {
         at::autocast::set_autocast_enabled(at::kCPU, false);
         at::autocast::clear_cache();

@@ -42,7 +42,9 @@ fs::path make_pictures(int count) {
   return dir;
 }
 
-fs::path write_config(const fs::path& dir, long steps, double checkpoint_minutes) {
+// `extra_flags` / `extra_train` are merged into the model flags / training settings.
+fs::path write_config(const fs::path& dir, long steps, double checkpoint_minutes, const nlohmann::json& extra_flags = {},
+                      const nlohmann::json& extra_train = {}) {
   nlohmann::json c = {
       {"model",
        {{"kind", "editing-unet"},
@@ -54,16 +56,19 @@ fs::path write_config(const fs::path& dir, long steps, double checkpoint_minutes
       {"train",
        {{"steps", steps}, {"batch", 4}, {"lr", 1e-3}, {"seed", 1}, {"log_every", 25}, {"export", "raw"},
         {"checkpoint_minutes", checkpoint_minutes}, {"val_fraction", 0.0}}}};
+  if (!extra_flags.is_null()) c["model"]["flags"].update(extra_flags);
+  if (!extra_train.is_null()) c["train"].update(extra_train);
   const auto path = dir / "config.json";
   std::ofstream(path) << c.dump(2);
   return path;
 }
 
 TEST(Train, TinyEditingModelLowersItsLoss) {
+  // The shipped model's recipe: v-prediction, the loss inside the hole only.
   const auto pictures = make_pictures(12);
   const auto dir = temp_dir("loss");
   dsk::TrainOptions o;
-  o.config_path = write_config(dir, 150, 60).string();
+  o.config_path = write_config(dir, 150, 60, {{"predict_v", true}}, {{"hole_loss", true}}).string();
   o.data_dirs = {pictures.string()};
   o.out_dir = (dir / "out").string();
   o.device = "cpu";
@@ -73,6 +78,11 @@ TEST(Train, TinyEditingModelLowersItsLoss) {
   EXPECT_LT(report.last_loss, 0.8 * report.first_loss) << log.str();
   EXPECT_TRUE(fs::exists(dir / "out" / "model" / "weights.safetensors"));
   EXPECT_TRUE(fs::exists(dir / "out" / "loss.csv"));
+  EXPECT_TRUE(fs::exists(dir / "out" / "loss.png"));
+  EXPECT_NE(log.str().find("hole"), std::string::npos) << "the log names the loss region";
+  // The exported model keeps the flag, so sampling converts v.
+  std::ifstream json((dir / "out" / "model" / "model.json").string());
+  EXPECT_TRUE(nlohmann::json::parse(json)["flags"]["predict_v"].get<bool>());
 }
 
 TEST(Train, ResumesFromTheLastCheckpointAfterAKill) {
