@@ -41,6 +41,8 @@ void configure_threads() {
     }
   }
   torch::set_num_threads(threads);
+  // DSK_ONEDNN=0 runs LibTorch's own CPU kernels instead of oneDNN's (see docs/finetune.md).
+  if (const char* v = std::getenv("DSK_ONEDNN"); v && std::string(v) == "0") at::globalContext().setUserEnabledMkldnn(false);
 }
 
 UNetConfig unet_config_from_flags(const nlohmann::json& flags, const std::string& where) {

@@ -257,7 +257,10 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
       ++report.skipped_nan;
       if (++nan_run >= 20)
         throw Error("training diverged: 20 consecutive steps with a non-finite loss or gradient at step " +
-                    std::to_string(step) + " (lower lr, or resume from the last checkpoint)");
+                    std::to_string(step) +
+                    (s.bf16 ? " with bf16 autocast (oneDNN's bf16 kernels give non-finite values for some "
+                              "configurations: set \"bf16\": false; DSK_ONEDNN=0 avoids them but runs ~25x slower)"
+                            : " (lower lr, or resume from the last checkpoint)"));
       continue;
     }
     nan_run = 0;
