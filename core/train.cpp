@@ -40,6 +40,7 @@ struct TrainSettings {
   // every step, so the network's output there is never used; counting it spends most of the
   // gradient on copying the masked image through.
   bool hole_loss = false;
+  double sketch_lr_mult = 1.0;  // lr multiplier of the sketch path (sketch_*, *.encoder_kv.*)
   DataOptions data;
 };
 
@@ -74,6 +75,7 @@ TrainSettings parse_settings(const nlohmann::json& t, const std::string& where, 
       else if (k == "export_dtype") s.export_dtype = v.get<std::string>();
       else if (k == "init_from") s.init_from = v.get<std::string>();
       else if (k == "hole_loss") s.hole_loss = v.get<bool>();
+      else if (k == "sketch_lr_mult") s.sketch_lr_mult = v.get<double>();
       else if (k == "val_fraction") s.data.val_fraction = v.get<double>();
       else if (k == "sketch_dropout") s.data.sketch_dropout = v.get<double>();
       else if (k == "full_mask_prob") s.data.full_mask_prob = v.get<double>();
@@ -83,6 +85,7 @@ TrainSettings parse_settings(const nlohmann::json& t, const std::string& where, 
       throw InputError(where + ": training setting '" + k + "' has the wrong type: " + v.dump());
     }
   }
+  if (!(s.sketch_lr_mult > 0)) throw InputError(where + ": sketch_lr_mult must be positive (1 = the same lr)");
   if (s.steps < 1 || s.batch < 1 || s.lr <= 0 || s.ema_rate < 0 || s.ema_rate >= 1 || s.log_every < 1)
     throw InputError(where + ": steps, batch, lr, log_every must be positive and ema_rate in [0, 1)");
   if (s.export_weights != "ema" && s.export_weights != "raw")
@@ -164,7 +167,24 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   auto params = model->parameters();
   std::vector<Tensor> ema;
   for (const auto& p : params) ema.push_back(p.detach().clone());
-  torch::optim::Adam adam(params, torch::optim::AdamOptions(s.lr).betas({0.9, 0.999}));
+  // The sketch path (encoder, zero-initialised injections, the attention blocks' sketch key/value
+  // projections) may learn at a multiple of lr: its
+  // zero start gives the encoder no gradient at first, so it otherwise lags the image path.
+  std::vector<Tensor> image_path, sketch_path;
+  for (const auto& item : model->named_parameters()) {
+    const auto& name = item.key();
+    const bool sketch = name.rfind("sketch_", 0) == 0 || name.find(".encoder_kv.") != std::string::npos;
+    (sketch ? sketch_path : image_path).push_back(item.value());
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(image_path, std::make_unique<torch::optim::AdamOptions>(
+                                      torch::optim::AdamOptions(s.lr).betas({0.9, 0.999})));
+  if (!sketch_path.empty())
+    groups.emplace_back(sketch_path, std::make_unique<torch::optim::AdamOptions>(
+                                         torch::optim::AdamOptions(s.lr * s.sketch_lr_mult).betas({0.9, 0.999})));
+  torch::optim::Adam adam(std::move(groups), torch::optim::AdamOptions(s.lr).betas({0.9, 0.999}));
+  if (s.sketch_lr_mult != 1.0 && !sketch_path.empty())
+    log << "sketch path: " << sketch_path.size() << " tensors at lr x" << s.sketch_lr_mult << "\n";
   std::mt19937_64 rng(s.seed);
   at::Generator gen = at::detail::createCPUGenerator(s.seed + 1);
 
