@@ -2,7 +2,7 @@
 # packaging/demo-large.sh: a 1024 x 1024 px selection, inpainted with and without the coarse-to-fine
 # refinement (docs/editing-model.md, "Regions"), to show that a large selection does not come back
 # as a blurry upscale of the 64 px working resolution.
-# Usage (from the repo root): ./dsk run -- bash packaging/demo-large.sh [IMAGE] [OUT_DIR]
+# Usage (from the repo root): ./dsk run -- bash packaging/demo-large.sh [IMAGE] [OUT_DIR]  (MODEL=DIR: another model)
 # IMAGE: at least 1024 px on its short side; the default is a picture of mate-backgrounds that the
 # default model's validation split holds out (packaging/fetch-training-data.sh fetches it).
 set -euo pipefail
@@ -11,6 +11,7 @@ cd "$repo"
 command -v diffsketch >/dev/null || PATH="$repo/build/bin:$PATH"
 image=${1:-.cache/data/root/usr/share/backgrounds/mate/abstract/Elephants.jpg}
 out=${2:-out/large}
+model=${MODEL:-models/default}
 [ -f "$image" ] || { echo "demo-large: no picture '$image' (run packaging/fetch-training-data.sh, or pass one)" >&2; exit 1; }
 mkdir -p "$out"
 
@@ -65,12 +66,13 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
 for mode in refine no-refine; do
   flag=(); [ "$mode" = no-refine ] && flag=(--no-refine)
   start=$(now)
-  diffsketch edit --model models/default --image "$image" --mask "$out/mask.png" --sketch "$out/sketch.png" \
-    --steps 20 --seed 1 "${flag[@]}" --out "$out/result-$mode.png" >/dev/null
+  diffsketch edit --model "$model" --image "$image" --mask "$out/mask.png" --sketch "$out/sketch.png" \
+    --steps 20 --seed 1 "${flag[@]}" --out "$out/result-$mode.png" >/dev/null 2>"$out/edit-$mode.log" ||
+    { tr '\r' '\n' <"$out/edit-$mode.log" | tail -3 >&2; exit 1; }
   echo "demo-large: $mode: $out/result-$mode.png ($(since "$start"))"
 done
 
-# A 1:1 detail (384 px square inside the selection) of both results side by side.
+# A 1:1 detail (256 px square inside the selection) of both results side by side.
 python3 - "$out" <<'EOF2'
 import struct, sys, zlib
 out = sys.argv[1]
@@ -104,14 +106,14 @@ def read_png(path):
 crops = []
 for mode in ('refine', 'no-refine'):
     w, h, rows = read_png(f'{out}/result-{mode}.png')
-    side, x0, y0 = 384, (w - 384) // 2 + 160, (h - 384) // 2 + 80
+    side, x0, y0 = 256, (w - 256) // 2 + 120, (h - 256) // 2 + 60
     crops.append([b''.join(r[x0:x0 + side]) for r in rows[y0:y0 + side]])
 gap = b'\xff\xff\xff' * 8
-rows = [crops[0][y] + gap + crops[1][y] for y in range(384)]
-W = 384 * 2 + 8
+rows = [crops[0][y] + gap + crops[1][y] for y in range(256)]
+W = 256 * 2 + 8
 raw = b''.join(b'\x00' + r for r in rows)
 chunk = lambda t, d: struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d) & 0xffffffff)
-open(f'{out}/detail.png', 'wb').write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', W, 384, 8, 2, 0, 0, 0))
+open(f'{out}/detail.png', 'wb').write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack(">IIBBBBB", W, 256, 8, 2, 0, 0, 0))
                                        + chunk(b'IDAT', zlib.compress(raw, 9)) + chunk(b'IEND', b''))
 print(f'demo-large: 1:1 detail (left: refined, right: plain upscale): {out}/detail.png')
 EOF2
