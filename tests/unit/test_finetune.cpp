@@ -261,10 +261,12 @@ TEST(Finetune, LowersTheSketchLossWithIdentityBounded) {
   auto o = base_options(root, 2);
   o.iters = 20;
   o.lr = 2e-3;
+  o.batch = 2;  // both sketches in every iteration: one objective, not two alternating ones
   std::ostringstream log;
   const auto r = dsk::finetune(o, log);
   SCOPED_TRACE(log.str());
   EXPECT_EQ(r.iters, 20);
+  std::cout << "L_sketch " << r.first_sketch << " -> " << r.last_sketch << ", L_identity " << r.last_identity << "\n";
   EXPECT_LT(r.last_sketch, 0.8 * r.first_sketch);
   EXPECT_EQ(r.first_identity, 0);  // the reference is the original model's own x0
   // Bounded: the coarse colours move less than a different picture's (a random-weights model and a
