@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <sstream>
@@ -341,6 +342,46 @@ TEST(Finetune, AResumedRunEqualsAnUninterruptedOne) {
     double worst = 0;
     for (const auto& [name, t] : a) worst = std::max(worst, (t.to(torch::kDouble) - b.at(name).to(torch::kDouble)).abs().max().item<double>());
     EXPECT_LT(worst, 1e-7) << file;
+  }
+  fs::remove_all(root);
+}
+
+TEST(Finetune, ResumesAfterAKillAsIfNeverInterrupted) {
+  // `diffsketch finetune` killed with SIGKILL once a few per-iteration checkpoints exist, then
+  // resumed: the result equals 12 uninterrupted iterations.
+  const auto root = temp_dir("kill");
+  auto o = base_options(root, 4);
+  o.iters = 12;
+  o.lr = 1e-4;
+  std::ostringstream log;
+  dsk::finetune(o, log);
+  const auto straight = root / "straight";
+  fs::rename(root / "out", straight);
+  const auto out = root / "out";
+  const std::string cmd = std::string(DSK_BIN_DIR) + "/diffsketch finetune --device cpu --model " + o.model +
+                          " --sketches " + o.sketches_dir + " --out " + out.string() +
+                          " --steps 3 --iters 12 --class 1 --lr 1e-4 --seed 5 --checkpoint-every 1";
+  const std::string killer = "(" + cmd + " >" + (root / "first.log").string() + " 2>&1 & pid=$!; " +
+                             "for i in $(seq 600); do sleep 0.05; s=$(grep -o '\"step\": [0-9]*' " +
+                             (out / "checkpoint" / "state.json").string() +
+                             " 2>/dev/null | grep -o '[0-9]*$'); [ \"${s:-0}\" -ge 3 ] && break; done; kill -9 $pid; wait $pid)";
+  std::ofstream(root / "killer.sh") << killer << "\n";
+  std::system(("bash " + (root / "killer.sh").string()).c_str());
+  std::ifstream state_in(out / "checkpoint" / "state.json");
+  ASSERT_TRUE(state_in) << "no checkpoint was written before the kill";
+  const long killed_at = nlohmann::json::parse(state_in)["step"].get<long>();
+  ASSERT_GE(killed_at, 3);
+  ASSERT_LT(killed_at, 12) << "the run finished before it was killed";
+  o.resume = true;
+  std::ostringstream log2;
+  EXPECT_EQ(dsk::finetune(o, log2).iters, 12);
+  EXPECT_NE(log2.str().find("resumed at iteration " + std::to_string(killed_at)), std::string::npos) << log2.str();
+  for (const auto* file : {"weights.safetensors", "ema.safetensors"}) {
+    const auto a = dsk::read_tensors(dsk::st::File::open((straight / "checkpoint" / file).string()));
+    const auto b = dsk::read_tensors(dsk::st::File::open((out / "checkpoint" / file).string()));
+    double worst = 0;
+    for (const auto& [name, t] : a) worst = std::max(worst, (t.to(torch::kDouble) - b.at(name).to(torch::kDouble)).abs().max().item<double>());
+    EXPECT_LT(worst, 1e-7) << file << " (killed at iteration " << killed_at << ")";
   }
   fs::remove_all(root);
 }
