@@ -436,8 +436,9 @@ FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const Cance
   if (!o.resume) csv << "iter,loss,sketch,identity,seconds\n";
   auto last_ckpt = std::chrono::steady_clock::now();
   auto save = [&]() {
-    ckpt.save(*m.model, ema, adam, iter, rng, gen, {{"sketches", n}});
-    write_tensors((ckpt.dir / "fixed.safetensors").string(), {{"x_T", x_T}, {"identity_ref", refs}});
+    // x_T and the references travel inside the atomic checkpoint: a kill never separates them.
+    ckpt.save(*m.model, ema, adam, iter, rng, gen, {{"sketches", n}},
+              {{"fixed.safetensors", {{"x_T", x_T}, {"identity_ref", refs}}}});
     csv.flush();
     try {
       if (iter > 0) edit::write_loss_plot((out / "loss.csv").string(), (out / "loss.png").string(), "fine-tuning loss L");

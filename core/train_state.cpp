@@ -21,7 +21,8 @@ bool cpu_has_native_bf16() {
 }
 
 void Checkpointer::save(torch::nn::Module& model, const std::vector<Tensor>& ema, torch::optim::Adam& adam, long step,
-            const std::mt19937_64& rng, const at::Generator& gen, const nlohmann::json& extra) {
+            const std::mt19937_64& rng, const at::Generator& gen, const nlohmann::json& extra,
+            const std::map<std::string, std::map<std::string, Tensor>>& files) {
     const fs::path tmp = dir.string() + ".tmp";
     fs::remove_all(tmp);
     fs::create_directories(tmp);
@@ -43,6 +44,7 @@ void Checkpointer::save(torch::nn::Module& model, const std::vector<Tensor>& ema
     if (!ema.empty()) write_tensors((tmp / "ema.safetensors").string(), ema_map);
     write_tensors((tmp / "adam.safetensors").string(), adam_map);
     write_tensors((tmp / "generator.safetensors").string(), {{"state", gen.get_state()}});
+    for (const auto& [name, tensors] : files) write_tensors((tmp / name).string(), tensors);
     std::ostringstream rng_state;
     rng_state << rng;
     nlohmann::json state = extra;

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -25,8 +26,10 @@ void ema_update(std::vector<torch::Tensor>& ema, const std::vector<torch::Tensor
 // fields). Written to DIR.tmp and renamed into place: a kill leaves the previous one.
 struct Checkpointer {
   std::filesystem::path dir;
+  // `files`: more safetensors files (name -> tensors) that belong to the same checkpoint.
   void save(torch::nn::Module& model, const std::vector<torch::Tensor>& ema, torch::optim::Adam& adam, long step,
-            const std::mt19937_64& rng, const at::Generator& gen, const nlohmann::json& extra);
+            const std::mt19937_64& rng, const at::Generator& gen, const nlohmann::json& extra,
+            const std::map<std::string, std::map<std::string, torch::Tensor>>& files = {});
   // Returns state.json (step and the extra fields).
   nlohmann::json load(torch::nn::Module& model, std::vector<torch::Tensor>& ema, torch::optim::Adam& adam,
                       std::mt19937_64& rng, at::Generator& gen);
