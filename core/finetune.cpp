@@ -37,22 +37,6 @@ Tensor ddim_chain_step(const Schedule& schedule, const Predictor& predict, const
   return ddim_step(schedule, x, index, predict(x, index), 0.0, Tensor());
 }
 
-namespace {
-
-// oneDNN's CPU kernels (Debian's LibTorch 2.6) return non-finite gradients through the chain on
-// some runs and not others, with the same inputs and seeds: whole-graph back-propagation of a
-// 5-step chain gave NaN in every parameter under ctest and finite values from a shell. The chain
-// and fine-tuning run without them until the faulty kernel is found (the slowdown is small here).
-struct WithoutOneDnn {
-  bool was = at::globalContext().userEnabledMkldnn();
-  WithoutOneDnn() { at::globalContext().setUserEnabledMkldnn(false); }
-  ~WithoutOneDnn() { at::globalContext().setUserEnabledMkldnn(was); }
-  WithoutOneDnn(const WithoutOneDnn&) = delete;
-  WithoutOneDnn& operator=(const WithoutOneDnn&) = delete;
-};
-
-}  // namespace
-
 double chain_backward(const Schedule& schedule, const Predictor& predict, const Tensor& x_T,
                       const std::function<Tensor(const Tensor&)>& loss, bool recompute, Tensor* grad_x_T,
                       double scale) {

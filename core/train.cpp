@@ -126,6 +126,7 @@ void init_from_checkpoint(UNetModel& model, const std::string& dir, std::ostream
 
 TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* cancel) {
   configure_threads();
+  const WithoutOneDnn no_onednn;
   const auto config = read_json(o.config_path);
   if (!config.contains("model") || !config["model"].is_object())
     throw InputError(o.config_path + ": needs a 'model' object (model.json's shape: kind, name, flags)");
@@ -278,8 +279,7 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
       if (++nan_run >= 20)
         throw Error("training diverged: 20 consecutive steps with a non-finite loss or gradient at step " +
                     std::to_string(step) +
-                    (s.bf16 ? " with bf16 autocast (oneDNN's bf16 kernels give non-finite values for some "
-                              "configurations: set \"bf16\": false; DSK_ONEDNN=0 avoids them but runs ~25x slower)"
+                    (s.bf16 ? " with bf16 autocast (set \"bf16\": false)"
                             : " (lower lr, or resume from the last checkpoint)"));
       continue;
     }
