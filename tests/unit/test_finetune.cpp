@@ -3,7 +3,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <sstream>
@@ -14,6 +13,7 @@
 #include "core/sketch_loss.h"
 #include "core/tensor_io.h"
 #include "models/unet.h"
+#include "kill_helper.h"
 
 namespace fs = std::filesystem;
 using torch::Tensor;
@@ -366,15 +366,8 @@ TEST(Finetune, ResumesAfterAKillAsIfNeverInterrupted) {
   const std::string cmd = std::string(DSK_BIN_DIR) + "/diffsketch finetune --device cpu --model " + o.model +
                           " --sketches " + o.sketches_dir + " --out " + out.string() +
                           " --steps 3 --iters 12 --class 1 --lr 1e-4 --seed 5 --checkpoint-every 1";
-  const std::string killer = "(" + cmd + " >" + (root / "first.log").string() + " 2>&1 & pid=$!; " +
-                             "for i in $(seq 600); do sleep 0.05; s=$(grep -o '\"step\": [0-9]*' " +
-                             (out / "checkpoint" / "state.json").string() +
-                             " 2>/dev/null | grep -o '[0-9]*$'); [ \"${s:-0}\" -ge 3 ] && break; done; kill -9 $pid; wait $pid)";
-  std::ofstream(root / "killer.sh") << killer << "\n";
-  std::system(("bash " + (root / "killer.sh").string()).c_str());
-  std::ifstream state_in(out / "checkpoint" / "state.json");
-  ASSERT_TRUE(state_in) << "no checkpoint was written before the kill";
-  const long killed_at = nlohmann::json::parse(state_in)["step"].get<long>();
+  const long killed_at = dsk::test::run_and_kill_after_checkpoint(cmd, out, 3, root / "first.log");
+  ASSERT_NE(killed_at, -1) << "no checkpoint was written before the kill";
   ASSERT_GE(killed_at, 3);
   ASSERT_LT(killed_at, 12) << "the run finished before it was killed";
   o.resume = true;

@@ -12,6 +12,7 @@
 #include "core/train.h"
 #include "core/train_data.h"
 #include "editing/image_io.h"
+#include "kill_helper.h"
 
 namespace fs = std::filesystem;
 
@@ -94,15 +95,8 @@ TEST(Train, ResumesFromTheLastCheckpointAfterAKill) {
   const std::string cmd = std::string(DSK_BIN_DIR) + "/diffsketch train --device cpu --config " + config.string() +
                           " --data " + pictures.string() + " --out " + out.string();
   // Kill the run hard once a few checkpoints exist.
-  const std::string killer = "(" + cmd + " >" + (dir / "first.log").string() + " 2>&1 & pid=$!; " +
-                             "for i in $(seq 600); do sleep 0.1; s=$(grep -o '\"step\": [0-9]*' " +
-                             (out / "checkpoint" / "state.json").string() +
-                             " 2>/dev/null | grep -o '[0-9]*$'); [ \"${s:-0}\" -ge 5 ] && break; done; kill -9 $pid; wait $pid)";
-  std::ofstream(dir / "killer.sh") << killer << "\n";
-  std::system(("bash " + (dir / "killer.sh").string()).c_str());
-  std::ifstream state_in(out / "checkpoint" / "state.json");
-  ASSERT_TRUE(state_in) << "no checkpoint was written before the kill";
-  const long killed_at = nlohmann::json::parse(state_in)["step"].get<long>();
+  const long killed_at = dsk::test::run_and_kill_after_checkpoint(cmd, out, 5, dir / "first.log");
+  ASSERT_NE(killed_at, -1) << "no checkpoint was written before the kill";
   ASSERT_GE(killed_at, 5);
   ASSERT_LT(killed_at, 40);
 
