@@ -9,6 +9,7 @@
 #include "editing/composite.h"
 #include "editing/interp.h"
 #include "editing/masks.h"
+#include "editing/metrics.h"
 #include "editing/region.h"
 #include "editing/sketch.h"
 #include "editing/tiles.h"
@@ -71,6 +72,7 @@ struct Job {
   torch::Device device = torch::kCPU;
   SamplingParams params;
   double sketch_scale = 1.0;
+  double refine_strength = EditRequest{}.refine_strength;
   int repaint_jumps = 0, repaint_length = 10;
   SketchGuidance guidance;
   std::shared_ptr<SketchLoss> sketch_loss;  // when guidance.scale > 0
@@ -153,6 +155,12 @@ Tensor sample_square(Job& job, const Square& sq, uint64_t seed, bool blend_known
 
 int steps_of(const Job& job) { return schedule_for(job.params, job.unet.diffusion).size(); }
 
+// The step a partial run starts at: `strength` of the process (1 = all of it).
+int first_index_for(const Job& job, double strength) {
+  const int steps = steps_of(job);
+  return std::clamp(static_cast<int>(std::lround(steps * strength)) - 1, 0, steps - 1);
+}
+
 double sketch_width(const Job& job) { return sketch_width_for(job.unet.net.image_size); }
 
 // The stroke map of the sketch layer at `size`, with warnings for a resized or blank sketch.
@@ -208,8 +216,7 @@ cv::Mat refine(Job& job, const edit::RegionPlan& plan, const cv::Mat& image, con
   cv::Mat mask3, start;
   cv::cvtColor(mask, mask3, cv::COLOR_GRAY2BGR);
   start = coarse.mul(mask3) + img.mul(cv::Scalar::all(1) - mask3);
-  const int steps = steps_of(job);
-  const int first = std::max(0, static_cast<int>(steps * 0.45) - 1);  // re-noise to ~45% of the process
+  const int first = first_index_for(job, job.refine_strength);
   std::vector<cv::Mat> results;
   for (size_t k = 0; k < rp.tiles.size(); ++k) {
     const cv::Rect t = rp.tiles[k].rect;
@@ -240,6 +247,8 @@ struct Prepared {
   Job job;
   edit::RegionPlan plan;
   Square sq;
+  Tensor init;  // [1,3,R,R]: the smooth fill a partial run starts from (init_strength < 1)
+  int init_first = -1;
   cv::Mat soft, strokes;
   bool editing = false;
   EditResult result;  // warnings so far
@@ -255,6 +264,12 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
   if (req.variants < 1 || req.variants > 8) throw InputError("variants must be in 1..8");
   if (req.sketch_scale < 0 || req.sketch_scale > 20) throw InputError("sketch scale must be in 0..20");
   if (req.feather < 0 || req.context_margin < 0) throw InputError("feather and context margin must not be negative");
+  if (!(req.init_strength > 0 && req.init_strength <= 1))
+    throw InputError("init strength must be in (0, 1]: 1 starts the hole from noise, e.g. 0.8 from a smooth fill");
+  if (req.init_strength < 1 && req.repaint_jumps > 0)
+    throw InputError("an init strength below 1 and RePaint jumps do not combine: use one of them");
+  if (!(req.refine_strength > 0 && req.refine_strength <= 1))
+    throw InputError("refine strength must be in (0, 1] (e.g. 0.3: each tile re-noised to 30% of the process)");
   if (!(req.sketch_guidance.scale >= 0 && req.sketch_guidance.scale <= 1000))
     throw InputError("sketch guidance must be in 0..1000 (0 = off)");
   check_memory(req.image.size(), req.variants);
@@ -266,6 +281,7 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
   p.job = open_job(req.model, req.sampling, command);
   Job& job = p.job;
   job.sketch_scale = req.sketch_scale;
+  job.refine_strength = req.refine_strength;
   job.repaint_jumps = req.repaint_jumps;
   job.repaint_length = req.repaint_length;
   job.guidance = req.sketch_guidance;
@@ -283,13 +299,22 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
   const int r = job.unet.net.image_size;
   p.plan = edit::plan_region(req.image.size(), p.soft, r, req.context_margin);
   const auto rp = edit::plan_refinement(p.plan.side, r, r / 4);
+  const cv::Mat work_image = edit::to_work_image(p.plan, req.image);
+  const cv::Mat work_mask_u8 = edit::to_work_mask(p.plan, p.soft) > 0.5;
+  // A partial run from a smooth fill needs known pixels to fill from (not generate's blank canvas).
+  if (req.init_strength < 1 && cv::countNonZero(work_mask_u8) < 0.99 * work_mask_u8.total()) {
+    p.init = to_tensor(edit::inpaint_baseline(work_image, work_mask_u8, "ns"), true).to(job.device);
+    p.init_first = first_index_for(job, req.init_strength);
+  }
   const int steps = steps_of(job);
   const int repaint_factor = p.editing ? 1 : 1 + std::max(0, req.repaint_jumps);
-  job.total = req.variants * (steps * repaint_factor +
-                              (req.refine && rp.needed ? static_cast<int>(rp.tiles.size()) * static_cast<int>(steps * 0.45) : 0));
-  p.sq.image = to_tensor(edit::to_work_image(p.plan, req.image), true).to(job.device);
-  cv::Mat work_mask = edit::to_work_mask(p.plan, p.soft) > 0.5;
-  work_mask.convertTo(work_mask, CV_32F, 1.0 / 255);
+  const int first_steps = p.init.defined() ? p.init_first + 1 : steps * repaint_factor;
+  job.total = req.variants * (first_steps + (req.refine && rp.needed ? static_cast<int>(rp.tiles.size()) *
+                                                                           (first_index_for(job, req.refine_strength) + 1)
+                                                                     : 0));
+  p.sq.image = to_tensor(work_image, true).to(job.device);
+  cv::Mat work_mask;
+  work_mask_u8.convertTo(work_mask, CV_32F, 1.0 / 255);
   p.sq.mask = to_tensor(work_mask, false).to(job.device);
   const cv::Mat work_strokes = edit::normalize_stroke_width(edit::to_work_sketch(p.plan, p.strokes), sketch_width(job));
   p.sq.sketch = to_tensor(sketch_in_hole(work_strokes, work_mask, r), false).to(job.device);
@@ -302,7 +327,7 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
 cv::Mat render(Prepared& p, const EditRequest& req, uint64_t seed, const Tensor& x_T = {}) {
   // Known pixels are blended in for editing models too: their x_t outside the hole then stays
   // distributed as in training (the image noised to t) instead of drifting with the model's errors.
-  auto out = sample_square(p.job, p.sq, seed, /*blend_known=*/true, {}, -1, x_T);
+  auto out = sample_square(p.job, p.sq, seed, /*blend_known=*/true, p.init, p.init_first, x_T);
   const cv::Mat square = to_rgb_mat(out[0]);
   cv::Mat crop = req.refine ? refine(p.job, p.plan, req.image, p.soft, p.strokes, square, seed) : cv::Mat();
   if (crop.empty()) crop = edit::work_to_crop(p.plan, square);

@@ -77,6 +77,14 @@ struct EditRequest {
   int repaint_jumps = 0;      // RePaint resampling (adm-unet): extra passes per jump
   int repaint_length = 10;    // RePaint jump length in steps
   bool refine = true;         // coarse-to-fine refinement of selections larger than the working size
+  // How much of the diffusion process runs: 1 = the hole starts from pure noise; below 1 it starts
+  // from a smooth fill of the hole (OpenCV Navier-Stokes, at the working size) noised to that
+  // fraction of the process: colours and layout follow the surroundings, the model draws the rest.
+  // 0.8: measured better than 1 on every score of eval-inpaint (models/default/MODEL_CARD.md).
+  double init_strength = 0.8;
+  // The fraction of the process each refinement tile is re-noised to: 0.3 sharpens the upscaled
+  // coarse result; 0.45 measured grainier, with edges the sketch did not ask for.
+  double refine_strength = 0.3;
   bool preview = false;
 };
 

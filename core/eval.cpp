@@ -112,6 +112,12 @@ struct Totals {
     if (std::isfinite(v)) sum[k] += v, n[k]++;
   }
   double mean(const std::string& k) const { return n.count(k) ? sum.at(k) / n.at(k) : NAN; }
+  // A positive ratio: averaged as its logarithm (geometric mean); 0 counts as 1e-6.
+  void add_ratio(const std::string& k, double v) {
+    add(k + "_arith", v);
+    if (std::isfinite(v)) add(k + "_log", std::log(std::max(v, 1e-6)));
+  }
+  double geomean(const std::string& k) const { return std::exp(mean(k + "_log")); }
 };
 
 }  // namespace
@@ -147,13 +153,16 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
           req.sketch_guidance = o.sketch_guidance;  // model-no-sketch has no sketch to be guided towards
         }
         req.sketch_scale = o.sketch_scale;
+        req.refine = o.refine;
+        req.init_strength = o.init_strength;
+        req.refine_strength = o.refine_strength;
         result = edit_region(req).images.at(0);
       }
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const auto s = edit::score_inpaint(result, c.image, c.mask, c.sketch);
       auto& t = totals[m];
       t.add("psnr", s.psnr), t.add("ssim", s.ssim), t.add("coarse_psnr", s.coarse_psnr);
-      t.add("edge_f1", s.edge.f1), t.add("sharpness", s.sharpness), t.add("seconds", seconds);
+      t.add("edge_f1", s.edge.f1), t.add_ratio("sharpness", s.sharpness), t.add("seconds", seconds);
       rows.push_back({{"case", i}, {"source", c.source}, {"method", m}, {"psnr", s.psnr}, {"ssim", s.ssim},
                       {"coarse_psnr", s.coarse_psnr}, {"edge_f1", s.edge.f1}, {"sharpness", s.sharpness},
                       {"seconds", seconds}});
@@ -167,7 +176,8 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
     if (!o.json) out << "\rcase " << i + 1 << "/" << cases.size() << std::flush;
   }
   nlohmann::json summary = {{"count", cases.size()}, {"size", o.size}, {"seed", o.seed}, {"split", o.split},
-                            {"model", o.model}, {"methods", nlohmann::json::object()}};
+                            {"model", o.model}, {"refine", o.refine}, {"init_strength", o.init_strength},
+                            {"refine_strength", o.refine_strength}, {"methods", nlohmann::json::object()}};
   if (o.sketch_guidance.scale > 0)
     summary["sketch_guidance"] = {{"scale", o.sketch_guidance.scale},
                                   {"mode", o.sketch_guidance.exact ? "exact" : "cheap"},
@@ -176,7 +186,8 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
     const auto& t = totals[m];
     summary["methods"][m] = {{"psnr", t.mean("psnr")},       {"ssim", t.mean("ssim")},
                              {"coarse_psnr", t.mean("coarse_psnr")}, {"edge_f1", t.mean("edge_f1")},
-                             {"sharpness", t.mean("sharpness")}, {"seconds", t.mean("seconds")}};
+                             {"sharpness", t.geomean("sharpness")}, {"sharpness_arith", t.mean("sharpness_arith")},
+                             {"seconds", t.mean("seconds")}};
   }
   if (o.json) {
     out << nlohmann::json({{"summary", summary}, {"cases", rows}}).dump(2) << "\n";
@@ -190,10 +201,10 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
       out << std::left << std::setw(18) << m << std::right << std::fixed << std::setprecision(2) << std::setw(8)
           << t.mean("psnr") << std::setprecision(3) << std::setw(8) << t.mean("ssim") << std::setprecision(2)
           << std::setw(12) << t.mean("coarse_psnr") << std::setprecision(3) << std::setw(9) << t.mean("edge_f1")
-          << std::setw(11) << t.mean("sharpness") << std::setprecision(2) << std::setw(9) << t.mean("seconds") << "\n";
+          << std::setw(11) << t.geomean("sharpness") << std::setprecision(2) << std::setw(9) << t.mean("seconds") << "\n";
     }
     out << "(" << cases.size() << " crops of " << o.size << " px, seed " << o.seed << ", split " << o.split
-        << "; inside the hole; sharpness 1 = as detailed as the photo)\n";
+        << "; inside the hole; sharpness: geometric mean, 1 = as detailed as the photo)\n";
   }
   return summary;
 }

@@ -23,6 +23,9 @@ struct EvalOptions {
   SamplingParams sampling;
   double sketch_scale = 1.0;
   SketchGuidance sketch_guidance;  // the "model" method only (model-no-sketch has no sketch to follow)
+  double init_strength = EditRequest{}.init_strength;  // the model methods: see EditRequest
+  double refine_strength = EditRequest{}.refine_strength;
+  bool refine = true;              // the model methods: tiled refinement of holes larger than the working size
   std::string save_dir;  // optional: each case's input, sketch, mask and results as PNG
 };
 
@@ -30,7 +33,9 @@ struct EvalOptions {
 // edge-map sketches (editing/'s Canny extractor on the original). Methods: the model with the
 // sketch, the model with an empty sketch, and the OpenCV baselines. Per method, inside the hole:
 // PSNR, SSIM, coarse PSNR (4x down), edge F1 against the sketch (2 px), sharpness ratio, s/image.
-// Prints a table (or JSON) and returns the JSON summary.
+// Means over the crops, except the sharpness ratio: its geometric mean (a ratio of 4 and one of
+// 1/4 average to 1; an arithmetic mean is ruled by the flattest crops), with the arithmetic mean
+// beside it in the JSON ("sharpness_arith"). Prints a table (or JSON) and returns the JSON summary.
 nlohmann::json eval_inpaint(const EvalOptions& options, std::ostream& out);
 
 }  // namespace dsk

@@ -136,6 +136,15 @@ then pass "edit: 48x40, pixels outside the mask unchanged, inside regenerated"; 
 expect 0 'ed0\.png' "edit --sketch-guidance 0 --sketch-guidance-mode exact" -- "${edit[@]}" --seed 4 \
   --sketch-guidance 0 --sketch-guidance-mode exact --out "$work/ed0.png"
 cmp -s "$work/ed.png" "$work/ed0.png" && pass "edit: --sketch-guidance 0 is no guidance" || fail "edit: --sketch-guidance 0 changed the result"
+expect 0 'edi\.png' "edit --init-strength 1 (from pure noise)" -- "${edit[@]}" --seed 4 --init-strength 1 \
+  --out "$work/edi.png"
+cmp -s "$work/ed.png" "$work/edi.png" && fail "edit: the default (from a smooth fill) gave the from-noise result" \
+  || pass "edit: the default start (a smooth fill) differs from --init-strength 1"
+expect 2 'init strength must be in \(0, 1\]' "--init-strength 0" -- "${edit[@]}" --init-strength 0 --out "$work/x.png"
+expect 2 'init strength must be in \(0, 1\]' "--init-strength 1.5" -- "${edit[@]}" --init-strength 1.5 --out "$work/x.png"
+expect 2 'refine strength must be in \(0, 1\]' "--refine-strength -0.1" -- "${edit[@]}" --refine-strength -0.1 --out "$work/x.png"
+expect 2 'do not combine' "--init-strength with --repaint-jumps" -- "${edit[@]}" --init-strength 0.5 --repaint-jumps 2 \
+  --out "$work/x.png"
 expect 2 '--sketch-guidance 1500 must be in 0\.\.1000' "--sketch-guidance 1500" -- "${edit[@]}" --sketch-guidance 1500 --out "$work/x.png"
 expect 2 '--sketch-guidance -1 must be in 0\.\.1000' "--sketch-guidance -1" -- "${edit[@]}" --sketch-guidance -1 --out "$work/x.png"
 expect nonzero "sketch-guidance-mode" "--sketch-guidance-mode fast" -- "${edit[@]}" --sketch-guidance-mode fast --out "$work/x.png"
@@ -161,6 +170,22 @@ expect 0 '"mode": "exact"' "eval-inpaint with sketch guidance 2, exact" -- eval-
 expect 2 '--sketch-guidance 1001 must be in 0\.\.1000' "eval-inpaint --sketch-guidance 1001" -- eval-inpaint --model "$editing" \
   --images "$work/eval" --sketch-guidance 1001
 expect 2 "needs editing-unet" "generate refuses a plain ADM model" -- generate --model "$model" --sketch "$work/sketch.pgm" --out "$work/x.png"
+
+# ---- train: bad settings are named before any work ----
+mkdir -p "$work/pics" && cp "$work/ed.png" "$work/pics/a.png"
+python3 - "$data/models/tiny-editing/train-config.json" "$work" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+for name, extra in [("neg", {"edge_loss_weight": -1}), ("typo", {"edge_los_weight": 4}), ("type", {"edge_loss_weight": "x"})]:
+    d = json.loads(json.dumps(c)); d["train"].update(extra)
+    json.dump(d, open(f"{sys.argv[2]}/train-{name}.json", "w"))
+PY
+expect 2 'edge_loss_weight must be >= 0' "train: negative edge_loss_weight" -- train --config "$work/train-neg.json" \
+  --data "$work/pics" --out "$work/tr" --device cpu
+expect 2 "unknown training setting 'edge_los_weight'" "train: misspelt setting" -- train --config "$work/train-typo.json" \
+  --data "$work/pics" --out "$work/tr" --device cpu
+expect 2 "'edge_loss_weight' has the wrong type" "train: setting of the wrong type" -- train \
+  --config "$work/train-type.json" --data "$work/pics" --out "$work/tr" --device cpu
 
 # ---- info ----
 expect 0 "307 tensors" "info on the U-Net weights" -- info "$data/conformance/adm-small/unet.safetensors"

@@ -175,6 +175,31 @@ TEST(Edit, EditingModelFollowsItsInputsAndSketchScaleMatters) {
   EXPECT_GT(cv::norm(harder.images[0], with.images[0], cv::NORM_L1), 0);
 }
 
+TEST(Edit, StartingFromASmoothFillKeepsTheSurroundingsColours) {
+  // A flat picture: the smooth fill of the hole is its colour. From pure noise the random-weight
+  // model paints anything; from the fill noised to the first of 20 steps (t near 0: the noise and
+  // the model's error are scaled by sqrt(1 - abar) ~ 0.02) the hole keeps the colour.
+  const cv::Mat image(64, 64, CV_8UC3, cv::Scalar(40, 160, 90));
+  const cv::Mat mask = box_mask(64, 64, {16, 16, 32, 32});
+  dsk::EditRequest req;
+  req.model = tiny_editing_model();
+  req.image = image;
+  req.mask = mask;
+  req.feather = 0;
+  req.refine = false;  // the coarse pass alone (the refinement would re-noise the 48 px square)
+  req.sampling.steps = 20;
+  req.sampling.device = "cpu";
+  auto hole_error = [&](double init_strength) {
+    req.init_strength = init_strength;
+    const auto r = dsk::edit_region(req).images.at(0);
+    expect_outside_identical(r, image, mask);
+    return cv::norm(r, image, cv::NORM_L1, mask) / (3.0 * cv::countNonZero(mask));
+  };
+  const double from_noise = hole_error(1.0), from_fill = hole_error(0.05);
+  EXPECT_LT(from_fill, 8) << "mean |difference| per channel from the surroundings' colour";
+  EXPECT_LT(from_fill, 0.25 * from_noise) << "from noise " << from_noise << ", from the fill " << from_fill;
+}
+
 TEST(Edit, InterpolationEndFramesEqualTheSeedsSamples) {
   cv::Mat sketch(48, 48, CV_8UC3, cv::Scalar::all(255));
   cv::circle(sketch, {24, 24}, 12, cv::Scalar::all(0), 2);
@@ -235,6 +260,17 @@ TEST(EditBadInput, ClearErrors) {
   EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("kind adm-classifier"), std::string::npos);
   req.model = "/nonexistent/model";
   EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("not a model folder"), std::string::npos);
+  req = adm_request(image, box_mask(40, 40, {4, 4, 8, 8}));
+  for (double bad : {0.0, -0.5, 1.5}) {
+    req.init_strength = bad;
+    EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("init strength must be in (0, 1]"), std::string::npos);
+  }
+  req.init_strength = 0.5;
+  req.refine_strength = 0;
+  EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("refine strength must be in (0, 1]"), std::string::npos);
+  req.refine_strength = 0.3;
+  req.repaint_jumps = 2;
+  EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("do not combine"), std::string::npos);
   dsk::GenerateRequest g;
   g.model = kAdm;
   g.width = g.height = 32;

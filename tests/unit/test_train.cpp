@@ -69,7 +69,7 @@ TEST(Train, TinyEditingModelLowersItsLoss) {
   const auto pictures = make_pictures(12);
   const auto dir = temp_dir("loss");
   dsk::TrainOptions o;
-  o.config_path = write_config(dir, 150, 60, {{"predict_v", true}}, {{"hole_loss", true}, {"sketch_lr_mult", 5.0}}).string();
+  o.config_path = write_config(dir, 150, 60, {{"predict_v", true}}, {{"hole_loss", true}, {"sketch_lr_mult", 5.0}, {"edge_loss_weight", 4.0}}).string();
   o.data_dirs = {pictures.string()};
   o.out_dir = (dir / "out").string();
   o.device = "cpu";
@@ -82,6 +82,7 @@ TEST(Train, TinyEditingModelLowersItsLoss) {
   EXPECT_TRUE(fs::exists(dir / "out" / "loss.png"));
   EXPECT_NE(log.str().find("hole"), std::string::npos) << "the log names the loss region";
   EXPECT_NE(log.str().find("sketch path: "), std::string::npos) << "the log names the sketch path's lr";
+  EXPECT_NE(log.str().find("strokes weighted x5"), std::string::npos) << "the log names the stroke weight";
   // The exported model keeps the flag, so sampling converts v.
   std::ifstream json((dir / "out" / "model" / "model.json").string());
   EXPECT_TRUE(nlohmann::json::parse(json)["flags"]["predict_v"].get<bool>());
