@@ -119,7 +119,8 @@ json to_json(const Message& msg, Encoder& enc) {
                {"image_y", m.image_y},   {"sketch_scale", m.sketch_scale},
                {"sketch_guidance", guidance_json(m.sketch_guidance)},
                {"variants", m.variants}, {"context_margin", m.context_margin},
-               {"feather", m.feather},   {"preview", m.preview}};
+               {"feather", m.feather},   {"init_strength", m.init_strength},
+               {"refine_strength", m.refine_strength}, {"preview", m.preview}};
         } else if constexpr (std::is_same_v<T, GenerateRequest>) {
           j = generate_json(m, enc);
         } else if constexpr (std::is_same_v<T, InterpolateRequest>) {
@@ -270,6 +271,8 @@ struct Decoder {
       m.variants = get<int>(j, "variants");
       m.context_margin = get<double>(j, "context_margin");
       m.feather = get<int>(j, "feather");
+      m.init_strength = get_or<double>(j, "init_strength", m.init_strength);
+      m.refine_strength = get_or<double>(j, "refine_strength", m.refine_strength);
       m.preview = get<bool>(j, "preview");
       return m;
     }

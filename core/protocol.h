@@ -135,6 +135,8 @@ struct EditRequest {
   int variants = 1;
   double context_margin = 0.25;
   int feather = 8;
+  double init_strength = 0.8;    // as the engine's EditRequest (core/engine.h)
+  double refine_strength = 0.3;  // optional in the JSON: older clients get these defaults
   bool preview = false;
   bool operator==(const EditRequest&) const = default;
 };

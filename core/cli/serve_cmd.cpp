@@ -306,6 +306,8 @@ class Session {
         req.variants = e->variants;
         req.context_margin = e->context_margin;
         req.feather = e->feather;
+        req.init_strength = e->init_strength;
+        req.refine_strength = e->refine_strength;
         req.preview = e->preview;
         // Without a sketch a crop needs nothing else (the offsets do not matter).
         const bool whole = req.image.empty() || req.sketch.empty() || req.sketch.size() == req.image.size();

@@ -84,6 +84,9 @@ done
   pass "gray16: exported as 16-bit grayscale" || fail "gray16: not exported as 16-bit grayscale"
 [ -f "$WORK/out/rgb8-rerun.png" ] &&
   png_check "rgb8: the same seed gives the same result" same "$WORK/out/rgb8-layer.png" "$WORK/out/rgb8-rerun.png"
+[ -f "$WORK/out/rgb8-noise.png" ] &&
+  png_check "rgb8: init-strength 1 (from noise) gives another result than the default" differs \
+    "$WORK/out/rgb8-layer.png" "$WORK/out/rgb8-noise.png" $SEL
 
 echo "== generate and interpolate with the editing model"
 if gimp_batch generate 0 "(generate-case \"gen\" RGB PRECISION-U8-NON-LINEAR)

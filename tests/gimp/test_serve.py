@@ -47,6 +47,7 @@ def edit_request(steps=3, variants=1, seed=7):
                      "classifier": "", "class": 3, "classifier_scale": 1.0},
         "image": 0, "mask": 1, "sketch": None, "sketch_scale": 1.0, "variants": variants, "context_margin": 0.25,
         "feather": 2, "preview": True,
+        "init_strength": 1.0,  # every step runs (the default 0.8 starts from a smooth fill, at step 2 of 3)
         "payloads": [{"width": w, "height": h, "channels": 4, "dtype": "f32"},
                      {"width": w, "height": h, "channels": 1, "dtype": "u8"}],
     }

@@ -59,6 +59,8 @@ std::vector<Message> every_message() {
   edit.variants = 8;
   edit.context_margin = 0.4;
   edit.feather = 3;
+  edit.init_strength = 0.6;
+  edit.refine_strength = 0.25;
   edit.preview = true;
   EditRequest edit_no_sketch = edit;
   edit_no_sketch.sketch = {};
