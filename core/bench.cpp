@@ -5,7 +5,9 @@
 #include <fstream>
 #include <iomanip>
 #include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
 
+#include "core/engine.h"
 #include "core/error.h"
 #include "core/model_folder.h"
 #include "core/presets.h"
@@ -98,6 +100,57 @@ BenchResult run_bench(const BenchOptions& o, std::ostream& out) {
       << (at::hasOpenMP() ? "yes" : "no") << ", LAPACK " << (at::hasLAPACK() ? "yes" : "no") << "\n"
       << "  GEMM " << n << "x" << n << " float32: " << r.gemm_gflops << " GFLOP/s; forward reaches "
       << 100.0 * r.forward_gflops / r.gemm_gflops << "% of it\n";
+  return r;
+}
+
+EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
+  if (o.size < 16 || o.size > 4096) throw InputError("bench-edit: --size must be in 16..4096 px");
+  if (o.steps < 1 || o.iters < 1 || o.warmup < 0)
+    throw InputError("bench-edit: --steps and --iters must be positive, --warmup not negative");
+  // A picture with structure around the hole (gradient, discs, stripes) and a sketch inside it.
+  const int side = 2 * o.size;
+  cv::Mat image(side, side, CV_8UC3);
+  for (int y = 0; y < side; ++y)
+    for (int x = 0; x < side; ++x)
+      image.at<cv::Vec3b>(y, x) = cv::Vec3b(static_cast<uchar>(60 + 120 * y / side), static_cast<uchar>(90 + (x / 16 % 2) * 40),
+                                            static_cast<uchar>(200 - 100 * x / side));
+  for (int k = 0; k < 6; ++k)
+    cv::circle(image, {side * (k + 1) / 7, side / 4 + (k % 3) * side / 4}, side / 12, cv::Scalar(40 * k, 200 - 30 * k, 90), cv::FILLED);
+  const cv::Rect hole(o.size / 2, o.size / 2, o.size, o.size);
+  cv::Mat mask = cv::Mat::zeros(side, side, CV_8U);
+  mask(hole).setTo(255);
+  cv::Mat sketch(side, side, CV_8U, cv::Scalar(255));
+  cv::ellipse(sketch, {side / 2, side / 2}, {o.size / 3, o.size / 4}, 20, 0, 360, cv::Scalar(0), std::max(1, side / 256));
+  cv::line(sketch, {hole.x, hole.y + o.size * 3 / 4}, {hole.x + o.size, hole.y + o.size / 2}, cv::Scalar(0), std::max(1, side / 256));
+
+  EditRequest req;
+  req.model = o.model;
+  req.image = image;
+  req.mask = mask;
+  req.sketch = sketch;
+  req.sampling.steps = o.steps;
+  req.sampling.device = o.device;
+  req.refine = o.refine;
+  if (o.init_strength >= 0) req.init_strength = o.init_strength;
+  if (o.refine_strength >= 0) req.refine_strength = o.refine_strength;
+  EditBenchResult r;
+  ProgressFn count = [&r](const Progress& p) { r.unet_evaluations = p.total; };
+  edit_region(req, count);  // loads the model (its weights stay cached) and counts the evaluations
+  std::vector<double> s;
+  for (int i = 0; i < o.warmup + o.iters; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    req.sampling.seed = static_cast<uint64_t>(i);
+    edit_region(req);
+    if (i >= o.warmup) s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  r.seconds_median = median(s);
+  r.seconds_min = *std::min_element(s.begin(), s.end());
+  out << "edit of a " << o.size << "x" << o.size << " selection (in a " << side << " px picture), model " << o.model << ", "
+      << o.steps << " steps, init strength " << req.init_strength << ", "
+      << (o.refine ? "refine strength " + std::to_string(req.refine_strength).substr(0, 4) : std::string("no refinement"))
+      << ", " << torch::get_num_threads() << " thread(s):\n"
+      << std::fixed << std::setprecision(2) << "  median " << r.seconds_median << " s, min " << r.seconds_min << " s over "
+      << o.iters << " runs; " << r.unet_evaluations << " U-Net evaluations per edit\n";
   return r;
 }
 

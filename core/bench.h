@@ -22,4 +22,25 @@ struct BenchResult {
 
 BenchResult run_bench(const BenchOptions& options, std::ostream& out);
 
+// `diffsketch bench-edit`: wall time of one edit of a size x size selection (the selection and a
+// sketch in a synthetic 2*size picture), as a user runs it: model loading excluded, everything
+// else (context crop, coarse pass, refinement, compositing) included.
+struct EditBenchOptions {
+  std::string model = "default";
+  int size = 256;
+  int steps = 20;
+  int iters = 3;
+  int warmup = 1;
+  std::string device = "auto";
+  bool refine = true;
+  double init_strength = -1, refine_strength = -1;  // < 0: edit's defaults
+};
+
+struct EditBenchResult {
+  double seconds_median = 0, seconds_min = 0;
+  int unet_evaluations = 0;  // per edit: steps of the coarse pass and of every refinement tile
+};
+
+EditBenchResult run_edit_bench(const EditBenchOptions& options, std::ostream& out);
+
 }  // namespace dsk

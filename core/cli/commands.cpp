@@ -44,6 +44,7 @@ void register_all(CLI::App& app, Runners& runners) {
   register_sample(app, runners);
   register_convert(app, runners);
   register_bench(app, runners);
+  register_bench_edit(app, runners);
   register_train(app, runners);
   register_pack_data(app, runners);
   register_plot_loss(app, runners);

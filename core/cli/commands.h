@@ -27,6 +27,7 @@ void register_info(CLI::App& app, Runners& runners);
 void register_sample(CLI::App& app, Runners& runners);
 void register_convert(CLI::App& app, Runners& runners);
 void register_bench(CLI::App& app, Runners& runners);
+void register_bench_edit(CLI::App& app, Runners& runners);
 void register_train(CLI::App& app, Runners& runners);
 void register_pack_data(CLI::App& app, Runners& runners);
 void register_plot_loss(CLI::App& app, Runners& runners);

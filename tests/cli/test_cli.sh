@@ -171,6 +171,11 @@ expect 2 '--sketch-guidance 1001 must be in 0\.\.1000' "eval-inpaint --sketch-gu
   --images "$work/eval" --sketch-guidance 1001
 expect 2 "needs editing-unet" "generate refuses a plain ADM model" -- generate --model "$model" --sketch "$work/sketch.pgm" --out "$work/x.png"
 
+# ---- bench-edit ----
+expect 0 "median .* s, min .* U-Net evaluations per edit" "bench-edit on the editing fixture" -- bench-edit \
+  --model "$editing" --size 32 --steps 2 --iters 1 --warmup 0 --device cpu
+expect 2 "size must be in 16\.\.4096" "bench-edit --size 8" -- bench-edit --model "$editing" --size 8
+
 # ---- train: bad settings are named before any work ----
 mkdir -p "$work/pics" && cp "$work/ed.png" "$work/pics/a.png"
 python3 - "$data/models/tiny-editing/train-config.json" "$work" <<'PY'
