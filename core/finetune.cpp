@@ -360,6 +360,7 @@ FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const Cance
 
   const fs::path out(o.out_dir);
   Checkpointer ckpt{out / "checkpoint"};
+  ckpt.recover(log);
   std::mt19937_64 rng(o.seed);
   at::Generator gen = at::detail::createCPUGenerator(o.seed);
   Tensor x_T, refs;

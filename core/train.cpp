@@ -200,6 +200,7 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   const fs::path out(o.out_dir);
   fs::create_directories(out);
   Checkpointer ckpt{out / "checkpoint"};
+  ckpt.recover(log);
   long step = 0;
   if (o.resume) {
     if (!fs::exists(ckpt.dir / "state.json"))

@@ -58,6 +58,18 @@ void Checkpointer::save(torch::nn::Module& model, const std::vector<Tensor>& ema
     fs::remove_all(old);
   }
 
+void Checkpointer::recover(std::ostream& log) const {
+  if (fs::exists(dir)) return;
+  const fs::path tmp = dir.string() + ".tmp", old = dir.string() + ".old";
+  if (fs::exists(tmp / "state.json")) {
+    fs::rename(tmp, dir);
+    log << "recovered the checkpoint an interrupted save had left in " << tmp.string() << "\n";
+  } else if (fs::exists(old / "state.json")) {
+    fs::rename(old, dir);
+    log << "recovered the previous checkpoint from " << old.string() << " (the last save was interrupted)\n";
+  }
+}
+
 nlohmann::json Checkpointer::load(torch::nn::Module& model, std::vector<Tensor>& ema, torch::optim::Adam& adam, std::mt19937_64& rng,
                       at::Generator& gen) {
     load_weights(model, st::File::open((dir / "weights.safetensors").string()));

@@ -45,6 +45,10 @@ struct WithoutOneDnn {
 
 struct Checkpointer {
   std::filesystem::path dir;
+  // A kill inside save(), between moving DIR to DIR.old and DIR.tmp to DIR, leaves no DIR: puts
+  // back the newest complete one (DIR.tmp when its state.json, written last, is there, else
+  // DIR.old). Call before looking for a checkpoint; says what it did on `log`.
+  void recover(std::ostream& log) const;
   // `files`: more safetensors files (name -> tensors) that belong to the same checkpoint.
   void save(torch::nn::Module& model, const std::vector<torch::Tensor>& ema, torch::optim::Adam& adam, long step,
             const std::mt19937_64& rng, const at::Generator& gen, const nlohmann::json& extra,

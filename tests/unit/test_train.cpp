@@ -113,6 +113,43 @@ TEST(Train, ResumesFromTheLastCheckpointAfterAKill) {
   EXPECT_EQ(report.step, 40);
 }
 
+TEST(Train, ResumesAfterAKillBetweenTheCheckpointRenames) {
+  // save() moves checkpoint -> checkpoint.old, then checkpoint.tmp -> checkpoint: a kill between
+  // the two leaves no checkpoint folder. Both states of that window must resume.
+  const auto pictures = make_pictures(4);
+  const auto dir = temp_dir("window");
+  dsk::TrainOptions o;
+  o.config_path = write_config(dir, 5, 60).string();
+  o.data_dirs = {pictures.string()};
+  o.out_dir = (dir / "out").string();
+  o.device = "cpu";
+  o.max_steps_override = 3;  // one checkpoint, at the end (step 3)
+  std::ostringstream first;
+  dsk::train(o, first);
+  const auto ckpt = dir / "out" / "checkpoint";
+  const fs::path tmp = ckpt.string() + ".tmp", old = ckpt.string() + ".old";
+  o.resume = true;
+  o.max_steps_override = 4;
+  // (a) the new one complete in .tmp (and the previous in .old): the new one is used.
+  fs::copy(ckpt, tmp, fs::copy_options::recursive);
+  fs::rename(ckpt, old);
+  std::ostringstream a;
+  EXPECT_EQ(dsk::train(o, a).step, 4);
+  EXPECT_NE(a.str().find("resumed from step 3"), std::string::npos) << a.str();
+  EXPECT_NE(a.str().find("interrupted save"), std::string::npos) << a.str();
+  EXPECT_FALSE(fs::exists(tmp));
+  // (b) .tmp incomplete (no state.json yet): the previous one in .old is used.
+  fs::remove_all(old);
+  fs::copy(ckpt, tmp, fs::copy_options::recursive);
+  fs::remove(tmp / "state.json");
+  fs::rename(ckpt, old);
+  o.max_steps_override = -1;
+  std::ostringstream b;
+  EXPECT_EQ(dsk::train(o, b).step, 5);
+  EXPECT_NE(b.str().find("resumed from step 4"), std::string::npos) << b.str();
+  EXPECT_NE(b.str().find("last save was interrupted"), std::string::npos) << b.str();
+}
+
 TEST(Train, RefusesToOverwriteACheckpointWithoutResume) {
   const auto pictures = make_pictures(4);
   const auto dir = temp_dir("overwrite");
