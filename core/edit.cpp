@@ -1,5 +1,6 @@
 // edit / generate / interpolate: from user images to the model's working square and back.
 #include <opencv2/imgproc.hpp>
+#include <sstream>
 
 #include "core/engine_internal.h"
 #include "core/error.h"
@@ -266,8 +267,6 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
   if (req.feather < 0 || req.context_margin < 0) throw InputError("feather and context margin must not be negative");
   if (!(req.init_strength > 0 && req.init_strength <= 1))
     throw InputError("init strength must be in (0, 1]: 1 starts the hole from noise, e.g. 0.8 from a smooth fill");
-  if (req.init_strength < 1 && req.repaint_jumps > 0)
-    throw InputError("an init strength below 1 and RePaint jumps do not combine: use one of them");
   if (!(req.refine_strength > 0 && req.refine_strength <= 1))
     throw InputError("refine strength must be in (0, 1] (e.g. 0.3: each tile re-noised to 30% of the process)");
   if (!(req.sketch_guidance.scale >= 0 && req.sketch_guidance.scale <= 1000))
@@ -302,12 +301,20 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
   const cv::Mat work_image = edit::to_work_image(p.plan, req.image);
   const cv::Mat work_mask_u8 = edit::to_work_mask(p.plan, p.soft) > 0.5;
   // A partial run from a smooth fill needs known pixels to fill from (not generate's blank canvas).
-  if (req.init_strength < 1 && cv::countNonZero(work_mask_u8) < 0.99 * work_mask_u8.total()) {
+  // RePaint's jumps run the whole process from noise.
+  const bool repaint = req.repaint_jumps > 0;
+  if (repaint && req.init_strength < 1) {
+    std::ostringstream w;
+    w << "RePaint jumps run the whole process from noise: the init strength (" << req.init_strength
+      << ") does not apply";
+    p.result.warnings.push_back(w.str());
+  }
+  if (!repaint && req.init_strength < 1 && cv::countNonZero(work_mask_u8) < 0.99 * work_mask_u8.total()) {
     p.init = to_tensor(edit::inpaint_baseline(work_image, work_mask_u8, "ns"), true).to(job.device);
     p.init_first = first_index_for(job, req.init_strength);
   }
   const int steps = steps_of(job);
-  const int repaint_factor = p.editing ? 1 : 1 + std::max(0, req.repaint_jumps);
+  const int repaint_factor = 1 + std::max(0, req.repaint_jumps);
   const int first_steps = p.init.defined() ? p.init_first + 1 : steps * repaint_factor;
   job.total = req.variants * (first_steps + (req.refine && rp.needed ? static_cast<int>(rp.tiles.size()) *
                                                                            (first_index_for(job, req.refine_strength) + 1)

@@ -143,8 +143,9 @@ cmp -s "$work/ed.png" "$work/edi.png" && fail "edit: the default (from a smooth 
 expect 2 'init strength must be in \(0, 1\]' "--init-strength 0" -- "${edit[@]}" --init-strength 0 --out "$work/x.png"
 expect 2 'init strength must be in \(0, 1\]' "--init-strength 1.5" -- "${edit[@]}" --init-strength 1.5 --out "$work/x.png"
 expect 2 'refine strength must be in \(0, 1\]' "--refine-strength -0.1" -- "${edit[@]}" --refine-strength -0.1 --out "$work/x.png"
-expect 2 'do not combine' "--init-strength with --repaint-jumps" -- "${edit[@]}" --init-strength 0.5 --repaint-jumps 2 \
-  --out "$work/x.png"
+expect 0 'RePaint jumps run the whole process from noise' "--repaint-jumps with the default init strength" -- \
+  edit --model "$model" --image "$work/in.ppm" --mask "$work/mask.pgm" --steps 3 --device cpu --repaint-jumps 1 --class 3 \
+  --repaint-length 2 --out "$work/x.png"
 expect 2 '--sketch-guidance 1500 must be in 0\.\.1000' "--sketch-guidance 1500" -- "${edit[@]}" --sketch-guidance 1500 --out "$work/x.png"
 expect 2 '--sketch-guidance -1 must be in 0\.\.1000' "--sketch-guidance -1" -- "${edit[@]}" --sketch-guidance -1 --out "$work/x.png"
 expect nonzero "sketch-guidance-mode" "--sketch-guidance-mode fast" -- "${edit[@]}" --sketch-guidance-mode fast --out "$work/x.png"

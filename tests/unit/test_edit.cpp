@@ -269,8 +269,12 @@ TEST(EditBadInput, ClearErrors) {
   req.refine_strength = 0;
   EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("refine strength must be in (0, 1]"), std::string::npos);
   req.refine_strength = 0.3;
-  req.repaint_jumps = 2;
-  EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("do not combine"), std::string::npos);
+  req.repaint_jumps = 1;  // RePaint runs from noise: the init strength is named in a warning, not used
+  req.repaint_length = 2;
+  req.sampling.steps = 3;
+  const auto r = dsk::edit_region(req);
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_NE(r.warnings[0].find("init strength (0.5) does not apply"), std::string::npos) << r.warnings[0];
   dsk::GenerateRequest g;
   g.model = kAdm;
   g.width = g.height = 32;
