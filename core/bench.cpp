@@ -146,9 +146,12 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
   r.seconds_median = median(s);
   r.seconds_min = *std::min_element(s.begin(), s.end());
   out << "edit of a " << o.size << "x" << o.size << " selection (in a " << side << " px picture), model " << o.model << ", "
-      << o.steps << " steps, init strength " << req.init_strength << ", "
-      << (o.refine ? "refine strength " + std::to_string(req.refine_strength).substr(0, 4) : std::string("no refinement"))
-      << ", " << torch::get_num_threads() << " thread(s):\n"
+      << o.steps << " steps, init strength " << req.init_strength << ", ";
+  if (o.refine)
+    out << "refine strength " << req.refine_strength;
+  else
+    out << "no refinement";
+  out << ", " << torch::get_num_threads() << " thread(s):\n"
       << std::fixed << std::setprecision(2) << "  median " << r.seconds_median << " s, min " << r.seconds_min << " s over "
       << o.iters << " runs; " << r.unet_evaluations << " U-Net evaluations per edit\n";
   return r;
