@@ -310,7 +310,9 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
       log << "step " << step << "/" << s.steps << "  loss " << std::fixed << std::setprecision(4) << mean << "  "
           << std::setprecision(3) << rate << " steps/s  ETA " << std::setprecision(1)
           << (s.steps - step) / std::max(rate, 1e-9) / 60 << " min  (data " << std::setprecision(0)
-          << 100 * data_seconds / std::max(elapsed, 1e-9) << "%)" << std::endl;
+          << 100 * data_seconds / std::max(elapsed, 1e-9) << "%)";
+      if (report.skipped_nan > 0) log << "  " << report.skipped_nan << " step(s) skipped so far: non-finite loss";
+      log << std::endl;
       csv << step << "," << mean << "," << rate << "," << elapsed << std::endl;
       window = 0;
       window_n = 0;
@@ -320,7 +322,9 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   }
   checkpoint();
   report.step = step;
-  log << "saved " << (out / "model").string() << " at step " << step << "\n";
+  log << "saved " << (out / "model").string() << " at step " << step;
+  if (report.skipped_nan > 0) log << " (" << report.skipped_nan << " step(s) skipped: non-finite loss)";
+  log << "\n";
   return report;
 }
 
