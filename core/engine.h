@@ -17,6 +17,7 @@
 #include <opencv2/core.hpp>
 
 #include "core/cancel.h"
+#include "core/edit_defaults.h"
 
 namespace dsk {
 
@@ -81,10 +82,10 @@ struct EditRequest {
   // from a smooth fill of the hole (OpenCV Navier-Stokes, at the working size) noised to that
   // fraction of the process: colours and layout follow the surroundings, the model draws the rest.
   // 0.8: measured better than 1 on every score of eval-inpaint (models/default/MODEL_CARD.md).
-  double init_strength = 0.8;
+  double init_strength = kDefaultInitStrength;
   // The fraction of the process each refinement tile is re-noised to: 0.3 sharpens the upscaled
   // coarse result; 0.45 measured grainier, with edges the sketch did not ask for.
-  double refine_strength = 0.3;
+  double refine_strength = kDefaultRefineStrength;
   bool preview = false;
 };
 

@@ -35,6 +35,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/edit_defaults.h"
 #include "core/error.h"
 
 namespace dsk::proto {
@@ -135,8 +136,8 @@ struct EditRequest {
   int variants = 1;
   double context_margin = 0.25;
   int feather = 8;
-  double init_strength = 0.8;    // as the engine's EditRequest (core/engine.h)
-  double refine_strength = 0.3;  // optional in the JSON: older clients get these defaults
+  double init_strength = kDefaultInitStrength;  // optional in the JSON: older clients get the defaults
+  double refine_strength = kDefaultRefineStrength;
   bool preview = false;
   bool operator==(const EditRequest&) const = default;
 };

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "core/edit_defaults.h"
 #include "plugin/procedures.h"
 
 using namespace dsk::gimp;
@@ -170,11 +171,11 @@ void add_arguments(GimpProcedure* p, Operation op) {
     gimp_procedure_add_double_argument(p, "init-strength", "Start from _noise",
                                        "1: the selection is generated from pure noise; lower starts from a smooth fill of "
                                        "it (colours follow the surroundings, the model draws less of its own)",
-                                       0.05, 1.0, 0.8, rw);
+                                       0.05, 1.0, kDefaultInitStrength, rw);
     gimp_procedure_add_double_argument(p, "refine-strength", "Re_finement",
                                        "Large selections: how much each tile is redrawn at full resolution (lower "
                                        "keeps the coarse result)",
-                                       0.05, 1.0, 0.3, rw);
+                                       0.05, 1.0, kDefaultRefineStrength, rw);
   }
   add_sketch_guidance_arguments(p);
   gimp_procedure_add_core_object_array_return_value(p, "layers", "Layers", "The new layers", GIMP_TYPE_LAYER, rw);

@@ -25,7 +25,7 @@ struct Args {
   int steps = 25, class_label = -1, seed = -1, variants = 1, feather = 8;
   int seed_a = 0, seed_b = 1, frames = 5;
   double sketch_strength = 1.0, classifier_scale = 1.0, context_margin = 0.25, sketch_guidance = 0.0;
-  double init_strength = 0.8, refine_strength = 0.3;
+  double init_strength = kDefaultInitStrength, refine_strength = kDefaultRefineStrength;
 };
 
 bool has_arg(GimpProcedure* procedure, const char* name) { return gimp_procedure_find_argument(procedure, name) != nullptr; }

@@ -1,0 +1,11 @@
+// Defaults of edit's sampling settings shared by the engine (core/engine.h), the engine protocol
+// (core/protocol.h) and the GIMP plug-in's arguments; no dependencies, so the plug-in includes it too.
+// Measured in docs/editing.md ("Where sampling starts, and how hard the refinement re-noises").
+#pragma once
+
+namespace dsk {
+
+inline constexpr double kDefaultInitStrength = 0.8;    // start from a smooth fill noised to 80%
+inline constexpr double kDefaultRefineStrength = 0.3;  // refinement tiles re-noised to 30%
+
+}  // namespace dsk
