@@ -133,6 +133,7 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
   req.refine = o.refine;
   if (o.init_strength >= 0) req.init_strength = o.init_strength;
   if (o.refine_strength >= 0) req.refine_strength = o.refine_strength;
+  if (o.harmonize >= 0) req.harmonize = o.harmonize;
   EditBenchResult r;
   ProgressFn count = [&r](const Progress& p) { r.unet_evaluations = p.total; };
   edit_region(req, count);  // loads the model (its weights stay cached) and counts the evaluations
@@ -151,7 +152,7 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
     out << "refine strength " << req.refine_strength;
   else
     out << "no refinement";
-  out << ", " << torch::get_num_threads() << " thread(s):\n"
+  out << ", harmonize " << req.harmonize << ", " << torch::get_num_threads() << " thread(s):\n"
       << std::fixed << std::setprecision(2) << "  median " << r.seconds_median << " s, min " << r.seconds_min << " s over "
       << o.iters << " runs; " << r.unet_evaluations << " U-Net evaluations per edit\n";
   return r;

@@ -33,7 +33,7 @@ struct EditBenchOptions {
   int warmup = 1;
   std::string device = "auto";
   bool refine = true;
-  double init_strength = -1, refine_strength = -1;  // < 0: edit's defaults
+  double init_strength = -1, refine_strength = -1, harmonize = -1;  // < 0: edit's defaults
 };
 
 struct EditBenchResult {

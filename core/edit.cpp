@@ -8,6 +8,8 @@
 #include "core/sketch_loss.h"
 #include "core/train_data.h"
 #include "editing/composite.h"
+#include "editing/harmonize.h"
+#include "editing/image_io.h"
 #include "editing/interp.h"
 #include "editing/masks.h"
 #include "editing/metrics.h"
@@ -42,7 +44,9 @@ struct Square {
   Tensor image;   // [1,3,R,R] in [-1,1]
   Tensor mask;    // [1,1,R,R] 1 = generate (binary)
   Tensor sketch;  // [1,1,R,R] stroke map; zeros = blank
-  bool has_sketch = false;    // the model is conditioned on the sketch (editing models)
+  // The model is conditioned on `sketch` (editing models); otherwise it gets "no sketch" (its
+  // sketch_null map), as classifier-free guidance's unconditional branch does.
+  bool has_sketch = false;
   bool guide = false;         // the sketch is not blank: sketch guidance applies
 };
 
@@ -56,7 +60,7 @@ ModelFn square_model(LoadedUNet& unet, const Square& sq, double sketch_scale, co
     auto masked = (sq.image * (1 - sq.mask)).expand({b, -1, -1, -1});
     auto mask = sq.mask.expand({b, -1, -1, -1});
     auto input = torch::cat({x, masked, mask}, 1);
-    auto blank = torch::zeros_like(sq.sketch).expand({b, -1, -1, -1});
+    auto blank = torch::full_like(sq.sketch, unet.net.sketch_null).expand({b, -1, -1, -1});
     auto sketch = sq.sketch.expand({b, -1, -1, -1});
     if (!sq.has_sketch || sketch_scale == 0) return unet.model(input, t, y_model, blank);
     if (sketch_scale == 1) return unet.model(input, t, y_model, sketch);
@@ -164,6 +168,15 @@ int first_index_for(const Job& job, double strength) {
 
 double sketch_width(const Job& job) { return sketch_width_for(job.unet.net.image_size); }
 
+// Whether an editing model is conditioned on a square's sketch. Models whose "no sketch" is a blank
+// map (sketch_null 0) only when strokes reach the square: nothing else differs. Models that tell
+// them apart whenever the user gave a sketch: a square it leaves blank means "draw no new edges
+// here", while no sketch at all lets the model invent.
+bool conditioned(const Job& job, bool strokes_in_square, bool sketch_given) {
+  if (job.unet.info.kind != ModelKind::EditingUnet) return false;
+  return job.unet.net.sketch_null != 0 ? sketch_given : strokes_in_square;
+}
+
 // The stroke map of the sketch layer at `size`, with warnings for a resized or blank sketch.
 cv::Mat read_sketch(const cv::Mat& layer, cv::Size size, std::vector<std::string>& warnings) {
   if (layer.empty()) return cv::Mat::zeros(size, CV_32F);
@@ -218,6 +231,7 @@ cv::Mat refine(Job& job, const edit::RegionPlan& plan, const cv::Mat& image, con
   cv::cvtColor(mask, mask3, cv::COLOR_GRAY2BGR);
   start = coarse.mul(mask3) + img.mul(cv::Scalar::all(1) - mask3);
   const int first = first_index_for(job, job.refine_strength);
+  const bool sketch_given = !edit::is_blank(strokes);
   std::vector<cv::Mat> results;
   for (size_t k = 0; k < rp.tiles.size(); ++k) {
     const cv::Rect t = rp.tiles[k].rect;
@@ -229,7 +243,7 @@ cv::Mat refine(Job& job, const edit::RegionPlan& plan, const cv::Mat& image, con
     cv::Mat sk = edit::normalize_stroke_width(sketch(t), sketch_width(job));
     sq.sketch = to_tensor(sketch_in_hole(sk, m, r), false);
     sq.guide = !edit::is_blank(sk);
-    sq.has_sketch = job.unet.info.kind == ModelKind::EditingUnet && sq.guide;
+    sq.has_sketch = conditioned(job, sq.guide, sketch_given);
     if (cv::countNonZero(m) == 0) {
       results.push_back(start(t).clone());
       job.done += first + 1;
@@ -269,6 +283,8 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
     throw InputError("init strength must be in (0, 1]: 1 starts the hole from noise, e.g. 0.8 from a smooth fill");
   if (!(req.refine_strength > 0 && req.refine_strength <= 1))
     throw InputError("refine strength must be in (0, 1] (e.g. 0.3: each tile re-noised to 30% of the process)");
+  if (!(req.harmonize >= 0 && req.harmonize <= 1))
+    throw InputError("harmonize must be in [0, 1]: 0 keeps the model's colours, 1 matches them to the surroundings");
   if (!(req.sketch_guidance.scale >= 0 && req.sketch_guidance.scale <= 1000))
     throw InputError("sketch guidance must be in 0..1000 (0 = off)");
   check_memory(req.image.size(), req.variants);
@@ -326,7 +342,7 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
   const cv::Mat work_strokes = edit::normalize_stroke_width(edit::to_work_sketch(p.plan, p.strokes), sketch_width(job));
   p.sq.sketch = to_tensor(sketch_in_hole(work_strokes, work_mask, r), false).to(job.device);
   p.sq.guide = !edit::is_blank(work_strokes);
-  p.sq.has_sketch = p.editing && p.sq.guide;
+  p.sq.has_sketch = conditioned(job, p.sq.guide, !edit::is_blank(p.strokes));
   return p;
 }
 
@@ -338,6 +354,10 @@ cv::Mat render(Prepared& p, const EditRequest& req, uint64_t seed, const Tensor&
   const cv::Mat square = to_rgb_mat(out[0]);
   cv::Mat crop = req.refine ? refine(p.job, p.plan, req.image, p.soft, p.strokes, square, seed) : cv::Mat();
   if (crop.empty()) crop = edit::work_to_crop(p.plan, square);
+  if (req.harmonize > 0) {
+    const cv::Mat real = edit::to_float_rgb(req.image(p.plan.crop)).rgb;
+    crop = edit::harmonize(crop, real, p.soft(p.plan.crop) > 0.f, req.harmonize);
+  }
   return edit::composite(req.image, crop, p.soft, req.feather, p.plan.crop.tl());
 }
 

@@ -86,6 +86,10 @@ struct EditRequest {
   // The fraction of the process each refinement tile is re-noised to: 0.3 sharpens the upscaled
   // coarse result; 0.45 measured grainier, with edges the sketch did not ask for.
   double refine_strength = kDefaultRefineStrength;
+  // Colour matching of the result to the surroundings (editing/harmonize.h): the smoothest
+  // correction that makes the generated pixels meet the real ones along the selection's edge, times
+  // this strength (0 = off, 1 = full).
+  double harmonize = kDefaultHarmonize;
   bool preview = false;
 };
 

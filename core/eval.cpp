@@ -155,6 +155,7 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
         req.sketch_scale = o.sketch_scale;
         req.refine = o.refine;
         req.init_strength = o.init_strength;
+        req.harmonize = o.harmonize;
         req.refine_strength = o.refine_strength;
         result = edit_region(req).images.at(0);
       }
@@ -177,7 +178,7 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
   }
   nlohmann::json summary = {{"count", cases.size()}, {"size", o.size}, {"seed", o.seed}, {"split", o.split},
                             {"model", o.model}, {"refine", o.refine}, {"init_strength", o.init_strength},
-                            {"refine_strength", o.refine_strength}, {"methods", nlohmann::json::object()}};
+                            {"refine_strength", o.refine_strength}, {"harmonize", o.harmonize}, {"methods", nlohmann::json::object()}};
   if (o.sketch_guidance.scale > 0)
     summary["sketch_guidance"] = {{"scale", o.sketch_guidance.scale},
                                   {"mode", o.sketch_guidance.exact ? "exact" : "cheap"},

@@ -24,6 +24,7 @@ struct EvalOptions {
   double sketch_scale = 1.0;
   SketchGuidance sketch_guidance;  // the "model" method only (model-no-sketch has no sketch to follow)
   double init_strength = EditRequest{}.init_strength;  // the model methods: see EditRequest
+  double harmonize = EditRequest{}.harmonize;
   double refine_strength = EditRequest{}.refine_strength;
   bool refine = true;              // the model methods: tiled refinement of holes larger than the working size
   std::string save_dir;  // optional: each case's input, sketch, mask and results as PNG

@@ -138,6 +138,7 @@ struct EditRequest {
   int feather = 8;
   double init_strength = kDefaultInitStrength;  // optional in the JSON: older clients get the defaults
   double refine_strength = kDefaultRefineStrength;
+  double harmonize = kDefaultHarmonize;  // optional in the JSON, as the two above
   bool preview = false;
   bool operator==(const EditRequest&) const = default;
 };

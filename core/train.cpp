@@ -155,6 +155,7 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   if (editing && (net_cfg.in_channels != 7 || net_cfg.sketch_channels <= 0))
     throw InputError(o.config_path + ": an editing-unet needs in_channels 7 (x_t, masked image, mask) and sketch_channels > 0");
   auto s = parse_settings(config.value("train", nlohmann::json::object()), o.config_path, net_cfg.image_size);
+  s.data.sketch_null = net_cfg.sketch_null;
   if (o.max_steps_override > 0) s.steps = std::min(s.steps, o.max_steps_override);
   if (o.data_dirs.empty()) throw InputError("train: give at least one --data DIR");
   const auto device = resolve_device(o.device);
@@ -166,6 +167,8 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   log << "target: " << (diffusion.predict_v ? "v" : "eps") << ", loss over "
       << (editing && s.hole_loss ? "the hole's pixels" : "every pixel");
   if (editing && s.edge_loss_weight > 0) log << ", sketch strokes weighted x" << 1 + s.edge_loss_weight;
+  if (editing) log << "; sketch dropout " << s.data.sketch_dropout << " to a map of " << s.data.sketch_null
+                   << (s.data.sketch_null == 0 ? " (the same as a blank sketch)" : " (no sketch, apart from blank)");
   log << "\n";
 
   torch::manual_seed(s.seed);

@@ -162,7 +162,7 @@ void TrainingData::sample(std::mt19937_64& rng, cv::Mat& bgr, cv::Mat& mask, cv:
   mask = rnd::uniform(rng) < options_.full_mask_prob ? cv::Mat(s, s, CV_8U, cv::Scalar(255))
                                                       : edit::random_training_mask(s, s, rng, 0.1, 0.6);
   if (rnd::uniform(rng) < options_.sketch_dropout) {
-    sketch = cv::Mat::zeros(s, s, CV_32F);
+    sketch = cv::Mat(s, s, CV_32F, cv::Scalar(options_.sketch_null));
     return;
   }
   cv::Mat strokes = rnd::uniform(rng) < 0.5 ? edit::xdog_sketch(bgr, {}, &rng) : edit::canny_sketch(bgr);
@@ -250,7 +250,7 @@ Batch PackedData::next(int batch, std::mt19937_64& rng) const {
       b.mask[k] = b.mask[k].flip({2});
       b.sketch[k] = b.sketch[k].flip({2});
     }
-    if (rnd::uniform(rng) < options_.sketch_dropout) b.sketch[k].zero_();
+    if (rnd::uniform(rng) < options_.sketch_dropout) b.sketch[k].fill_(options_.sketch_null);
   }
   return b;
 }

@@ -23,7 +23,8 @@ namespace dsk {
 struct DataOptions {
   int size = 128;                 // training crop side
   double val_fraction = 0.1;      // pictures held out for validation
-  double sketch_dropout = 0.15;   // blank sketch (classifier-free guidance)
+  double sketch_dropout = 0.15;   // no sketch (classifier-free guidance): a map of sketch_null
+  double sketch_null = 0;         // the model's "no sketch" value (UNetConfig::sketch_null)
   double full_mask_prob = 0.1;    // whole-image generation
   double object_prob = 0.7;       // composite objects onto the crop
   double sketch_width_px = 0;     // 0 = size / 64

@@ -196,6 +196,9 @@ void UNetConfig::validate(const std::string& where) const {
   bad(num_res_blocks <= 0, "num_res_blocks must be positive");
   bad(class_cond && num_classes <= 0, "num_classes must be positive for a class-conditional model");
   bad(dropout < 0 || dropout >= 1, "dropout must be in [0, 1)");
+  bad(!(sketch_null >= -10 && sketch_null <= 0),
+      "sketch_null must be 0 (no sketch = a blank sketch) or a negative value such as -1");
+  bad(sketch_null != 0 && sketch_channels <= 0, "sketch_null needs an editing model (sketch_channels > 0)");
   bad(num_head_channels == -1 && num_heads <= 0, "num_heads must be positive when num_head_channels is -1");
   const auto mults = channel_mult.empty() ? default_channel_mult(image_size, where) : parse_channel_mult(channel_mult, where);
   const int levels = static_cast<int>(mults.size());
@@ -260,7 +263,7 @@ UNetConfig unet_config_from_json(const json& flags, const std::string& where,
       "image_size", "in_channels", "num_channels", "num_res_blocks", "channel_mult", "attention_resolutions",
       "dropout", "class_cond", "num_classes", "num_heads", "num_head_channels", "num_heads_upsample",
       "use_scale_shift_norm", "resblock_updown", "use_fp16", "use_new_attention_order", "learn_sigma",
-      "use_checkpoint", "sketch_channels"};
+      "use_checkpoint", "sketch_channels", "sketch_null"};
   read_flags(flags, where, known, known_extra, [&](const std::string& k, const json& v) {
     if (k == "image_size") c.image_size = as_int(v, k, where);
     else if (k == "in_channels") c.in_channels = as_int(v, k, where);
@@ -280,6 +283,7 @@ UNetConfig unet_config_from_json(const json& flags, const std::string& where,
     else if (k == "use_new_attention_order") c.use_new_attention_order = as_bool(v, k, where);
     else if (k == "learn_sigma") c.learn_sigma = as_bool(v, k, where);
     else if (k == "sketch_channels") c.sketch_channels = as_int(v, k, where);
+    else if (k == "sketch_null") c.sketch_null = as_double(v, k, where);
     // use_checkpoint only trades memory for time in the reference; accepted and ignored.
   });
   c.validate(where);
@@ -332,6 +336,7 @@ json to_json(const UNetConfig& c) {
   if (c.class_cond) j["num_classes"] = c.num_classes;
   if (c.in_channels != 3) j["in_channels"] = c.in_channels;
   if (c.sketch_channels != 0) j["sketch_channels"] = c.sketch_channels;
+  if (c.sketch_null != 0) j["sketch_null"] = c.sketch_null;
   return j;
 }
 

@@ -30,6 +30,11 @@ struct UNetConfig {
   bool learn_sigma = false;
   // Cross-attention to sketch features (editing-unet only; 0 = plain ADM attention).
   int sketch_channels = 0;
+  // The stroke-map value that means "no sketch" (editing-unet): the input of classifier-free
+  // guidance's unconditional branch and of sketch dropout in training. 0 (older models): the same
+  // as a blank sketch, so "draw nothing here" and "no sketch, invent" are one input; a value below
+  // 0 (e.g. -1, outside the strokes' [0, 1]) keeps them apart.
+  double sketch_null = 0;
 
   std::vector<double> channel_mults() const;
   std::vector<int> attention_rates() const;  // image_size / resolution, as create_model does

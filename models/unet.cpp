@@ -173,7 +173,7 @@ Tensor UNetModelImpl::forward(const Tensor& x, const Tensor& timesteps, const Te
   if (config_.class_cond) ctx.emb = ctx.emb + label_emb_(y);
   std::vector<Tensor> feats, tokens;
   if (sketch_encoder_) {
-    auto s = sketch.defined() ? sketch : torch::zeros({x.size(0), 1, x.size(2), x.size(3)}, x.options());
+    auto s = sketch.defined() ? sketch : torch::full({x.size(0), 1, x.size(2), x.size(3)}, config_.sketch_null, x.options());
     feats = sketch_encoder_(s.to(x.scalar_type()));
     for (const auto& f : feats)
       tokens.push_back(f + position_embedding_2d(f.size(1), f.size(2), f.size(3), f.options()).unsqueeze(0));

@@ -16,7 +16,7 @@ class UNetModelImpl : public torch::nn::Module {
   explicit UNetModelImpl(const UNetConfig& config);
   // x [B,in_channels,S,S], timesteps [B] on the original 0..T-1 scale, y [B] class labels (class_cond
   // models only), sketch [B,1,S,S] stroke map in [0,1] (editing models, sketch_channels > 0; an
-  // undefined tensor means a blank sketch).
+  // undefined tensor means no sketch: a map of config.sketch_null).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& timesteps, const torch::Tensor& y = {},
                         const torch::Tensor& sketch = {});
   const UNetConfig& config() const { return config_; }

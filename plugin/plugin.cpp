@@ -176,6 +176,10 @@ void add_arguments(GimpProcedure* p, Operation op) {
                                        "Large selections: how much each tile is redrawn at full resolution (lower "
                                        "keeps the coarse result)",
                                        0.05, 1.0, kDefaultRefineStrength, rw);
+    gimp_procedure_add_double_argument(p, "harmonize", "_Match colours",
+                                       "How far the result's colours are matched to the surroundings along the "
+                                       "selection's edge (0: the model's own colours)",
+                                       0.0, 1.0, kDefaultHarmonize, rw);
   }
   add_sketch_guidance_arguments(p);
   gimp_procedure_add_core_object_array_return_value(p, "layers", "Layers", "The new layers", GIMP_TYPE_LAYER, rw);

@@ -25,7 +25,7 @@ struct Args {
   int steps = 25, class_label = -1, seed = -1, variants = 1, feather = 8;
   int seed_a = 0, seed_b = 1, frames = 5;
   double sketch_strength = 1.0, classifier_scale = 1.0, context_margin = 0.25, sketch_guidance = 0.0;
-  double init_strength = kDefaultInitStrength, refine_strength = kDefaultRefineStrength;
+  double init_strength = kDefaultInitStrength, refine_strength = kDefaultRefineStrength, harmonize = kDefaultHarmonize;
 };
 
 bool has_arg(GimpProcedure* procedure, const char* name) { return gimp_procedure_find_argument(procedure, name) != nullptr; }
@@ -54,7 +54,8 @@ Args read_args(GimpProcedure* procedure, GimpProcedureConfig* config) {
   if (has_arg(procedure, "feather"))
     g_object_get(config, "feather", &a.feather, "context-margin", &a.context_margin, nullptr);
   if (has_arg(procedure, "init-strength"))
-    g_object_get(config, "init-strength", &a.init_strength, "refine-strength", &a.refine_strength, nullptr);
+    g_object_get(config, "init-strength", &a.init_strength, "refine-strength", &a.refine_strength, "harmonize",
+                 &a.harmonize, nullptr);
   if (has_arg(procedure, "frames")) {
     g_object_get(config, "seed-a", &a.seed_a, "seed-b", &a.seed_b, "frames", &a.frames, nullptr);
     a.mode = get_string(config, "mode");
@@ -168,7 +169,8 @@ void record(GimpLayer* layer, const char* what, const Args& a, uint64_t seed, co
                       {"steps", a.steps},   {"sampler", a.sampler}, {"sketch-strength", a.sketch_strength},
                       {"classifier", a.classifier}, {"class", a.class_label}, {"classifier-scale", a.classifier_scale},
                       {"sketch-guidance", a.sketch_guidance}, {"sketch-guidance-mode", a.sketch_guidance_mode}};
-  if (std::string(what) == "inpaint") j["init-strength"] = a.init_strength, j["refine-strength"] = a.refine_strength;
+  if (std::string(what) == "inpaint")
+    j["init-strength"] = a.init_strength, j["refine-strength"] = a.refine_strength, j["harmonize"] = a.harmonize;
   const std::string text = j.dump();
   GimpParasite* parasite = gimp_parasite_new("diffsketch", GIMP_PARASITE_PERSISTENT | GIMP_PARASITE_UNDOABLE,
                                              static_cast<guint32>(text.size() + 1), text.c_str());
@@ -301,6 +303,7 @@ std::vector<GimpLayer*> inpaint(GimpImage* image, GimpDrawable** drawables, cons
   req.feather = a.feather;
   req.init_strength = a.init_strength;
   req.refine_strength = a.refine_strength;
+  req.harmonize = a.harmonize;
   req.preview = preview != nullptr;
   const proto::Image mask = req.mask;
   const uint64_t seed = req.sampling.seed;

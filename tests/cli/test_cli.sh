@@ -143,6 +143,10 @@ cmp -s "$work/ed.png" "$work/edi.png" && fail "edit: the default (from a smooth 
 expect 2 'init strength must be in \(0, 1\]' "--init-strength 0" -- "${edit[@]}" --init-strength 0 --out "$work/x.png"
 expect 2 'init strength must be in \(0, 1\]' "--init-strength 1.5" -- "${edit[@]}" --init-strength 1.5 --out "$work/x.png"
 expect 2 'refine strength must be in \(0, 1\]' "--refine-strength -0.1" -- "${edit[@]}" --refine-strength -0.1 --out "$work/x.png"
+expect 2 'harmonize must be in \[0, 1\]' "--harmonize 2" -- "${edit[@]}" --harmonize 2 --out "$work/x.png"
+expect 0 'edh\.png' "edit --harmonize 0 (the model's own colours)" -- "${edit[@]}" --seed 4 --harmonize 0 --out "$work/edh.png"
+cmp -s "$work/ed.png" "$work/edh.png" && fail "edit: --harmonize 0 gave the default (colour-matched) result" \
+  || pass "edit: the default colour matching differs from --harmonize 0"
 expect 0 'RePaint jumps run the whole process from noise' "--repaint-jumps with the default init strength" -- \
   edit --model "$model" --image "$work/in.ppm" --mask "$work/mask.pgm" --steps 3 --device cpu --repaint-jumps 1 --class 3 \
   --repaint-length 2 --out "$work/x.png"

@@ -2,6 +2,8 @@
 // model (known-region blending) and a tiny randomly initialised editing model.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <filesystem>
 #include <opencv2/imgproc.hpp>
 #include <thread>
@@ -27,9 +29,12 @@ fs::path temp_dir(const std::string& name) {
 }
 
 // A tiny editing-unet with random weights (fixed seed): enough to exercise the pipeline.
-std::string tiny_editing_model() {
-  static const std::string dir = [] {
-    const auto d = temp_dir("tiny-model");
+// sketch_null: the model's "no sketch" value (0: the same as a blank sketch).
+std::string tiny_editing_model(double sketch_null = 0) {
+  static std::map<double, std::string> dirs;
+  if (dirs.count(sketch_null)) return dirs[sketch_null];
+  const std::string dir = [sketch_null] {
+    const auto d = temp_dir(sketch_null == 0 ? "tiny-model" : "tiny-model-null");
     dsk::ModelInfo info;
     info.dir = d.string();
     info.kind = dsk::ModelKind::EditingUnet;
@@ -38,6 +43,7 @@ std::string tiny_editing_model() {
                   {"channel_mult", "1,2"},   {"num_res_blocks", 1},       {"attention_resolutions", "16"},
                   {"num_head_channels", 32}, {"sketch_channels", 32},     {"learn_sigma", false},
                   {"diffusion_steps", 100},  {"noise_schedule", "cosine"}};
+    if (sketch_null != 0) info.flags["sketch_null"] = sketch_null;
     torch::manual_seed(7);
     dsk::UNetModel net(dsk::unet_config_from_flags(info.flags, "tiny"));
     {
@@ -50,7 +56,7 @@ std::string tiny_editing_model() {
     dsk::write_model_info(info);
     return info.dir;
   }();
-  return dir;
+  return dirs[sketch_null] = dir;
 }
 
 cv::Mat gradient_image(int w, int h, int depth, int channels) {
@@ -200,6 +206,60 @@ TEST(Edit, StartingFromASmoothFillKeepsTheSurroundingsColours) {
   EXPECT_LT(from_fill, 0.25 * from_noise) << "from noise " << from_noise << ", from the fill " << from_fill;
 }
 
+TEST(Edit, HarmonizingMatchesTheHolesColourToTheSurroundings) {
+  // From pure noise the random-weight model paints the hole some other colour, with structure of its
+  // own; the colour matching (on by default) removes the mismatch along the edge, which brings the
+  // hole's mean towards the picture's colour (test_editing_harmonize checks the correction itself).
+  const cv::Mat image(64, 64, CV_8UC3, cv::Scalar(40, 160, 90));
+  const cv::Mat mask = box_mask(64, 64, {16, 16, 32, 32});
+  dsk::EditRequest req;
+  req.model = tiny_editing_model();
+  req.image = image;
+  req.mask = mask;
+  req.feather = 0;
+  req.init_strength = 1.0;
+  req.sampling.steps = 3;
+  req.sampling.device = "cpu";
+  auto mean_error = [&](double harmonize) {
+    req.harmonize = harmonize;
+    const auto r = dsk::edit_region(req).images.at(0);
+    expect_outside_identical(r, image, mask);
+    const cv::Scalar m = cv::mean(r, mask);
+    return (std::abs(m[0] - 40) + std::abs(m[1] - 160) + std::abs(m[2] - 90)) / 3;
+  };
+  const double off = mean_error(0.0), on = mean_error(1.0), half = mean_error(0.5);
+  EXPECT_GT(off, 5) << "the random model's hole is expected to be off-colour";
+  EXPECT_LT(on, 0.6 * off) << "off " << off;
+  EXPECT_LT(half, off);
+  EXPECT_GT(half, on);
+}
+
+TEST(Edit, ANullSketchModelTellsABlankRegionFromNoSketch) {
+  // The sketch's only stroke lies far from the selection: the square the model sees is blank. A
+  // model with sketch_null -1 reads that as "no new edges here" (another input than no sketch at
+  // all); for a model whose "no sketch" is the blank map the two requests are the same.
+  const cv::Mat image = gradient_image(128, 96, CV_8U, 3);
+  const cv::Mat mask = box_mask(128, 96, {20, 30, 24, 24});
+  cv::Mat sketch(96, 128, CV_8UC3, cv::Scalar::all(255));
+  cv::line(sketch, {118, 10}, {118, 85}, cv::Scalar::all(0), 2);
+  for (double null : {0.0, -1.0}) {
+    dsk::EditRequest req;
+    req.model = tiny_editing_model(null);
+    req.image = image;
+    req.mask = mask;
+    req.sampling.steps = 3;
+    req.sampling.device = "cpu";
+    const auto without = dsk::edit_region(req).images.at(0);
+    req.sketch = sketch;
+    const auto with = dsk::edit_region(req).images.at(0);
+    expect_outside_identical(with, image, mask);
+    if (null == 0)
+      EXPECT_EQ(cv::norm(with, without, cv::NORM_L1), 0) << "no stroke reaches the model: nothing may change";
+    else
+      EXPECT_GT(cv::norm(with, without, cv::NORM_L1), 0) << "a blank region of a given sketch read as no sketch";
+  }
+}
+
 TEST(Edit, InterpolationEndFramesEqualTheSeedsSamples) {
   cv::Mat sketch(48, 48, CV_8UC3, cv::Scalar::all(255));
   cv::circle(sketch, {24, 24}, 12, cv::Scalar::all(0), 2);
@@ -269,6 +329,11 @@ TEST(EditBadInput, ClearErrors) {
   req.refine_strength = 0;
   EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("refine strength must be in (0, 1]"), std::string::npos);
   req.refine_strength = 0.3;
+  for (double bad : {-0.1, 1.5, std::nan("")}) {
+    req.harmonize = bad;
+    EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("harmonize must be in [0, 1]"), std::string::npos);
+  }
+  req.harmonize = 1;
   req.repaint_jumps = 1;  // RePaint runs from noise: the init strength is named in a warning, not used
   req.repaint_length = 2;
   req.sampling.steps = 3;

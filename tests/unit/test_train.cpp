@@ -13,6 +13,7 @@
 #include "core/train_data.h"
 #include "editing/image_io.h"
 #include "kill_helper.h"
+#include "models/unet.h"
 
 namespace fs = std::filesystem;
 
@@ -187,6 +188,60 @@ TEST(TrainData, PictureKeysKeepEveryResolutionOfAPictureTogether) {
 }  // namespace
 
 namespace {
+
+TEST(TrainData, SketchDropoutGivesTheModelsNoSketchMap) {
+  const auto pictures = make_pictures(4);
+  const auto dir = temp_dir("null");
+  dsk::DataOptions options;
+  options.size = 32;
+  options.val_fraction = 0;
+  std::ostringstream log;
+  dsk::pack_training_data({pictures.string()}, options, (dir / "pack").string(), 6, 6, 1, false, log);
+  for (const auto& folder : {pictures, dir / "pack"}) {
+    options.sketch_null = -1;
+    options.sketch_dropout = 1;
+    std::mt19937_64 rng(5);
+    auto b = dsk::open_training_data({folder.string()}, options, false)->next(4, rng);
+    EXPECT_EQ(b.sketch.min().item<float>(), -1.f) << folder;
+    EXPECT_EQ(b.sketch.max().item<float>(), -1.f) << folder;
+    options.sketch_dropout = 0;  // given sketches: stroke maps in [0, 1] with some strokes
+    b = dsk::open_training_data({folder.string()}, options, false)->next(4, rng);
+    EXPECT_GE(b.sketch.min().item<float>(), 0.f) << folder;
+    EXPECT_GT(b.sketch.max().item<float>(), 0.5f) << folder;
+  }
+}
+
+TEST(SketchNull, NoSketchIsTheNullMapNotABlankOne) {
+  nlohmann::json flags = {{"image_size", 32},      {"in_channels", 7},     {"num_channels", 32},
+                          {"channel_mult", "1,2"}, {"num_res_blocks", 1},  {"attention_resolutions", "16"},
+                          {"num_head_channels", 32}, {"sketch_channels", 32}, {"sketch_null", -1}};
+  const auto config = dsk::unet_config_from_json(flags, "test");
+  EXPECT_EQ(dsk::to_json(config).at("sketch_null"), -1.0);
+  torch::manual_seed(3);
+  dsk::UNetModel net(config);
+  torch::NoGradGuard no_grad;
+  for (auto& p : net->named_parameters())
+    if (p.key().find("sketch_inject") != std::string::npos) p.value().normal_(0, 0.2);
+  const auto x = torch::randn({1, 7, 32, 32}), t = torch::tensor({500});
+  const auto none = net->forward(x, t, {}, {}), null = net->forward(x, t, {}, torch::full({1, 1, 32, 32}, -1.0)),
+             blank = net->forward(x, t, {}, torch::zeros({1, 1, 32, 32}));
+  EXPECT_TRUE(torch::allclose(none, null));
+  EXPECT_FALSE(torch::allclose(none, blank, 1e-4, 1e-4));
+  // Older models (no sketch_null) keep "no sketch" = the blank map, and write no sketch_null.
+  flags.erase("sketch_null");
+  EXPECT_FALSE(dsk::to_json(dsk::unet_config_from_json(flags, "test")).contains("sketch_null"));
+  for (const auto& bad : {nlohmann::json(0.5), nlohmann::json(-20), nlohmann::json("x")}) {
+    flags["sketch_null"] = bad;
+    EXPECT_THROW(dsk::unet_config_from_json(flags, "test"), dsk::InputError) << bad;
+  }
+  nlohmann::json plain = {{"image_size", 32}, {"num_channels", 32}, {"channel_mult", "1,2"}, {"sketch_null", -1}};
+  try {
+    dsk::unet_config_from_json(plain, "m.json");
+    ADD_FAILURE() << "sketch_null on a plain ADM model was accepted";
+  } catch (const dsk::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("sketch_null needs an editing model"), std::string::npos) << e.what();
+  }
+}
 
 TEST(TrainData, PackedShardsTrainLikePictureFolders) {
   const auto pictures = make_pictures(4);
