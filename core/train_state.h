@@ -4,6 +4,10 @@
 
 #include <torch/torch.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -32,11 +36,21 @@ void ema_update(std::vector<torch::Tensor>& ema, const std::vector<torch::Tensor
 // duration (fine-tuning measured faster without them: 19 s instead of 35 s an iteration), unless
 // DSK_ONEDNN=1 asks for them: the default model's training is ~5x faster with them, and its
 // training loop skips a step whose loss is not finite.
+// The cause looks like reads of uninitialised memory: the share of skipped steps grew with the
+// process's age (2% -> 45% over ~1,500 steps, as freed buffers that held NaN are handed out again),
+// restarted low, and dropped to none when glibc zero-fills every allocation (M_PERTURB; measured
+// side by side in models/default/MODEL_CARD.md). So with DSK_ONEDNN=1 allocations are zero-filled.
 struct WithoutOneDnn {
   bool was = at::globalContext().userEnabledMkldnn();
   WithoutOneDnn() {
     const char* v = std::getenv("DSK_ONEDNN");
-    if (!(v && std::string(v) == "1")) at::globalContext().setUserEnabledMkldnn(false);
+    if (!(v && std::string(v) == "1")) {
+      at::globalContext().setUserEnabledMkldnn(false);
+    } else {
+#ifdef __GLIBC__
+      mallopt(M_PERTURB, 0xff);  // malloc fills with 0xff ^ 0xff = 0; free fills with 0xff
+#endif
+    }
   }
   ~WithoutOneDnn() { at::globalContext().setUserEnabledMkldnn(was); }
   WithoutOneDnn(const WithoutOneDnn&) = delete;
