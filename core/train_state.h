@@ -48,7 +48,8 @@ struct WithoutOneDnn {
       at::globalContext().setUserEnabledMkldnn(false);
     } else {
 #ifdef __GLIBC__
-      mallopt(M_PERTURB, 0xff);  // malloc fills with 0xff ^ 0xff = 0; free fills with 0xff
+      // For the rest of the process: malloc fills with 0xff ^ 0xff = 0, free with 0xff.
+      mallopt(M_PERTURB, 0xff);
 #endif
     }
   }

@@ -197,7 +197,7 @@ void UNetConfig::validate(const std::string& where) const {
   bad(class_cond && num_classes <= 0, "num_classes must be positive for a class-conditional model");
   bad(dropout < 0 || dropout >= 1, "dropout must be in [0, 1)");
   bad(!(sketch_null >= -10 && sketch_null <= 0),
-      "sketch_null must be 0 (no sketch = a blank sketch) or a negative value such as -1");
+      "sketch_null must be in -10..0: 0 (no sketch = a blank sketch) or a negative value such as -1");
   bad(sketch_null != 0 && sketch_channels <= 0, "sketch_null needs an editing model (sketch_channels > 0)");
   bad(num_head_channels == -1 && num_heads <= 0, "num_heads must be positive when num_head_channels is -1");
   const auto mults = channel_mult.empty() ? default_channel_mult(image_size, where) : parse_channel_mult(channel_mult, where);

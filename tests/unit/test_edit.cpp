@@ -181,20 +181,25 @@ TEST(Edit, EditingModelFollowsItsInputsAndSketchScaleMatters) {
   EXPECT_GT(cv::norm(harder.images[0], with.images[0], cv::NORM_L1), 0);
 }
 
+// A flat 64 px picture (BGR 40, 160, 90) with a 32 px square hole, the tiny editing model, no feather.
+dsk::EditRequest flat_hole_request() {
+  dsk::EditRequest req;
+  req.model = tiny_editing_model();
+  req.image = cv::Mat(64, 64, CV_8UC3, cv::Scalar(40, 160, 90));
+  req.mask = box_mask(64, 64, {16, 16, 32, 32});
+  req.feather = 0;
+  req.sampling.device = "cpu";
+  return req;
+}
+
 TEST(Edit, StartingFromASmoothFillKeepsTheSurroundingsColours) {
   // A flat picture: the smooth fill of the hole is its colour. From pure noise the random-weight
   // model paints anything; from the fill noised to the first of 20 steps (t near 0: the noise and
   // the model's error are scaled by sqrt(1 - abar) ~ 0.02) the hole keeps the colour.
-  const cv::Mat image(64, 64, CV_8UC3, cv::Scalar(40, 160, 90));
-  const cv::Mat mask = box_mask(64, 64, {16, 16, 32, 32});
-  dsk::EditRequest req;
-  req.model = tiny_editing_model();
-  req.image = image;
-  req.mask = mask;
-  req.feather = 0;
+  dsk::EditRequest req = flat_hole_request();
+  const cv::Mat image = req.image, mask = req.mask;
   req.refine = false;  // the coarse pass alone (the refinement would re-noise the 48 px square)
   req.sampling.steps = 20;
-  req.sampling.device = "cpu";
   auto hole_error = [&](double init_strength) {
     req.init_strength = init_strength;
     const auto r = dsk::edit_region(req).images.at(0);
@@ -210,16 +215,10 @@ TEST(Edit, HarmonizingMatchesTheHolesColourToTheSurroundings) {
   // From pure noise the random-weight model paints the hole some other colour, with structure of its
   // own; the colour matching (on by default) removes the mismatch along the edge, which brings the
   // hole's mean towards the picture's colour (test_editing_harmonize checks the correction itself).
-  const cv::Mat image(64, 64, CV_8UC3, cv::Scalar(40, 160, 90));
-  const cv::Mat mask = box_mask(64, 64, {16, 16, 32, 32});
-  dsk::EditRequest req;
-  req.model = tiny_editing_model();
-  req.image = image;
-  req.mask = mask;
-  req.feather = 0;
+  dsk::EditRequest req = flat_hole_request();
+  const cv::Mat image = req.image, mask = req.mask;
   req.init_strength = 1.0;
   req.sampling.steps = 3;
-  req.sampling.device = "cpu";
   auto mean_error = [&](double harmonize) {
     req.harmonize = harmonize;
     const auto r = dsk::edit_region(req).images.at(0);
