@@ -84,6 +84,7 @@ struct Job {
   const ProgressFn* progress = nullptr;
   const CancelToken* cancel = nullptr;
   bool preview = false;
+  bool sketch_given = false;  // the sketch layer has a stroke somewhere in the image
   int done = 0, total = 0;  // steps over all variants / tiles
 };
 
@@ -172,9 +173,9 @@ double sketch_width(const Job& job) { return sketch_width_for(job.unet.net.image
 // map (sketch_null 0) only when strokes reach the square: nothing else differs. Models that tell
 // them apart whenever the user gave a sketch: a square it leaves blank means "draw no new edges
 // here", while no sketch at all lets the model invent.
-bool conditioned(const Job& job, bool strokes_in_square, bool sketch_given) {
+bool conditioned(const Job& job, bool strokes_in_square) {
   if (job.unet.info.kind != ModelKind::EditingUnet) return false;
-  return job.unet.net.sketch_null != 0 ? sketch_given : strokes_in_square;
+  return job.unet.net.sketch_null != 0 ? job.sketch_given : strokes_in_square;
 }
 
 // The stroke map of the sketch layer at `size`, with warnings for a resized or blank sketch.
@@ -231,7 +232,6 @@ cv::Mat refine(Job& job, const edit::RegionPlan& plan, const cv::Mat& image, con
   cv::cvtColor(mask, mask3, cv::COLOR_GRAY2BGR);
   start = coarse.mul(mask3) + img.mul(cv::Scalar::all(1) - mask3);
   const int first = first_index_for(job, job.refine_strength);
-  const bool sketch_given = !edit::is_blank(strokes);
   std::vector<cv::Mat> results;
   for (size_t k = 0; k < rp.tiles.size(); ++k) {
     const cv::Rect t = rp.tiles[k].rect;
@@ -243,7 +243,7 @@ cv::Mat refine(Job& job, const edit::RegionPlan& plan, const cv::Mat& image, con
     cv::Mat sk = edit::normalize_stroke_width(sketch(t), sketch_width(job));
     sq.sketch = to_tensor(sketch_in_hole(sk, m, r), false);
     sq.guide = !edit::is_blank(sk);
-    sq.has_sketch = conditioned(job, sq.guide, sketch_given);
+    sq.has_sketch = conditioned(job, sq.guide);
     if (cv::countNonZero(m) == 0) {
       results.push_back(start(t).clone());
       job.done += first + 1;
@@ -306,10 +306,11 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
   job.cancel = cancel;
   job.preview = req.preview;
   p.editing = job.unet.info.kind == ModelKind::EditingUnet;
-  if (!p.editing && !edit::is_blank(p.strokes) && job.guidance.scale == 0)
+  job.sketch_given = !edit::is_blank(p.strokes);
+  if (!p.editing && job.sketch_given && job.guidance.scale == 0)
     p.result.warnings.push_back(job.unet.info.dir + " is a plain ADM model: it follows the sketch only with sketch "
                                 "guidance (--sketch-guidance S), or use an editing model");
-  if (job.guidance.scale > 0 && edit::is_blank(p.strokes))
+  if (job.guidance.scale > 0 && !job.sketch_given)
     p.result.warnings.push_back("sketch guidance needs a sketch: the sketch is blank, guidance is off");
   const int r = job.unet.net.image_size;
   p.plan = edit::plan_region(req.image.size(), p.soft, r, req.context_margin);
@@ -342,7 +343,7 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
   const cv::Mat work_strokes = edit::normalize_stroke_width(edit::to_work_sketch(p.plan, p.strokes), sketch_width(job));
   p.sq.sketch = to_tensor(sketch_in_hole(work_strokes, work_mask, r), false).to(job.device);
   p.sq.guide = !edit::is_blank(work_strokes);
-  p.sq.has_sketch = conditioned(job, p.sq.guide, !edit::is_blank(p.strokes));
+  p.sq.has_sketch = conditioned(job, p.sq.guide);
   return p;
 }
 

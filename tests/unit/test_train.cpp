@@ -189,12 +189,18 @@ TEST(TrainData, PictureKeysKeepEveryResolutionOfAPictureTogether) {
 
 namespace {
 
-TEST(TrainData, SketchDropoutGivesTheModelsNoSketchMap) {
-  const auto pictures = make_pictures(4);
-  const auto dir = temp_dir("null");
+// 32 px crops, every picture in the training split.
+dsk::DataOptions small_data() {
   dsk::DataOptions options;
   options.size = 32;
   options.val_fraction = 0;
+  return options;
+}
+
+TEST(TrainData, SketchDropoutGivesTheModelsNoSketchMap) {
+  const auto pictures = make_pictures(4);
+  const auto dir = temp_dir("null");
+  dsk::DataOptions options = small_data();
   std::ostringstream log;
   dsk::pack_training_data({pictures.string()}, options, (dir / "pack").string(), 6, 6, 1, false, log);
   for (const auto& folder : {pictures, dir / "pack"}) {
@@ -246,9 +252,7 @@ TEST(SketchNull, NoSketchIsTheNullMapNotABlankOne) {
 TEST(TrainData, PackedShardsTrainLikePictureFolders) {
   const auto pictures = make_pictures(4);
   const auto dir = temp_dir("pack");
-  dsk::DataOptions options;
-  options.size = 32;
-  options.val_fraction = 0;
+  dsk::DataOptions options = small_data();
   std::ostringstream log;
   dsk::pack_training_data({pictures.string()}, options, (dir / "pack").string(), 10, 4, 1, false, log);
   EXPECT_TRUE(fs::exists(dir / "pack" / "shard-00002.safetensors")) << log.str();  // 4 + 4 + 2
