@@ -3,6 +3,7 @@
 #include <ATen/autocast_mode.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -45,6 +46,7 @@ struct TrainSettings {
   // normalised by the weights' sum): the edges the sketch asks for are a few percent of the hole,
   // and a plain mean lets the model skip them.
   double edge_loss_weight = 0.0;
+  LrDecay lr_decay;
   DataOptions data;
 };
 
@@ -81,6 +83,15 @@ TrainSettings parse_settings(const nlohmann::json& t, const std::string& where, 
       else if (k == "hole_loss") s.hole_loss = v.get<bool>();
       else if (k == "sketch_lr_mult") s.sketch_lr_mult = v.get<double>();
       else if (k == "edge_loss_weight") s.edge_loss_weight = v.get<double>();
+      else if (k == "lr_decay") {
+        const auto shape = v.get<std::string>();
+        if (shape == "none") s.lr_decay.shape = LrDecay::Shape::None;
+        else if (shape == "cosine") s.lr_decay.shape = LrDecay::Shape::Cosine;
+        else if (shape == "linear") s.lr_decay.shape = LrDecay::Shape::Linear;
+        else throw InputError(where + ": lr_decay must be \"none\", \"cosine\" or \"linear\", got \"" + shape + "\"");
+      } else if (k == "lr_decay_start") s.lr_decay.start = v.get<long>();
+      else if (k == "lr_decay_steps") s.lr_decay.steps = v.get<long>();
+      else if (k == "lr_final") s.lr_decay.final_lr = v.get<double>();
       else if (k == "val_fraction") s.data.val_fraction = v.get<double>();
       else if (k == "sketch_dropout") s.data.sketch_dropout = v.get<double>();
       else if (k == "full_mask_prob") s.data.full_mask_prob = v.get<double>();
@@ -94,6 +105,13 @@ TrainSettings parse_settings(const nlohmann::json& t, const std::string& where, 
   if (!(s.edge_loss_weight >= 0)) throw InputError(where + ": edge_loss_weight must be >= 0 (0 = off, e.g. 4)");
   if (s.steps < 1 || s.batch < 1 || s.lr <= 0 || s.ema_rate < 0 || s.ema_rate >= 1 || s.log_every < 1)
     throw InputError(where + ": steps, batch, lr, log_every must be positive and ema_rate in [0, 1)");
+  if (s.lr_decay.shape != LrDecay::Shape::None) {
+    if (s.lr_decay.steps < 1 || s.lr_decay.start < 0)
+      throw InputError(where + ": lr_decay needs lr_decay_steps >= 1 (how many steps the decay takes) and lr_decay_start >= 0");
+    if (!t.contains("lr_final")) s.lr_decay.final_lr = s.lr / 10;
+    if (!(s.lr_decay.final_lr >= 0 && s.lr_decay.final_lr <= s.lr))
+      throw InputError(where + ": lr_final must be in [0, lr] (e.g. lr / 10)");
+  }
   if (s.export_weights != "ema" && s.export_weights != "raw")
     throw InputError(where + ": export must be \"ema\" or \"raw\"");
   if (s.export_dtype != "f32" && s.export_dtype != "f16" && s.export_dtype != "bf16")
@@ -129,6 +147,13 @@ void init_from_checkpoint(UNetModel& model, const std::string& dir, std::ostream
 
 
 }  // namespace
+
+double lr_at(double lr, const LrDecay& decay, long step) {
+  if (decay.shape == LrDecay::Shape::None || step <= decay.start) return lr;
+  const double f = std::min(1.0, static_cast<double>(step - decay.start) / static_cast<double>(decay.steps));
+  const double keep = decay.shape == LrDecay::Shape::Cosine ? 0.5 * (1 + std::cos(M_PI * f)) : 1 - f;
+  return decay.final_lr + (lr - decay.final_lr) * keep;
+}
 
 TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* cancel) {
   configure_threads();
@@ -197,6 +222,10 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   torch::optim::Adam adam(std::move(groups), torch::optim::AdamOptions(s.lr).betas({0.9, 0.999}));
   if (s.sketch_lr_mult != 1.0 && !sketch_path.empty())
     log << "sketch path: " << sketch_path.size() << " tensors at lr x" << s.sketch_lr_mult << "\n";
+  if (s.lr_decay.shape != LrDecay::Shape::None)
+    log << "lr: " << s.lr << " until step " << s.lr_decay.start << ", then "
+        << (s.lr_decay.shape == LrDecay::Shape::Cosine ? "cosine" : "linear") << " decay to " << s.lr_decay.final_lr
+        << " at step " << s.lr_decay.start + s.lr_decay.steps << "\n";
   std::mt19937_64 rng(s.seed);
   at::Generator gen = at::detail::createCPUGenerator(s.seed + 1);
 
@@ -299,6 +328,9 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
       continue;
     }
     nan_run = 0;
+    const double lr = lr_at(s.lr, s.lr_decay, step);
+    for (size_t g = 0; g < adam.param_groups().size(); ++g)
+      static_cast<torch::optim::AdamOptions&>(adam.param_groups()[g].options()).lr(g == 0 ? lr : lr * s.sketch_lr_mult);
     adam.step();
     ++step;
     ema_update(ema, params, s.ema_rate, step);
@@ -314,6 +346,8 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
           << std::setprecision(3) << rate << " steps/s  ETA " << std::setprecision(1)
           << (s.steps - step) / std::max(rate, 1e-9) / 60 << " min  (data " << std::setprecision(0)
           << 100 * data_seconds / std::max(elapsed, 1e-9) << "%)";
+      if (s.lr_decay.shape != LrDecay::Shape::None)
+        log << "  lr " << std::scientific << std::setprecision(2) << lr_at(s.lr, s.lr_decay, step) << std::fixed;
       if (report.skipped_nan > 0) log << "  " << report.skipped_nan << " step(s) skipped so far: non-finite loss";
       log << std::endl;
       csv << step << "," << mean << "," << rate << "," << elapsed << std::endl;

@@ -17,7 +17,9 @@ namespace dsk {
 //    "train": {"steps": 20000, "batch": 8, "lr": 1e-4, "ema_rate": 0.9999, "grad_clip": 1.0,
 //              "seed": 0, "checkpoint_minutes": 5, "log_every": 10, "bf16": false,
 //              "export": "ema" | "raw", "init_from": "ADM model folder" (optional),
-//              "val_fraction": 0.1, "sketch_dropout": 0.15, "full_mask_prob": 0.1}}
+//              "val_fraction": 0.1, "sketch_dropout": 0.15, "full_mask_prob": 0.1,
+//              "lr_decay": "none" | "cosine" | "linear", "lr_decay_start": 0, "lr_decay_steps": N,
+//              "lr_final": lr / 10}}
 struct TrainOptions {
   std::string config_path;
   std::vector<std::string> data_dirs;
@@ -26,6 +28,16 @@ struct TrainOptions {
   std::string device = "auto";
   long max_steps_override = -1;  // --steps: stop earlier (tests)
 };
+
+// Learning-rate annealing: lr until `start`, then down to `final_lr` over `steps` steps (half a
+// cosine wave or a straight line), then final_lr. Set on every step from the step count, so a
+// resumed run follows it exactly, and a running training can be given one from its current step.
+struct LrDecay {
+  enum class Shape { None, Cosine, Linear } shape = Shape::None;
+  long start = 0, steps = 0;
+  double final_lr = 0;
+};
+double lr_at(double lr, const LrDecay& decay, long step);
 
 struct TrainReport {
   long step = 0;

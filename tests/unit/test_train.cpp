@@ -89,6 +89,75 @@ TEST(Train, TinyEditingModelLowersItsLoss) {
   EXPECT_TRUE(nlohmann::json::parse(json)["flags"]["predict_v"].get<bool>());
 }
 
+TEST(LrDecay, FollowsItsShapeFromItsStart) {
+  dsk::LrDecay d{dsk::LrDecay::Shape::Cosine, 100, 50, 1e-5};
+  EXPECT_DOUBLE_EQ(dsk::lr_at(1e-4, d, 0), 1e-4);
+  EXPECT_DOUBLE_EQ(dsk::lr_at(1e-4, d, 100), 1e-4);
+  EXPECT_NEAR(dsk::lr_at(1e-4, d, 125), 5.5e-5, 1e-12) << "halfway down the cosine: the mean of the ends";
+  EXPECT_LT(dsk::lr_at(1e-4, d, 110), 1e-4);
+  EXPECT_GT(dsk::lr_at(1e-4, d, 110), 5.5e-5 + 0.5 * 4.5e-5) << "a cosine starts slower than a line";
+  EXPECT_DOUBLE_EQ(dsk::lr_at(1e-4, d, 150), 1e-5);
+  EXPECT_DOUBLE_EQ(dsk::lr_at(1e-4, d, 10'000), 1e-5);
+  d.shape = dsk::LrDecay::Shape::Linear;
+  EXPECT_NEAR(dsk::lr_at(1e-4, d, 110), 1e-4 - 0.2 * 9e-5, 1e-12);
+  d.shape = dsk::LrDecay::Shape::None;
+  EXPECT_DOUBLE_EQ(dsk::lr_at(1e-4, d, 10'000), 1e-4);
+}
+
+// A safetensors file's tensor bytes (after the header, which records the step).
+std::string tensor_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string all{std::istreambuf_iterator<char>(in), {}};
+  uint64_t header = 0;
+  for (int i = 7; i >= 0; --i) header = header << 8 | static_cast<unsigned char>(all.at(i));
+  return all.substr(8 + header);
+}
+
+TEST(Train, TheDecayedLrIsTheOptimisersLr) {
+  // Down to lr 0 by step 3: the 4th and later updates change nothing, the 3rd still does.
+  const auto pictures = make_pictures(4);
+  const nlohmann::json decay = {{"lr_decay", "linear"}, {"lr_decay_start", 0}, {"lr_decay_steps", 3}, {"lr_final", 0.0}};
+  auto weights_after = [&](long steps) {
+    const auto dir = temp_dir("decay" + std::to_string(steps));
+    dsk::TrainOptions o;
+    o.config_path = write_config(dir, steps, 60, {}, decay).string();
+    o.data_dirs = {pictures.string()};
+    o.out_dir = (dir / "out").string();
+    o.device = "cpu";
+    std::ostringstream log;
+    dsk::train(o, log);
+    EXPECT_NE(log.str().find("linear decay to 0 at step 3"), std::string::npos) << log.str();
+    return tensor_bytes(dir / "out" / "model" / "weights.safetensors");
+  };
+  const auto two = weights_after(2), three = weights_after(3), six = weights_after(6);
+  EXPECT_TRUE(two != three) << "the third update, at a third of the lr, changes the weights";
+  EXPECT_TRUE(three == six) << "updates at lr 0 leave them as they are";
+}
+
+TEST(Train, RefusesABadLrDecay) {
+  const auto pictures = make_pictures(2);
+  const auto dir = temp_dir("baddecay");
+  auto message = [&](const nlohmann::json& train) {
+    dsk::TrainOptions o;
+    o.config_path = write_config(dir, 2, 60, {}, train).string();
+    o.data_dirs = {pictures.string()};
+    o.out_dir = (dir / "out").string();
+    std::ostringstream log;
+    try {
+      dsk::train(o, log);
+    } catch (const dsk::InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message({{"lr_decay", "step"}}).find("lr_decay must be \"none\", \"cosine\" or \"linear\""), std::string::npos);
+  EXPECT_NE(message({{"lr_decay", "cosine"}}).find("lr_decay_steps >= 1"), std::string::npos);
+  EXPECT_NE(message({{"lr_decay", "cosine"}, {"lr_decay_steps", 10}, {"lr_final", 1.0}}).find("lr_final must be in [0, lr]"),
+            std::string::npos);
+  EXPECT_NE(message({{"lr_decay_steps", "ten"}}).find("'lr_decay_steps' has the wrong type"), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir / "out")) << "nothing written for a bad config";
+}
+
 TEST(Train, ResumesFromTheLastCheckpointAfterAKill) {
   const auto pictures = make_pictures(6);
   const auto dir = temp_dir("resume");
