@@ -133,6 +133,7 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
   req.refine = o.refine;
   if (o.init_strength >= 0) req.init_strength = o.init_strength;
   if (o.refine_strength >= 0) req.refine_strength = o.refine_strength;
+  if (o.refine_steps >= 0) req.refine_steps = o.refine_steps;
   if (o.harmonize >= 0) req.harmonize = o.harmonize;
   EditBenchResult r;
   ProgressFn count = [&r](const Progress& p) { r.unet_evaluations = p.total; };
@@ -149,7 +150,7 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
   out << "edit of a " << o.size << "x" << o.size << " selection (in a " << side << " px picture), model " << o.model << ", "
       << o.steps << " steps, init strength " << req.init_strength << ", ";
   if (o.refine)
-    out << "refine strength " << req.refine_strength;
+    out << "refine strength " << req.refine_strength << " in " << req.refine_steps << " step(s)";
   else
     out << "no refinement";
   out << ", harmonize " << req.harmonize << ", " << torch::get_num_threads() << " thread(s):\n"

@@ -77,7 +77,8 @@ struct Job {
   torch::Device device = torch::kCPU;
   SamplingParams params;
   double sketch_scale = 1.0;
-  double refine_strength = EditRequest{}.refine_strength;
+  SamplingParams refine_params;  // the refinement's schedule: refine_steps from refine_strength
+  int refine_first = 0;          // its first step index
   int repaint_jumps = 0, repaint_length = 10;
   SketchGuidance guidance;
   std::shared_ptr<SketchLoss> sketch_loss;  // when guidance.scale > 0
@@ -99,10 +100,11 @@ Job open_job(const std::string& model, const SamplingParams& params, const std::
 
 // Samples one square from seed `seed`; `init` + `first_index` give an SDEdit-style partial run.
 // Known pixels (mask 0) are blended in after every step: noised to the level of that step's output.
-Tensor sample_square(Job& job, const Square& sq, uint64_t seed, bool blend_known, const Tensor& init = {},
-                     int first_index = -1, const Tensor& x_T_override = {}) {
-  const auto kind = sampler_from_name(job.params.sampler);
-  const Schedule schedule = schedule_for(job.params, job.unet.diffusion);
+// `params` gives the schedule (the coarse pass's or the refinement's).
+Tensor sample_square(Job& job, const SamplingParams& params, const Square& sq, uint64_t seed, bool blend_known,
+                     const Tensor& init = {}, int first_index = -1, const Tensor& x_T_override = {}) {
+  const auto kind = sampler_from_name(params.sampler);
+  const Schedule schedule = schedule_for(params, job.unet.diffusion);
   LoadedClassifier* cls = job.classifier ? &*job.classifier : nullptr;
   const auto y = class_labels(job.params, job.unet, cls, 1, job.device);
   const Tensor y_model = job.unet.net.class_cond ? y : Tensor();
@@ -161,10 +163,21 @@ Tensor sample_square(Job& job, const Square& sq, uint64_t seed, bool blend_known
 
 int steps_of(const Job& job) { return schedule_for(job.params, job.unet.diffusion).size(); }
 
-// The step a partial run starts at: `strength` of the process (1 = all of it).
-int first_index_for(const Job& job, double strength) {
-  const int steps = steps_of(job);
+// The step a partial run of a `steps`-step schedule starts at: `strength` of the process (1 = all of it).
+int first_index_for(int steps, double strength) {
   return std::clamp(static_cast<int>(std::lround(steps * strength)) - 1, 0, steps - 1);
+}
+int first_index_for(const Job& job, double strength) { return first_index_for(steps_of(job), strength); }
+
+// The refinement's own schedule: even steps over the whole process, as many as put `steps` of them
+// below `strength` (e.g. 0.3 and 2: 7 steps over the process, of which the tiles run the lowest 2),
+// at most one per timestep of the model.
+void plan_refinement_schedule(Job& job, double strength, int steps) {
+  job.refine_params = job.params;
+  job.refine_params.respacing.clear();
+  job.refine_params.steps = std::min(job.unet.diffusion.diffusion_steps,
+                                     std::max(steps, static_cast<int>(std::lround(steps / strength))));
+  job.refine_first = first_index_for(job.refine_params.steps, strength);
 }
 
 double sketch_width(const Job& job) { return sketch_width_for(job.unet.net.image_size); }
@@ -231,7 +244,7 @@ cv::Mat refine(Job& job, const edit::RegionPlan& plan, const cv::Mat& image, con
   cv::Mat mask3, start;
   cv::cvtColor(mask, mask3, cv::COLOR_GRAY2BGR);
   start = coarse.mul(mask3) + img.mul(cv::Scalar::all(1) - mask3);
-  const int first = first_index_for(job, job.refine_strength);
+  const int first = job.refine_first;
   std::vector<cv::Mat> results;
   for (size_t k = 0; k < rp.tiles.size(); ++k) {
     const cv::Rect t = rp.tiles[k].rect;
@@ -249,7 +262,7 @@ cv::Mat refine(Job& job, const edit::RegionPlan& plan, const cv::Mat& image, con
       job.done += first + 1;
       continue;
     }
-    auto out = sample_square(job, sq, seed + 1000 * (k + 1), /*blend_known=*/true, sq.image, first);
+    auto out = sample_square(job, job.refine_params, sq, seed + 1000 * (k + 1), /*blend_known=*/true, sq.image, first);
     results.push_back(to_rgb_mat(out[0]));
   }
   const cv::Mat refined = edit::blend_tiles(rp.tiles, results, cv::Size(rp.size, rp.size), overlap);
@@ -283,6 +296,8 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
     throw InputError("init strength must be in (0, 1]: 1 starts the hole from noise, e.g. 0.8 from a smooth fill");
   if (!(req.refine_strength > 0 && req.refine_strength <= 1))
     throw InputError("refine strength must be in (0, 1] (e.g. 0.3: each tile re-noised to 30% of the process)");
+  if (req.refine_steps < 1 || req.refine_steps > 100)
+    throw InputError("refine steps must be in 1..100 (denoising steps per refinement tile, e.g. 2)");
   if (!(req.harmonize >= 0 && req.harmonize <= 1))
     throw InputError("harmonize must be in [0, 1]: 0 keeps the model's colours, 1 matches them to the surroundings");
   if (!(req.sketch_guidance.scale >= 0 && req.sketch_guidance.scale <= 1000))
@@ -296,7 +311,7 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
   p.job = open_job(req.model, req.sampling, command);
   Job& job = p.job;
   job.sketch_scale = req.sketch_scale;
-  job.refine_strength = req.refine_strength;
+  plan_refinement_schedule(job, req.refine_strength, req.refine_steps);
   job.repaint_jumps = req.repaint_jumps;
   job.repaint_length = req.repaint_length;
   job.guidance = req.sketch_guidance;
@@ -333,8 +348,7 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
   const int steps = steps_of(job);
   const int repaint_factor = 1 + std::max(0, req.repaint_jumps);
   const int first_steps = p.init.defined() ? p.init_first + 1 : steps * repaint_factor;
-  job.total = req.variants * (first_steps + (req.refine && rp.needed ? static_cast<int>(rp.tiles.size()) *
-                                                                           (first_index_for(job, req.refine_strength) + 1)
+  job.total = req.variants * (first_steps + (req.refine && rp.needed ? static_cast<int>(rp.tiles.size()) * (job.refine_first + 1)
                                                                      : 0));
   p.sq.image = to_tensor(work_image, true).to(job.device);
   cv::Mat work_mask;
@@ -351,7 +365,7 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
 cv::Mat render(Prepared& p, const EditRequest& req, uint64_t seed, const Tensor& x_T = {}) {
   // Known pixels are blended in for editing models too: their x_t outside the hole then stays
   // distributed as in training (the image noised to t) instead of drifting with the model's errors.
-  auto out = sample_square(p.job, p.sq, seed, /*blend_known=*/true, p.init, p.init_first, x_T);
+  auto out = sample_square(p.job, p.job.params, p.sq, seed, /*blend_known=*/true, p.init, p.init_first, x_T);
   const cv::Mat square = to_rgb_mat(out[0]);
   cv::Mat crop = req.refine ? refine(p.job, p.plan, req.image, p.soft, p.strokes, square, seed) : cv::Mat();
   if (crop.empty()) crop = edit::work_to_crop(p.plan, square);

@@ -7,6 +7,7 @@ namespace dsk {
 
 inline constexpr double kDefaultInitStrength = 0.8;    // start from a smooth fill noised to 80%
 inline constexpr double kDefaultRefineStrength = 0.3;  // refinement tiles re-noised to 30%
+inline constexpr int kDefaultRefineSteps = 2;           // denoised back in 2 DDIM steps
 inline constexpr double kDefaultHarmonize = 1.0;       // full colour matching to the surroundings
 
 }  // namespace dsk

@@ -86,6 +86,11 @@ struct EditRequest {
   // The fraction of the process each refinement tile is re-noised to: 0.3 sharpens the upscaled
   // coarse result; 0.45 measured grainier, with edges the sketch did not ask for.
   double refine_strength = kDefaultRefineStrength;
+  // The denoising steps each refinement tile takes from there (its own evenly spaced schedule;
+  // sampling.steps sets the coarse pass only). The tiles are most of an edit's time; 2, 3 and 6
+  // (what 20 steps used to give) scored alike on eval-inpaint, 2 a little less sharp on photos
+  // (docs/editing.md).
+  int refine_steps = kDefaultRefineSteps;
   // Colour matching of the result to the surroundings (editing/harmonize.h): the smoothest
   // correction that makes the generated pixels meet the real ones along the selection's edge, times
   // this strength (0 = off, 1 = full).

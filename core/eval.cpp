@@ -157,6 +157,7 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
         req.init_strength = o.init_strength;
         req.harmonize = o.harmonize;
         req.refine_strength = o.refine_strength;
+        req.refine_steps = o.refine_steps;
         result = edit_region(req).images.at(0);
       }
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -178,7 +179,7 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
   }
   nlohmann::json summary = {{"count", cases.size()}, {"size", o.size}, {"seed", o.seed}, {"split", o.split},
                             {"model", o.model}, {"refine", o.refine}, {"init_strength", o.init_strength},
-                            {"refine_strength", o.refine_strength}, {"harmonize", o.harmonize}, {"methods", nlohmann::json::object()}};
+                            {"refine_strength", o.refine_strength}, {"refine_steps", o.refine_steps}, {"harmonize", o.harmonize}, {"methods", nlohmann::json::object()}};
   if (o.sketch_guidance.scale > 0)
     summary["sketch_guidance"] = {{"scale", o.sketch_guidance.scale},
                                   {"mode", o.sketch_guidance.exact ? "exact" : "cheap"},

@@ -26,6 +26,7 @@ struct EvalOptions {
   double init_strength = EditRequest{}.init_strength;  // the model methods: see EditRequest
   double harmonize = EditRequest{}.harmonize;
   double refine_strength = EditRequest{}.refine_strength;
+  int refine_steps = EditRequest{}.refine_steps;
   bool refine = true;              // the model methods: tiled refinement of holes larger than the working size
   std::string save_dir;  // optional: each case's input, sketch, mask and results as PNG
 };

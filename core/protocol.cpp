@@ -120,7 +120,8 @@ json to_json(const Message& msg, Encoder& enc) {
                {"sketch_guidance", guidance_json(m.sketch_guidance)},
                {"variants", m.variants}, {"context_margin", m.context_margin},
                {"feather", m.feather},   {"init_strength", m.init_strength},
-               {"refine_strength", m.refine_strength}, {"harmonize", m.harmonize}, {"preview", m.preview}};
+               {"refine_strength", m.refine_strength}, {"refine_steps", m.refine_steps},
+               {"harmonize", m.harmonize},   {"preview", m.preview}};
         } else if constexpr (std::is_same_v<T, GenerateRequest>) {
           j = generate_json(m, enc);
         } else if constexpr (std::is_same_v<T, InterpolateRequest>) {
@@ -273,6 +274,7 @@ struct Decoder {
       m.feather = get<int>(j, "feather");
       m.init_strength = get_or<double>(j, "init_strength", m.init_strength);
       m.refine_strength = get_or<double>(j, "refine_strength", m.refine_strength);
+      m.refine_steps = get_or<int>(j, "refine_steps", m.refine_steps);
       m.harmonize = get_or<double>(j, "harmonize", m.harmonize);
       m.preview = get<bool>(j, "preview");
       return m;

@@ -138,7 +138,8 @@ struct EditRequest {
   int feather = 8;
   double init_strength = kDefaultInitStrength;  // optional in the JSON: older clients get the defaults
   double refine_strength = kDefaultRefineStrength;
-  double harmonize = kDefaultHarmonize;  // optional in the JSON, as the two above
+  int refine_steps = kDefaultRefineSteps;  // optional in the JSON, as the two above
+  double harmonize = kDefaultHarmonize;    // optional in the JSON, as the three above
   bool preview = false;
   bool operator==(const EditRequest&) const = default;
 };

@@ -50,6 +50,7 @@ void register_bench_edit(CLI::App& app, Runners& runners) {
   cmd->add_flag("--no-refine", no_refine, "no tiled refinement (a plain upscale)");
   cmd->add_option("--init-strength", o.init_strength, "as edit's (default: edit's default)");
   cmd->add_option("--refine-strength", o.refine_strength, "as edit's (default: edit's default)");
+  cmd->add_option("--refine-steps", o.refine_steps, "as edit's (default: edit's default)");
   cmd->add_option("--harmonize", o.harmonize, "as edit's (default: edit's default)");
   runners.push_back([cmd] {
     if (!cmd->parsed()) return -1;

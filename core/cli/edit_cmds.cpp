@@ -74,13 +74,17 @@ double since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-void add_strength_flags(CLI::App* cmd, double& init_strength, double& refine_strength, double& harmonize) {
+void add_strength_flags(CLI::App* cmd, double& init_strength, double& refine_strength, int& refine_steps,
+                        double& harmonize) {
   cmd->add_option("--init-strength", init_strength,
                   "1: the hole starts from noise; below 1 (e.g. 0.8) from a smooth fill of the hole noised to that "
                   "fraction of the process (colours follow the surroundings)")
       ->capture_default_str();
   cmd->add_option("--refine-strength", refine_strength,
                   "how far each refinement tile is re-noised (fraction of the process; lower keeps the coarse result)")
+      ->capture_default_str();
+  cmd->add_option("--refine-steps", refine_steps,
+                  "denoising steps each refinement tile takes back from there (--steps sets the coarse pass)")
       ->capture_default_str();
   cmd->add_option("--harmonize", harmonize,
                   "colour matching to the surroundings, 0..1: the smoothest correction that makes the result meet the "
@@ -108,7 +112,7 @@ void register_edit(CLI::App& app, Runners& runners) {
     cmd->add_option("--repaint-jumps", req.repaint_jumps, "RePaint resampling passes (adm-unet models)")->capture_default_str();
     cmd->add_option("--repaint-length", req.repaint_length, "RePaint jump length, steps")->capture_default_str();
     cmd->add_flag("--no-refine", no_refine, "no tiled refinement of large selections (a plain upscale)");
-    add_strength_flags(cmd, req.init_strength, req.refine_strength, req.harmonize);
+    add_strength_flags(cmd, req.init_strength, req.refine_strength, req.refine_steps, req.harmonize);
     cmd->add_option("--compare", compare, "also write input | sketch | mask | result | Telea side by side (PNG)");
     cmd->add_option("--out", out, "result PNG")->required();
     add_sampling_flags(cmd, req.sampling);
@@ -217,7 +221,7 @@ void register_edit(CLI::App& app, Runners& runners) {
     cmd->add_flag("--json", o.json);
     static bool no_refine = false;
     cmd->add_flag("--no-refine", no_refine, "the model without tiled refinement of large holes (a plain upscale)");
-    add_strength_flags(cmd, o.init_strength, o.refine_strength, o.harmonize);
+    add_strength_flags(cmd, o.init_strength, o.refine_strength, o.refine_steps, o.harmonize);
     add_sampling_flags(cmd, o.sampling);
     add_sketch_guidance_flags(cmd, o.sketch_guidance);
     cmd->get_option("--seed")->description("seed of the crops, masks and sampling");

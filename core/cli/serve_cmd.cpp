@@ -308,6 +308,7 @@ class Session {
         req.feather = e->feather;
         req.init_strength = e->init_strength;
         req.refine_strength = e->refine_strength;
+        req.refine_steps = e->refine_steps;
         req.harmonize = e->harmonize;
         req.preview = e->preview;
         // Without a sketch a crop needs nothing else (the offsets do not matter).

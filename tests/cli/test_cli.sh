@@ -143,6 +143,8 @@ cmp -s "$work/ed.png" "$work/edi.png" && fail "edit: the default (from a smooth 
 expect 2 'init strength must be in \(0, 1\]' "--init-strength 0" -- "${edit[@]}" --init-strength 0 --out "$work/x.png"
 expect 2 'init strength must be in \(0, 1\]' "--init-strength 1.5" -- "${edit[@]}" --init-strength 1.5 --out "$work/x.png"
 expect 2 'refine strength must be in \(0, 1\]' "--refine-strength -0.1" -- "${edit[@]}" --refine-strength -0.1 --out "$work/x.png"
+expect 2 'refine steps must be in 1\.\.100' "--refine-steps 0" -- "${edit[@]}" --refine-steps 0 --out "$work/x.png"
+expect nonzero 'Could not convert: --refine-steps' "--refine-steps x" -- "${edit[@]}" --refine-steps x --out "$work/x.png"
 expect 2 'harmonize must be in \[0, 1\]' "--harmonize 2" -- "${edit[@]}" --harmonize 2 --out "$work/x.png"
 expect 0 'edh\.png' "edit --harmonize 0 (the model's own colours)" -- "${edit[@]}" --seed 4 --harmonize 0 --out "$work/edh.png"
 cmp -s "$work/ed.png" "$work/edh.png" && fail "edit: --harmonize 0 gave the default (colour-matched) result" \

@@ -211,6 +211,32 @@ TEST(Edit, StartingFromASmoothFillKeepsTheSurroundingsColours) {
   EXPECT_LT(from_fill, 0.25 * from_noise) << "from noise " << from_noise << ", from the fill " << from_fill;
 }
 
+TEST(Edit, EachRefinementTileTakesRefineSteps) {
+  // The 32 px hole's 48 px crop is refined in tiles (the model works at 32 px). The U-Net
+  // evaluations an edit counts (and reports, one progress step each): the coarse pass's, set by
+  // sampling.steps, plus refine_steps per tile, whatever sampling.steps is.
+  dsk::EditRequest req = flat_hole_request();
+  auto evaluations = [&](int steps, int refine_steps, bool refine = true) {
+    req.sampling.steps = steps;
+    req.refine_steps = refine_steps;
+    req.refine = refine;
+    int total = 0, calls = 0;
+    dsk::edit_region(req, [&](const dsk::Progress& p) {
+      total = p.total;
+      ++calls;
+    });
+    EXPECT_EQ(calls, total) << "one progress step per U-Net evaluation";
+    return total;
+  };
+  const int one = evaluations(20, 1), two = evaluations(20, 2), three = evaluations(20, 3);
+  const int tiles = two - one;
+  EXPECT_GT(tiles, 0);
+  EXPECT_EQ(three - one, 2 * tiles);
+  EXPECT_EQ(one - tiles, evaluations(20, 1, /*refine=*/false)) << "the rest is the coarse pass";
+  EXPECT_EQ(evaluations(40, 2) - two, evaluations(40, 2, false) - evaluations(20, 2, false))
+      << "sampling.steps changes the coarse pass only";
+}
+
 TEST(Edit, HarmonizingMatchesTheHolesColourToTheSurroundings) {
   // From pure noise the random-weight model paints the hole some other colour, with structure of its
   // own; the colour matching (on by default) removes the mismatch along the edge, which brings the
@@ -328,6 +354,11 @@ TEST(EditBadInput, ClearErrors) {
   req.refine_strength = 0;
   EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("refine strength must be in (0, 1]"), std::string::npos);
   req.refine_strength = 0.3;
+  for (int bad : {0, -2, 101}) {
+    req.refine_steps = bad;
+    EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("refine steps must be in 1..100"), std::string::npos);
+  }
+  req.refine_steps = 2;
   for (double bad : {-0.1, 1.5, std::nan("")}) {
     req.harmonize = bad;
     EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("harmonize must be in [0, 1]"), std::string::npos);

@@ -61,6 +61,7 @@ std::vector<Message> every_message() {
   edit.feather = 3;
   edit.init_strength = 0.6;
   edit.refine_strength = 0.25;
+  edit.refine_steps = 5;
   edit.harmonize = 0.5;
   edit.preview = true;
   EditRequest edit_no_sketch = edit;
