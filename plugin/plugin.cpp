@@ -176,6 +176,10 @@ void add_arguments(GimpProcedure* p, Operation op) {
                                        "Large selections: how much each tile is redrawn at full resolution (lower "
                                        "keeps the coarse result)",
                                        0.05, 1.0, kDefaultRefineStrength, rw);
+    gimp_procedure_add_int_argument(p, "refine-steps", "Refinement ste_ps",
+                                    "Large selections: denoising steps per tile of the refinement (more: a little more "
+                                    "detail, slower)",
+                                    1, 100, kDefaultRefineSteps, rw);
     gimp_procedure_add_double_argument(p, "harmonize", "_Match colours",
                                        "How far the result's colours are matched to the surroundings along the "
                                        "selection's edge (0: the model's own colours)",

@@ -22,7 +22,7 @@ namespace proto = dsk::proto;
 struct Args {
   GimpLayer* sketch = nullptr;  // not owned (the config holds it)
   std::string model, sampler = "ddim", classifier, mode = "slerp", sketch_guidance_mode = "cheap";
-  int steps = 25, class_label = -1, seed = -1, variants = 1, feather = 8;
+  int steps = 25, class_label = -1, seed = -1, variants = 1, feather = 8, refine_steps = kDefaultRefineSteps;
   int seed_a = 0, seed_b = 1, frames = 5;
   double sketch_strength = 1.0, classifier_scale = 1.0, context_margin = 0.25, sketch_guidance = 0.0;
   double init_strength = kDefaultInitStrength, refine_strength = kDefaultRefineStrength, harmonize = kDefaultHarmonize;
@@ -54,8 +54,8 @@ Args read_args(GimpProcedure* procedure, GimpProcedureConfig* config) {
   if (has_arg(procedure, "feather"))
     g_object_get(config, "feather", &a.feather, "context-margin", &a.context_margin, nullptr);
   if (has_arg(procedure, "init-strength"))
-    g_object_get(config, "init-strength", &a.init_strength, "refine-strength", &a.refine_strength, "harmonize",
-                 &a.harmonize, nullptr);
+    g_object_get(config, "init-strength", &a.init_strength, "refine-strength", &a.refine_strength, "refine-steps",
+                 &a.refine_steps, "harmonize", &a.harmonize, nullptr);
   if (has_arg(procedure, "frames")) {
     g_object_get(config, "seed-a", &a.seed_a, "seed-b", &a.seed_b, "frames", &a.frames, nullptr);
     a.mode = get_string(config, "mode");
@@ -170,7 +170,8 @@ void record(GimpLayer* layer, const char* what, const Args& a, uint64_t seed, co
                       {"classifier", a.classifier}, {"class", a.class_label}, {"classifier-scale", a.classifier_scale},
                       {"sketch-guidance", a.sketch_guidance}, {"sketch-guidance-mode", a.sketch_guidance_mode}};
   if (std::string(what) == "inpaint")
-    j["init-strength"] = a.init_strength, j["refine-strength"] = a.refine_strength, j["harmonize"] = a.harmonize;
+    j["init-strength"] = a.init_strength, j["refine-strength"] = a.refine_strength, j["refine-steps"] = a.refine_steps,
+    j["harmonize"] = a.harmonize;
   const std::string text = j.dump();
   GimpParasite* parasite = gimp_parasite_new("diffsketch", GIMP_PARASITE_PERSISTENT | GIMP_PARASITE_UNDOABLE,
                                              static_cast<guint32>(text.size() + 1), text.c_str());
@@ -303,6 +304,7 @@ std::vector<GimpLayer*> inpaint(GimpImage* image, GimpDrawable** drawables, cons
   req.feather = a.feather;
   req.init_strength = a.init_strength;
   req.refine_strength = a.refine_strength;
+  req.refine_steps = a.refine_steps;
   req.harmonize = a.harmonize;
   req.preview = preview != nullptr;
   const proto::Image mask = req.mask;
