@@ -3,6 +3,7 @@
 
   pngcheck.py info A.png                    -> "W H CHANNELS BITDEPTH"
   pngcheck.py same A.png B.png [X Y W H]    every pixel equal (outside the rectangle, if given)
+  pngcheck.py close A.png B.png LEVELS      every sample within LEVELS of the other image's
   pngcheck.py differs A.png B.png X Y W H   some pixel inside the rectangle differs
   pngcheck.py alpha A.png X Y W H           alpha 0 outside the rectangle and not all 0 inside
 Exit status 0 when the check holds, 1 with a message otherwise.
@@ -93,6 +94,17 @@ def main(argv):
             print(f"no pixel inside the rectangle differs between {argv[2]} and {argv[3]}")
             return 1
         print(f"ok: {diff_in} differ inside, {diff_out} outside")
+        return 0
+    if cmd == "close":
+        a, b, levels = read_png(argv[2]), read_png(argv[3]), int(argv[4])
+        if (a["w"], a["h"], a["channels"], a["depth"]) != (b["w"], b["h"], b["channels"], b["depth"]):
+            print(f"{argv[2]} and {argv[3]} differ in size or format")
+            return 1
+        worst = max(abs(u - v) for ra, rb in zip(a["px"], b["px"]) for pa, pb in zip(ra, rb) for u, v in zip(pa, pb))
+        if worst > levels:
+            print(f"samples differ by up to {worst} levels (more than {levels}) between {argv[2]} and {argv[3]}")
+            return 1
+        print(f"ok: samples differ by at most {worst} level(s)")
         return 0
     if cmd == "alpha":
         p = read_png(argv[2])

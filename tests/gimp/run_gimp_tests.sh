@@ -94,10 +94,15 @@ if gimp_batch generate 0 "(generate-case \"gen\" RGB PRECISION-U8-NON-LINEAR)
                           (interpolate-case \"interp\")"; then
   for tag in gen gengray interp; do log_has generate "CASE OK $tag"; done
 fi
+# The engine returns the same 8-bit pixels for the same seed; GIMP converts them to the layer's
+# precision with babl, which picks a conversion path by timing the candidates (babl-fish-path.c)
+# and turns a much-used 8-bit conversion into a look-up table: either can change the last bit. The
+# 16-bit grayscale export differed by one level in one pixel of 3,072 in two of four runs on a busy
+# machine, so 16-bit results may differ by one level of 65535.
 for tag in gen gengray; do
   if [ -f "$WORK/out/$tag-gen-again.png" ]; then
-    png_check "$tag: the same seed gives the same image (with sketch guidance 0)" same \
-      "$WORK/out/$tag-gen-21.png" "$WORK/out/$tag-gen-again.png"
+    png_check "$tag: the same seed gives the same image (with sketch guidance 0)" close \
+      "$WORK/out/$tag-gen-21.png" "$WORK/out/$tag-gen-again.png" "$([ $tag = gengray ] && echo 1 || echo 0)"
     png_check "$tag: the two variants differ" differs "$WORK/out/$tag-gen-21.png" "$WORK/out/$tag-gen-22.png" 0 0 64 48
   else
     fail "$tag: no exported generate results"
