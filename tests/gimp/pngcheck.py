@@ -67,6 +67,13 @@ def inside(x, y, rect):
     return rx <= x < rx + rw and ry <= y < ry + rh
 
 
+def same_format(a, b, name_a, name_b):
+    if (a["w"], a["h"], a["channels"], a["depth"]) == (b["w"], b["h"], b["channels"], b["depth"]):
+        return True
+    print(f"{name_a} and {name_b} differ in size or format")
+    return False
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "info":
@@ -76,8 +83,7 @@ def main(argv):
     if cmd in ("same", "differs"):
         a, b = read_png(argv[2]), read_png(argv[3])
         rect = tuple(int(v) for v in argv[4:8]) if len(argv) >= 8 else None
-        if (a["w"], a["h"], a["channels"], a["depth"]) != (b["w"], b["h"], b["channels"], b["depth"]):
-            print(f"{argv[2]} and {argv[3]} differ in size or format")
+        if not same_format(a, b, argv[2], argv[3]):
             return 1
         diff_in = diff_out = 0
         for y in range(a["h"]):
@@ -97,8 +103,7 @@ def main(argv):
         return 0
     if cmd == "close":
         a, b, levels = read_png(argv[2]), read_png(argv[3]), int(argv[4])
-        if (a["w"], a["h"], a["channels"], a["depth"]) != (b["w"], b["h"], b["channels"], b["depth"]):
-            print(f"{argv[2]} and {argv[3]} differ in size or format")
+        if not same_format(a, b, argv[2], argv[3]):
             return 1
         worst = max(abs(u - v) for ra, rb in zip(a["px"], b["px"]) for pa, pb in zip(ra, rb) for u, v in zip(pa, pb))
         if worst > levels:
