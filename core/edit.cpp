@@ -101,8 +101,14 @@ Job open_job(const std::string& model, const SamplingParams& params, const std::
 // Samples one square from seed `seed`; `init` + `first_index` give an SDEdit-style partial run.
 // Known pixels (mask 0) are blended in after every step: noised to the level of that step's output.
 // `params` gives the schedule (the coarse pass's or the refinement's).
-Tensor sample_square(Job& job, const SamplingParams& params, const Square& sq, uint64_t seed, bool blend_known,
+Tensor sample_square(Job& job, const SamplingParams& params, const Square& square, uint64_t seed, bool blend_known,
                      const Tensor& init = {}, int first_index = -1, const Tensor& x_T_override = {}) {
+  // Whatever device the caller built the square on (the refinement tiles come from OpenCV, on the
+  // CPU), the model sees it on the job's: a CUDA model refuses a CPU input.
+  Square sq = square;
+  sq.image = square.image.to(job.device);
+  sq.mask = square.mask.to(job.device);
+  sq.sketch = square.sketch.to(job.device);
   const auto kind = sampler_from_name(params.sampler);
   const Schedule schedule = schedule_for(params, job.unet.diffusion);
   LoadedClassifier* cls = job.classifier ? &*job.classifier : nullptr;
@@ -115,8 +121,8 @@ Tensor sample_square(Job& job, const SamplingParams& params, const Square& sq, u
   if (job.guidance.scale > 0 && sq.guide) {
     // The sketch applies inside the hole (grown a little, as sketch_in_hole grows it).
     const int64_t r = std::max<int64_t>(1, sq.mask.size(2) / 32);
-    const Tensor where = torch::max_pool2d(sq.mask.to(job.device), {2 * r + 1, 2 * r + 1}, {1, 1}, {r, r});
-    const Tensor target = sq.sketch.to(job.device);
+    const Tensor where = torch::max_pool2d(sq.mask, {2 * r + 1, 2 * r + 1}, {1, 1}, {r, r});
+    const Tensor target = sq.sketch;
     auto loss = [sl = job.sketch_loss, where, target](const Tensor& x0) {
       const auto b = x0.size(0);
       return (*sl)(x0, target.expand({b, -1, -1, -1}), where.expand({b, -1, -1, -1})) * static_cast<double>(b);
@@ -130,7 +136,7 @@ Tensor sample_square(Job& job, const SamplingParams& params, const Square& sq, u
   opts.noise = seeded_noise(seed);
   opts.cancel = job.cancel;
   opts.first_index = first_index;
-  const auto image = sq.image.to(job.device), mask = sq.mask.to(job.device);
+  const auto image = sq.image, mask = sq.mask;
   if (blend_known) {
     auto blend_noise = seeded_noise(seed ^ 0x9E3779B97F4A7C15ULL);
     opts.after_step = [&schedule, image, mask, blend_noise](const Tensor& x, int i) {
