@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/model_folder.h"
 #include "core/presets.h"
+#include "core/remove_tree.h"
 #include "core/sketch_features_model.h"
 #include "core/tensor_io.h"
 
@@ -140,7 +141,7 @@ ModelInfo convert_checkpoint(const ConvertOptions& o, std::ostream& log) {
   // Write beside the target, check by loading it like any model, then move into place.
   const fs::path out(o.out_dir);
   const fs::path staging = out.string() + ".converting";
-  fs::remove_all(staging);
+  remove_tree(staging);
   fs::create_directories(staging);
   try {
     ModelInfo info;
@@ -164,7 +165,7 @@ ModelInfo convert_checkpoint(const ConvertOptions& o, std::ostream& log) {
         << " (" << kind_name(kind) << ")\n";
     return info;
   } catch (...) {
-    fs::remove_all(staging);
+    remove_tree(staging);
     throw;
   }
 }

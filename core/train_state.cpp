@@ -5,6 +5,7 @@
 #include <optional>
 #include <sstream>
 
+#include "core/remove_tree.h"
 #include "core/tensor_io.h"
 
 namespace dsk {
@@ -24,7 +25,7 @@ void Checkpointer::save(torch::nn::Module& model, const std::vector<Tensor>& ema
             const std::mt19937_64& rng, const at::Generator& gen, const nlohmann::json& extra,
             const std::map<std::string, std::map<std::string, Tensor>>& files) {
     const fs::path tmp = dir.string() + ".tmp";
-    fs::remove_all(tmp);
+    remove_tree(tmp);
     fs::create_directories(tmp);
     auto params = model.named_parameters();
     std::map<std::string, Tensor> weights, ema_map, adam_map;
@@ -52,10 +53,10 @@ void Checkpointer::save(torch::nn::Module& model, const std::vector<Tensor>& ema
     state["rng"] = rng_state.str();
     std::ofstream((tmp / "state.json").string()) << state.dump(2);
     const fs::path old = dir.string() + ".old";
-    fs::remove_all(old);
+    remove_tree(old);
     if (fs::exists(dir)) fs::rename(dir, old);
     fs::rename(tmp, dir);
-    fs::remove_all(old);
+    remove_tree(old);
   }
 
 void Checkpointer::recover(std::ostream& log) const {
@@ -103,7 +104,7 @@ void export_model(const ModelInfo& base, const fs::path& out, torch::nn::Module&
                   const std::map<std::string, std::map<std::string, Tensor>>& extra_files) {
   ModelInfo info = base;
   const fs::path staging = out.string() + ".tmp";
-  fs::remove_all(staging);
+  remove_tree(staging);
   info.dir = staging.string();
   info.notes = note;
   auto params = model.named_parameters();
@@ -117,10 +118,10 @@ void export_model(const ModelInfo& base, const fs::path& out, torch::nn::Module&
   write_model_info(info);
   for (const auto& [name, tensors] : extra_files) write_tensors((staging / name).string(), tensors);
   const fs::path old = out.string() + ".old";
-  fs::remove_all(old);
+  remove_tree(old);
   if (fs::exists(out)) fs::rename(out, old);
   fs::rename(staging, out);
-  fs::remove_all(old);
+  remove_tree(old);
 }
 
 void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double rate, long step) {

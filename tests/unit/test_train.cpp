@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/remove_tree.h"
 #include "core/train.h"
 #include "core/train_data.h"
 #include "editing/image_io.h"
@@ -239,6 +240,30 @@ TEST(Train, RefusesToOverwriteACheckpointWithoutResume) {
 }  // namespace
 
 namespace {
+
+// Checkpoints replace their predecessors with remove_tree (not std::filesystem::remove_all, which
+// crashed under PyTorch's pip LibTorch): it removes nested folders and links, never a link's target.
+TEST(RemoveTree, RemovesNestedFoldersAndLinksButNotWhatTheyPointTo) {
+  const auto dir = temp_dir("remove-tree");
+  const auto tree = dir / "tree", outside = dir / "outside";
+  fs::create_directories(tree / "a" / "b");
+  fs::create_directories(outside);
+  std::ofstream(tree / "a" / "b" / "weights.safetensors") << "x";
+  std::ofstream(tree / "state.json") << "{}";
+  std::ofstream(outside / "keep.txt") << "keep";
+  fs::create_directory_symlink(outside, tree / "link");
+  dsk::remove_tree(tree);
+  EXPECT_FALSE(fs::exists(tree));
+  EXPECT_TRUE(fs::exists(outside / "keep.txt"));
+  EXPECT_NO_THROW(dsk::remove_tree(tree)) << "a missing folder is already removed";
+  try {
+    dsk::remove_tree(outside / "keep.txt" / "below");
+    FAIL() << "a path through a file cannot be removed";
+  } catch (const dsk::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("keep.txt/below: cannot remove"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
 
 TEST(TrainData, PictureKeysKeepEveryResolutionOfAPictureTogether) {
   EXPECT_EQ(dsk::picture_key("/d", "/d/wallpapers/Altai/contents/images/5120x2880.png"), "wallpapers/Altai");
