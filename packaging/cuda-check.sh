@@ -7,12 +7,14 @@
 # bench-edit and bench on both devices (medians, for docs/benchmarks.md), and a short training run
 # with a checkpoint every 3 seconds when TRAIN_DATA_DIR (a folder of pictures) is given.
 # Prints one line per check and exits 1 if any failed. DSK_CHECK_DEVICE=cpu runs the same checks
-# with the CPU in CUDA's place (to try the script on a machine without a GPU).
+# with the CPU in CUDA's place (to try the script on a machine without a GPU), and
+# DSK_CHECK_TRAIN_STEPS shortens the training run (150 steps).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build/bin/diffsketch}
 data=${2:-}
 gpu=${DSK_CHECK_DEVICE:-cuda}
+train_steps=${DSK_CHECK_TRAIN_STEPS:-150}
 [ -x "$B" ] || { echo "cuda-check: no engine at $B (give the path of a CUDA build's diffsketch)" >&2; exit 2; }
 out=$(mktemp -d /tmp/dsk-cuda-check.XXXXXX)
 trap 'rm -rf "$out"' EXIT
@@ -43,7 +45,7 @@ check "edit --sketch-guidance 1" "$B" edit "${edit_args[@]}" --device $gpu --ske
 check "generate" "$B" generate --model models/default --sketch $ex/sketch.png --steps 10 --device $gpu --out "$out/gen.png"
 check "interpolate" "$B" interpolate --model models/default --sketch $ex/sketch.png --seeds 1,2 --frames 3 --steps 10 \
   --device $gpu --out "$out/interp"
-TAIL=4 check "eval-inpaint" "$B" eval-inpaint --model models/default --images $ex --count 2 --size 128 --seed 1 --steps 10 --device $gpu
+TAIL=6 check "eval-inpaint" "$B" eval-inpaint --model models/default --images $ex --count 2 --size 128 --seed 1 --steps 10 --device $gpu
 for d in $gpu cpu; do
   SHOW=median check "bench-edit on $d" "$B" bench-edit --model models/default --size 256 --steps 20 --iters 5 --device $d
 done
@@ -54,13 +56,13 @@ for d in $gpu cpu; do
   SHOW=median check "bench default model, batch 8, on $d" "$B" bench --config models/default/model.json --batch 8 --iters 20 --device $d
 done
 if [ -n "$data" ]; then
-  python3 - "$out/train.json" <<'EOF'
+  python3 - "$out/train.json" "$train_steps" <<'EOF'
 import json, sys
 c = json.load(open("models/default/train-config.json"))
-c["train"].update(init_from="models/default", checkpoint_minutes=0.05, steps=150, batch=32, log_every=25)
+c["train"].update(init_from="models/default", checkpoint_minutes=0.05, steps=int(sys.argv[2]), batch=32, log_every=25)
 json.dump(c, open(sys.argv[1], "w"))
 EOF
-  TAIL=3 check "train on $gpu, 150 steps, a checkpoint every 3 s" "$B" train --config "$out/train.json" --data "$data" \
+  TAIL=3 check "train on $gpu, $train_steps steps, a checkpoint every 3 s" "$B" train --config "$out/train.json" --data "$data" \
     --out "$out/train" --device $gpu
 fi
 exit $failed
