@@ -42,4 +42,12 @@ void remove_tree(const std::filesystem::path& path) {
   }
 }
 
+void replace_tree(const std::filesystem::path& staged, const std::filesystem::path& target) {
+  const std::filesystem::path old = target.string() + ".old";
+  remove_tree(old);
+  if (std::filesystem::exists(target)) std::filesystem::rename(target, old);
+  std::filesystem::rename(staged, target);
+  remove_tree(old);
+}
+
 }  // namespace dsk

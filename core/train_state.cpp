@@ -52,11 +52,7 @@ void Checkpointer::save(torch::nn::Module& model, const std::vector<Tensor>& ema
     state["step"] = step;
     state["rng"] = rng_state.str();
     std::ofstream((tmp / "state.json").string()) << state.dump(2);
-    const fs::path old = dir.string() + ".old";
-    remove_tree(old);
-    if (fs::exists(dir)) fs::rename(dir, old);
-    fs::rename(tmp, dir);
-    remove_tree(old);
+    replace_tree(tmp, dir);
   }
 
 void Checkpointer::recover(std::ostream& log) const {
@@ -117,11 +113,7 @@ void export_model(const ModelInfo& base, const fs::path& out, torch::nn::Module&
   write_tensors(info.weights_path(), weights, {{"step", std::to_string(step)}, {"weights", ema ? "ema" : "raw"}});
   write_model_info(info);
   for (const auto& [name, tensors] : extra_files) write_tensors((staging / name).string(), tensors);
-  const fs::path old = out.string() + ".old";
-  remove_tree(old);
-  if (fs::exists(out)) fs::rename(out, old);
-  fs::rename(staging, out);
-  remove_tree(old);
+  replace_tree(staging, out);
 }
 
 void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double rate, long step) {
