@@ -135,6 +135,7 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
   if (o.refine_strength >= 0) req.refine_strength = o.refine_strength;
   if (o.refine_steps >= 0) req.refine_steps = o.refine_steps;
   if (o.harmonize >= 0) req.harmonize = o.harmonize;
+  if (o.sketch_scale >= 0) req.sketch_scale = o.sketch_scale;
   EditBenchResult r;
   ProgressFn count = [&r](const Progress& p) { r.unet_evaluations = p.total; };
   edit_region(req, count);  // loads the model (its weights stay cached) and counts the evaluations
@@ -148,7 +149,7 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
   r.seconds_median = median(s);
   r.seconds_min = *std::min_element(s.begin(), s.end());
   out << "edit of a " << o.size << "x" << o.size << " selection (in a " << side << " px picture), model " << o.model << ", "
-      << o.steps << " steps, init strength " << req.init_strength << ", ";
+      << o.steps << " steps, sketch strength " << req.sketch_scale << ", init strength " << req.init_strength << ", ";
   if (o.refine)
     out << "refine strength " << req.refine_strength << " in " << req.refine_steps << " step(s)";
   else

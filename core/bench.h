@@ -34,6 +34,7 @@ struct EditBenchOptions {
   std::string device = "auto";
   bool refine = true;
   double init_strength = -1, refine_strength = -1, harmonize = -1;  // < 0: edit's defaults
+  double sketch_scale = -1;                                           // < 0: edit's default
   int refine_steps = -1;                                              // < 0: edit's default
 };
 

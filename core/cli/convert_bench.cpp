@@ -52,6 +52,7 @@ void register_bench_edit(CLI::App& app, Runners& runners) {
   cmd->add_option("--refine-strength", o.refine_strength, "as edit's (default: edit's default)");
   cmd->add_option("--refine-steps", o.refine_steps, "as edit's (default: edit's default)");
   cmd->add_option("--harmonize", o.harmonize, "as edit's (default: edit's default)");
+  cmd->add_option("--sketch-scale", o.sketch_scale, "as edit's (default: edit's default; above 1 the U-Net runs twice per step)");
   runners.push_back([cmd] {
     if (!cmd->parsed()) return -1;
     o.refine = !no_refine;

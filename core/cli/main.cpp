@@ -2,13 +2,37 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "core/cli/commands.h"
 #include "core/error.h"
 
+namespace {
+
+// glibc gives freed memory at the top of the heap back to the system once it exceeds the trim
+// threshold, and serves blocks above the mmap threshold with fresh mappings. A U-Net step frees
+// and allocates activations of a few MB over and over (an attention map at 32 px is 8 MB), so
+// with the defaults every step faulted in and zeroed its pages again: the kernel and memset took
+// about half of an edit's time. Keeping freed memory in the process (up to 1 GB at the top of the
+// heap; blocks up to 32 MB, glibc's largest, from the heap) halved bench-edit's time
+// (docs/benchmarks.md). MALLOC_*_ or GLIBC_TUNABLES in the environment win.
+void keep_freed_memory() {
+#ifdef __GLIBC__
+  for (const char* v : {"MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES"})
+    if (std::getenv(v)) return;
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   // Before any OpenMP region starts: idle threads sleep instead of spinning (shared machines).
   setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+  keep_freed_memory();
   CLI::App app{"DiffSketch: sketch-guided diffusion synthesis and inpainting (ADM engine)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "diffsketch 0.1.0");

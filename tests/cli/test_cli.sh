@@ -182,6 +182,9 @@ expect 2 "needs editing-unet" "generate refuses a plain ADM model" -- generate -
 expect 0 "median .* s, min .* U-Net evaluations per edit" "bench-edit on the editing fixture" -- bench-edit \
   --model "$editing" --size 32 --steps 2 --iters 1 --warmup 0 --device cpu
 expect 2 "size must be in 16\.\.4096" "bench-edit --size 8" -- bench-edit --model "$editing" --size 8
+expect 0 "sketch strength 2, init strength" "bench-edit --sketch-scale 2" -- bench-edit \
+  --model "$editing" --size 32 --steps 2 --iters 1 --warmup 0 --device cpu --sketch-scale 2
+expect 2 "sketch scale must be in 0\.\.20" "bench-edit --sketch-scale 25" -- bench-edit --model "$editing" --sketch-scale 25
 
 # ---- train: bad settings are named before any work ----
 mkdir -p "$work/pics" && cp "$work/ed.png" "$work/pics/a.png"
