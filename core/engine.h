@@ -70,7 +70,7 @@ struct EditRequest {
   cv::Mat image;   // the picture
   cv::Mat mask;    // white = regenerate; soft values blend
   cv::Mat sketch;  // sketch layer: dark strokes on light paper or opaque strokes on transparency; empty = none
-  double sketch_scale = 1.0;  // classifier-free guidance on the sketch: 0 ignore, 1 plain, > 1 harder
+  double sketch_scale = kDefaultSketchScale;  // classifier-free guidance on the sketch: 0 ignore, 1 plain, > 1 harder
   SketchGuidance sketch_guidance;
   int variants = 1;           // seeds seed, seed+1, ...
   double context_margin = 0.25;

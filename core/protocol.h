@@ -131,7 +131,7 @@ struct EditRequest {
   Image mask;    // 1 channel, white = regenerate, soft values blend
   Image sketch;  // empty = none
   int image_x = 0, image_y = 0;
-  double sketch_scale = 1.0;
+  double sketch_scale = kDefaultSketchScale;
   SketchGuidance sketch_guidance;
   int variants = 1;
   double context_margin = 0.25;

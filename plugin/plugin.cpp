@@ -138,8 +138,8 @@ void add_arguments(GimpProcedure* p, Operation op) {
                                        gimp_choice_new_with_values("ddim", 0, "DDIM", nullptr, "ddpm", 1, "DDPM", nullptr, nullptr),
                                        "ddim", rw);
   gimp_procedure_add_double_argument(p, "sketch-strength", "Sketch stren_gth",
-                                     "How closely to follow the sketch: 0 ignores it, 1 plain, above 1 harder", 0.0, 20.0,
-                                     1.0, rw);
+                                     "How closely to follow the sketch: 0 ignores it, 1 plain, above 1 harder (and slower)",
+                                     0.0, 20.0, op == Operation::Inpaint ? kDefaultSketchScale : 1.0, rw);
   gimp_procedure_add_string_argument(p, "classifier", "Classi_fier",
                                      "Classifier model id or folder for classifier guidance (empty: none)", "", rw);
   gimp_procedure_add_int_argument(p, "class", "Cl_ass", "Class label for class-conditional models and the classifier (-1: none)",
