@@ -16,7 +16,7 @@ namespace {
 // and allocates activations of a few MB over and over (an attention map at 32 px is 8 MB), so
 // with the defaults every step faulted in and zeroed its pages again: the kernel and memset took
 // about half of an edit's time. Keeping freed memory in the process (up to 1 GB at the top of the
-// heap; blocks up to 32 MB, glibc's largest, from the heap) halved bench-edit's time
+// heap; blocks up to 32 MB, glibc's largest, from the heap) made bench-edit 2.3-3.4x faster
 // (docs/benchmarks.md). MALLOC_*_ or GLIBC_TUNABLES in the environment win.
 void keep_freed_memory() {
 #ifdef __GLIBC__
