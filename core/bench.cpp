@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "core/cpu_kernels.h"
 #include "core/engine.h"
 #include "core/error.h"
 #include "core/model_folder.h"
@@ -98,6 +99,7 @@ BenchResult run_bench(const BenchOptions& o, std::ostream& out) {
       << " warm-up), " << r.gflop_per_forward << " GFLOP -> " << r.forward_gflops << " GFLOP/s\n"
       << "  backends: oneDNN (mkldnn) " << (at::hasMKLDNN() ? "yes" : "no") << ", OpenMP "
       << (at::hasOpenMP() ? "yes" : "no") << ", LAPACK " << (at::hasLAPACK() ? "yes" : "no") << "\n"
+      << "  CPU kernels: " << describe(cpu_kernels()) << "\n"
       << "  GEMM " << n << "x" << n << " float32: " << r.gemm_gflops << " GFLOP/s; forward reaches "
       << 100.0 * r.forward_gflops / r.gemm_gflops << "% of it\n";
   return r;

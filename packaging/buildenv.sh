@@ -53,7 +53,7 @@ dsk_native_setup() {
 # same absolute path, then chroot. The caller's working directory is kept.
 dsk_in_root() {
   local pass=() v
-  for v in CI TERM DISPLAY OPENBLAS_CORETYPE OPENBLAS_L2_SIZE $(compgen -e | grep -E '^(DSK_|GIMP|OMP_|CTEST_|GTEST_)' || true); do
+  for v in CI TERM DISPLAY OPENBLAS_CORETYPE OPENBLAS_L2_SIZE $(compgen -e | grep -E '^(DSK_|GIMP|OMP_|CTEST_|GTEST_|ATEN_CPU_CAPABILITY|ONEDNN_|DNNL_)' || true); do
     [ -n "${!v+x}" ] && pass+=("$v=${!v}")
   done
   unshare --mount --propagation private -- /bin/bash -c '

@@ -8,6 +8,18 @@
 # as batch users do (tests/gimp/cases.scm). Checks exit statuses, the log and exported PNGs
 # (tests/gimp/pngcheck.py). The models are the 32 px fixtures tests/data/models/adm-small (a plain
 # ADM model, random weights) and tests/data/models/tiny-editing (a sketch-conditioned editing model).
+#
+# How exactly pixels are compared (docs/testing.md):
+# - Exact by design: pixels outside the selection, the target layer, transparency outside the
+#   selection. The plug-in never writes them, whatever the kernels compute.
+# - Exact by determinism: the same seed twice, interpolation's end frames against generate, a
+#   selection sent as a crop against the whole layer sent. Both sides come from the same engine
+#   binary on the same machine, with the same thread count and CPU kernels and the same network
+#   inputs; LibTorch's and oneDNN's CPU kernels are deterministic then, so the floats and the 8-bit
+#   pixels are identical. The one step after the engine that is not is babl's conversion into a
+#   16-bit layer: +-1 level (below).
+# Nothing here compares with stored pixels, so no comparison crosses CPU kernel levels; those are
+# the portability matrix's (tests/portability).
 set -uo pipefail
 
 PLUGIN=$(realpath "$1") ENGINE=$(realpath "$2") DATA=$(realpath "$3") WORK=$(realpath -m "$4")

@@ -15,6 +15,7 @@
 #include "core/tensor_io.h"
 #include "models/resnet.h"
 #include "models/unet.h"  // parameter_count
+#include "numerics.h"
 
 namespace {
 
@@ -124,7 +125,11 @@ TEST(ResNet, FirstBlockOfAStageComputesTorchvisionsBottleneck) {
   ASSERT_NE(block, nullptr);
   const auto got = block->forward(x);
   EXPECT_EQ(got.sizes(), (std::vector<int64_t>{2, 1024, 5, 5}));
-  EXPECT_TRUE(torch::allclose(got, want, 1e-4, 1e-5)) << (got - want).abs().max();
+  // The module runs the strided 1x1 shortcut as subsample + 1x1 and may pick other convolution
+  // kernels than F::conv2d does: the same sums in another order, K <= 9 * 256 terms each, four
+  // convolutions deep; fp32 rounding gives a relative error of the order of u * sqrt(K) ~ 3e-6.
+  // Measured: at most 1.2e-6 over the portability matrix.
+  EXPECT_TRUE(dsk::test::within("resnet/bottleneck-equals-torchvision", dsk::test::relative_error(got, want), 1e-4));
 }
 
 TEST(ResNetSketchFeatures, InputIsTheImageNetNormalisedPaperPicture) {
@@ -160,7 +165,18 @@ TEST(ResNetSketchFeatures, Layer1To3FrozenAndDifferentiableInTheStrokes) {
   // Eval mode: one sketch's features do not depend on the rest of the batch.
   torch::NoGradGuard no_grad;
   const auto alone = net.features(strokes.detach().narrow(0, 1, 1));
-  EXPECT_TRUE(torch::allclose(alone[2], feats[2].detach().narrow(0, 1, 1), 1e-4, 1e-4));
+  // Alone and in a batch of two the sums are the same but the kernels and their blocking differ
+  // with the batch size (oneDNN, LibTorch's im2col), so they agree only up to fp32 rounding over
+  // ~40 convolutions of K <= 9 * 256 terms; a BatchNorm in training mode would change the features
+  // by O(1) (checked below). Element-wise tolerances (allclose) do not fit: features near 0 carry
+  // the rounding of their large neighbours. Measured: at most 1.3e-6 over the portability matrix.
+  const double batch_error = dsk::test::relative_error(alone[2], feats[2].detach().narrow(0, 1, 1));
+  EXPECT_TRUE(dsk::test::within("resnet/features-batch-independent", batch_error, 1e-4));
+  net.network()->train();
+  const double train_mode_error = dsk::test::relative_error(net.features(strokes.detach().narrow(0, 1, 1))[2],
+                                                            net.features(strokes.detach())[2].narrow(0, 1, 1));
+  net.network()->eval();
+  EXPECT_GT(train_mode_error, 1000 * batch_error) << "the test must tell eval-mode BatchNorm from training mode";
 }
 
 class SketchFeaturesModel : public ::testing::Test {

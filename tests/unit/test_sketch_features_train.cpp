@@ -17,6 +17,7 @@
 #include "core/sketch_features_train.h"
 #include "core/tensor_io.h"
 #include "editing/image_io.h"
+#include "numerics.h"
 
 namespace {
 
@@ -136,10 +137,13 @@ TEST(TrainSketchFeatures, ResumeContinuesAtTheSavedStepLikeAnUninterruptedRun) {
   const auto ta = dsk::read_tensors(a), tb = dsk::read_tensors(b);
   ASSERT_EQ(ta.size(), 320u);
   ASSERT_EQ(tb.size(), 320u);
-  for (const auto& [name, t] : ta) {
-    SCOPED_TRACE(name);
-    EXPECT_TRUE(torch::allclose(t.to(torch::kFloat64), tb.at(name).to(torch::kFloat64), 1e-5, 1e-6));
-  }
+  // Training runs without oneDNN (WithoutOneDnn) on LibTorch's kernels, deterministic for a fixed
+  // thread count in one process: the resumed run's weights equal the straight run's up to the
+  // order of float sums only where a kernel reorders them; a lost optimiser state or RNG draw
+  // would move every weight by ~lr (1e-3).
+  double worst = 0;
+  for (const auto& [name, t] : ta) worst = std::max(worst, dsk::test::max_relative_error(tb.at(name), t));
+  EXPECT_TRUE(dsk::test::within("sketch-features/resumed-equals-uninterrupted", worst, 1e-5));
   // --init copies every tensor of the same name and shape from a sketch-features model folder.
   auto init = small(dir / "init", 1);
   init.init = (dir / "straight" / "model").string();
