@@ -15,7 +15,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace dsk::edit {
 namespace fs = std::filesystem;

@@ -9,7 +9,7 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "editing/image_io.h"
 
 namespace dsk::edit {
@@ -320,6 +320,17 @@ cv::Mat resize_strokes(const cv::Mat& map, cv::Size size) {
   cv::Mat b = resize_axis_x(t, size.height);
   cv::Mat out = b.t();
   return cv::min(cv::max(out, 0.0), 1.0);
+}
+
+double sketch_width_for(int size) { return std::max(1.0, size / 64.0); }
+
+cv::Mat sketch_in_hole(const cv::Mat& sketch, const cv::Mat& hole, int size) {
+  cv::Mat grown;
+  const int r = std::max(1, size / 32);
+  cv::dilate(hole, grown, cv::getStructuringElement(cv::MORPH_ELLIPSE, {2 * r + 1, 2 * r + 1}));
+  cv::Mat weight;
+  grown.convertTo(weight, CV_32F, grown.depth() == CV_8U ? 1.0 / 255 : 1.0);
+  return sketch.mul(weight);
 }
 
 }  // namespace dsk::edit

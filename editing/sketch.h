@@ -46,6 +46,13 @@ cv::Mat render_skeleton(const cv::Mat& skeleton, const cv::Mat& width_px);
 // with a 2 px or a 12 px brush reaches the model alike. Throws dsk::InputError if width_px <= 0.
 cv::Mat normalize_stroke_width(const cv::Mat& map, double width_px);
 
+// The stroke width (px) the editing model sees at its working resolution `size`.
+double sketch_width_for(int size);
+
+// Restricts a stroke map to where it matters: strokes inside the hole (CV_8U 0/255 or float
+// 0..1), grown by max(1, size / 32) px so that strokes on its border count.
+cv::Mat sketch_in_hole(const cv::Mat& sketch, const cv::Mat& hole, int size);
+
 // Resizes a stroke map (CV_32FC1) without losing thin strokes: along an axis that shrinks each
 // output pixel is the max over the input pixels it covers (max pooling), along an axis that grows
 // it is bilinear. A 1-px stroke stays at full strength at any reduction.

@@ -6,7 +6,7 @@
 
 #include <opencv2/core.hpp>
 
-#include "core/error.h"
+#include "core/base/error.h"
 
 namespace dsk::edit {
 namespace {

@@ -1,5 +1,5 @@
 // Sketch feature networks: stroke maps -> multi-scale feature maps, the space in which the sketch
-// perceptual loss (core/sketch_loss.h) compares a user's sketch with the sketch of a generated image.
+// perceptual loss (core/diffusion/sketch_loss.h) compares a user's sketch with the sketch of a generated image.
 //
 // Two kinds:
 //  - the fixed edge pyramid (no weights, the default): at each of L scales, the blurred stroke map

@@ -10,7 +10,7 @@ struct Rect {
 };
 
 // The engine's working region for a selection: editing/region.cpp's plan_region(...).crop, as
-// core/edit.cpp calls it (at least 16 px of context, small selections grown to the model's
+// core/engine/edit.cpp calls it (at least 16 px of context, small selections grown to the model's
 // resolution), redone here without OpenCV. `bbox` is the bounding box of the selected pixels
 // (coverage > 0) in layer coordinates, not empty and inside the layer; `work_res` is the model's
 // resolution (flags.image_size). Any crop that contains this one and lies in the layer gives the

@@ -15,7 +15,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/protocol.h"
+#include "core/protocol/protocol.h"
 
 namespace dsk::gimp {
 

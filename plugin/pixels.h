@@ -6,7 +6,7 @@
 
 #include <libgimp/gimp.h>
 
-#include "core/protocol.h"
+#include "core/protocol/protocol.h"
 #include "plugin/crop.h"
 
 namespace dsk::gimp {

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "core/edit_defaults.h"
+#include "core/engine/edit_defaults.h"
 #include "plugin/procedures.h"
 
 using namespace dsk::gimp;

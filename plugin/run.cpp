@@ -248,7 +248,7 @@ proto::Result run_engine(std::unique_ptr<EngineConnection> engine, const proto::
 
 // The model's working resolution (flags.image_size, 64 when absent, as the engine reads it); 0
 // when it cannot be told, and then the whole layer is sent. The model argument is resolved as the
-// engine does (core/model_registry.cpp): a folder when it exists or has a '/', else an id.
+// engine does (core/formats/model_registry.cpp): a folder when it exists or has a '/', else an id.
 int model_resolution(EngineConnection& engine, const std::string& model) {
   if (model.find('/') != std::string::npos || g_file_test(model.c_str(), G_FILE_TEST_EXISTS)) {
     gchar* text = nullptr;

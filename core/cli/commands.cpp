@@ -7,13 +7,13 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "core/base/error.h"
 #include "core/cli/sampling_flags.h"
-#include "core/conformance.h"
-#include "core/convert.h"
-#include "core/engine.h"
-#include "core/error.h"
-#include "core/model_info.h"
-#include "core/safetensors.h"
+#include "core/engine/engine.h"
+#include "core/formats/model_info.h"
+#include "core/formats/safetensors.h"
+#include "core/tools/conformance.h"
+#include "core/tools/convert.h"
 #include "editing/image_io.h"
 #include "models/adm_config.h"
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "core/cancel.h"
+#include "core/base/cancel.h"
 
 namespace dsk::cli {
 

@@ -1,8 +1,8 @@
 #include <iostream>
 
-#include "core/bench.h"
 #include "core/cli/commands.h"
-#include "core/convert.h"
+#include "core/tools/bench.h"
+#include "core/tools/convert.h"
 
 namespace dsk::cli {
 

@@ -5,11 +5,12 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/base/error.h"
 #include "core/cli/commands.h"
 #include "core/cli/sampling_flags.h"
-#include "core/engine.h"
-#include "core/eval.h"
-#include "core/error.h"
+#include "core/engine/engine.h"
+#include "core/formats/model_registry.h"
+#include "core/tools/eval.h"
 #include <opencv2/imgproc.hpp>
 
 #include "editing/image_io.h"

@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "core/cli/commands.h"
-#include "core/finetune.h"
+#include "core/training/finetune.h"
 
 namespace dsk::cli {
 

@@ -6,8 +6,8 @@
 #include <malloc.h>
 #endif
 
+#include "core/base/error.h"
 #include "core/cli/commands.h"
-#include "core/error.h"
 
 namespace {
 

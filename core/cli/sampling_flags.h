@@ -4,8 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <sstream>
 
-#include "core/engine.h"
-#include "core/error.h"
+#include "core/base/error.h"
+#include "core/engine/engine.h"
 
 namespace dsk::cli {
 

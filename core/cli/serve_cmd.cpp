@@ -1,5 +1,5 @@
 // `diffsketch serve`: the engine behind the GIMP plug-in, speaking the framed protocol
-// (core/protocol.h) over stdin/stdout (--stdio, one client, the plug-in's subprocess) or a UNIX
+// (core/protocol/protocol.h) over stdin/stdout (--stdio, one client, the plug-in's subprocess) or a UNIX
 // socket (one client at a time, the process stays up between edits).
 //
 // A job runs on a worker thread while the connection's reader keeps watching the input: a cancel
@@ -8,7 +8,7 @@
 // back to accepting.
 //
 // Loaded models stay in memory between requests: the engine caches the two most recently used
-// networks per process (core/model_folder.cpp).
+// networks per process (core/formats/model_folder.cpp).
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -24,11 +24,12 @@
 #include <opencv2/imgproc.hpp>
 #include <thread>
 
+#include "core/base/error.h"
 #include "core/cli/commands.h"
-#include "core/engine.h"
-#include "core/error.h"
-#include "core/model_info.h"
-#include "core/protocol.h"
+#include "core/engine/engine.h"
+#include "core/formats/model_info.h"
+#include "core/formats/model_registry.h"
+#include "core/protocol/protocol.h"
 #include "editing/masks.h"
 #include "editing/region.h"
 #include "editing/sketch.h"

@@ -1,8 +1,8 @@
-// `diffsketch train-sketch-features`: the ResNet-50 sketch feature network (core/sketch_features_train.h).
+// `diffsketch train-sketch-features`: the ResNet-50 sketch feature network (core/training/sketch_features_train.h).
 #include <iostream>
 
 #include "core/cli/commands.h"
-#include "core/sketch_features_train.h"
+#include "core/training/sketch_features_train.h"
 
 namespace dsk::cli {
 

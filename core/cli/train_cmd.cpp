@@ -2,8 +2,8 @@
 #include <iostream>
 
 #include "core/cli/commands.h"
-#include "core/train.h"
-#include "core/train_data.h"
+#include "core/training/train.h"
+#include "core/training/train_data.h"
 #include "editing/plot.h"
 
 namespace dsk::cli {

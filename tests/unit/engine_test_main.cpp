@@ -6,8 +6,8 @@
 
 #include <cstdio>
 
-#include "core/cpu_kernels.h"
-#include "core/model_folder.h"
+#include "core/device/cpu_kernels.h"
+#include "core/device/device.h"
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);

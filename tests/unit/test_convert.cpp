@@ -1,4 +1,4 @@
-// `diffsketch convert` (core/convert.h): the reference's torch.save checkpoint of the fixture
+// `diffsketch convert` (core/tools/convert.h): the reference's torch.save checkpoint of the fixture
 // classifier converts to tensors bit-identical to the reference's own safetensors export; bad
 // configs and occupied targets are refused without leaving anything behind. Also `info`.
 #include <gtest/gtest.h>
@@ -12,11 +12,11 @@
 #include <sstream>
 #include <string>
 
-#include "core/convert.h"
-#include "core/error.h"
-#include "core/model_folder.h"
-#include "core/model_info.h"
-#include "core/safetensors.h"
+#include "core/base/error.h"
+#include "core/formats/model_folder.h"
+#include "core/formats/model_info.h"
+#include "core/formats/safetensors.h"
+#include "core/tools/convert.h"
 
 namespace {
 

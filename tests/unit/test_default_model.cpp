@@ -6,7 +6,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "core/engine.h"
+#include "core/engine/engine.h"
 #include "editing/metrics.h"
 #include "numerics.h"
 

@@ -8,11 +8,11 @@
 #include <opencv2/imgproc.hpp>
 #include <thread>
 
-#include "core/engine.h"
-#include "core/error.h"
-#include "core/model_folder.h"
-#include "core/sampler.h"
-#include "core/tensor_io.h"
+#include "core/base/error.h"
+#include "core/diffusion/sampler.h"
+#include "core/engine/engine.h"
+#include "core/formats/model_folder.h"
+#include "core/formats/tensor_io.h"
 #include "editing/image_io.h"
 #include "numerics.h"
 

@@ -4,7 +4,7 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "editing/harmonize.h"
 
 using namespace dsk::edit;

@@ -5,7 +5,7 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "editing/masks.h"
 
 using namespace dsk::edit;

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "editing/plot.h"
 
 namespace fs = std::filesystem;

@@ -6,7 +6,7 @@
 #include <opencv2/core/utility.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "editing/sketch.h"
 #include "editing/synth_sketch.h"
 

@@ -3,7 +3,7 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "core/error.h"
+#include "core/base/error.h"
 #include "editing/tiles.h"
 
 using namespace dsk::edit;

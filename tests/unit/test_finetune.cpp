@@ -7,13 +7,13 @@
 #include <opencv2/imgproc.hpp>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/finetune.h"
-#include "core/model_folder.h"
-#include "core/sketch_loss.h"
-#include "core/tensor_io.h"
-#include "models/unet.h"
+#include "core/base/error.h"
+#include "core/diffusion/sketch_loss.h"
+#include "core/formats/model_folder.h"
+#include "core/formats/tensor_io.h"
+#include "core/training/finetune.h"
 #include "kill_helper.h"
+#include "models/unet.h"
 #include "numerics.h"
 
 namespace fs = std::filesystem;

@@ -1,4 +1,4 @@
-// Loading model folders (core/model_folder.h, core/tensor_io.h): a good folder loads whole; every
+// Loading model folders (core/formats/model_folder.h, core/formats/tensor_io.h): a good folder loads whole; every
 // bad file or config is one dsk::InputError naming the file, the tensor and what was expected; a
 // failed load never changes the module it was loading into.
 #include <gtest/gtest.h>
@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
-#include "core/model_folder.h"
-#include "core/model_info.h"
-#include "core/safetensors.h"
-#include "core/tensor_io.h"
+#include "core/base/error.h"
+#include "core/formats/model_folder.h"
+#include "core/formats/model_info.h"
+#include "core/formats/safetensors.h"
+#include "core/formats/tensor_io.h"
 #include "models/unet.h"
 
 namespace {

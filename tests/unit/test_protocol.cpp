@@ -7,7 +7,7 @@
 #include <cstring>
 #include <thread>
 
-#include "core/protocol.h"
+#include "core/protocol/protocol.h"
 
 using namespace dsk::proto;
 using Bytes = std::vector<uint8_t>;

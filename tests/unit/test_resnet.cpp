@@ -9,10 +9,10 @@
 #include <sstream>
 #include <unistd.h>
 
-#include "core/convert.h"
-#include "core/error.h"
-#include "core/sketch_features_model.h"
-#include "core/tensor_io.h"
+#include "core/base/error.h"
+#include "core/formats/sketch_features_model.h"
+#include "core/formats/tensor_io.h"
+#include "core/tools/convert.h"
 #include "models/resnet.h"
 #include "models/unet.h"  // parameter_count
 #include "numerics.h"

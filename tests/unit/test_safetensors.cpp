@@ -10,8 +10,8 @@
 
 #include <sys/stat.h>
 
-#include "core/error.h"
-#include "core/safetensors.h"
+#include "core/base/error.h"
+#include "core/formats/safetensors.h"
 
 namespace fs = std::filesystem;
 using namespace dsk::st;

@@ -1,4 +1,4 @@
-// Noise schedules and respacing (core/schedule.h) against the reference's values: closed forms,
+// Noise schedules and respacing (core/diffusion/schedule.h) against the reference's values: closed forms,
 // numbers computed with guided_diffusion's own formulas, and the timestep maps the reference
 // recorded in the conformance cases.
 #include <gtest/gtest.h>
@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
-#include "core/safetensors.h"
-#include "core/schedule.h"
+#include "core/base/error.h"
+#include "core/diffusion/schedule.h"
+#include "core/formats/safetensors.h"
 
 namespace {
 

@@ -11,11 +11,11 @@
 #include <sstream>
 #include <unistd.h>
 
-#include "core/error.h"
-#include "core/safetensors.h"
-#include "core/sketch_features_model.h"
-#include "core/sketch_features_train.h"
-#include "core/tensor_io.h"
+#include "core/base/error.h"
+#include "core/formats/safetensors.h"
+#include "core/formats/sketch_features_model.h"
+#include "core/formats/tensor_io.h"
+#include "core/training/sketch_features_train.h"
 #include "editing/image_io.h"
 #include "numerics.h"
 

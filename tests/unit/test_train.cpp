@@ -8,10 +8,10 @@
 #include <random>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/remove_tree.h"
-#include "core/train.h"
-#include "core/train_data.h"
+#include "core/base/error.h"
+#include "core/base/remove_tree.h"
+#include "core/training/train.h"
+#include "core/training/train_data.h"
 #include "editing/image_io.h"
 #include "kill_helper.h"
 #include "models/unet.h"

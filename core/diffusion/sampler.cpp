@@ -1,0 +1,186 @@
+#include "core/diffusion/sampler.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <map>
+
+#include "core/base/error.h"
+
+namespace dsk {
+
+using torch::Tensor;
+
+namespace {
+// _extract_into_tensor: a float64 table entry used as float32.
+float at(const std::vector<double>& table, int i) { return static_cast<float>(table.at(i)); }
+}  // namespace
+
+Tensor model_timesteps(const Schedule& s, const DiffusionConfig& config, int index, int64_t batch,
+                       torch::Device device) {
+  if (config.rescale_timesteps)
+    return torch::full({batch}, s.model_timestep(index, true), torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  return torch::full({batch}, s.timestep_map.at(index), torch::TensorOptions().dtype(torch::kInt64).device(device));
+}
+
+Tensor predict_xstart_from_eps(const Schedule& s, const Tensor& x, int i, const Tensor& eps) {
+  return at(s.sqrt_recip_alphas_cumprod, i) * x - at(s.sqrt_recipm1_alphas_cumprod, i) * eps;
+}
+
+Tensor predict_eps_from_xstart(const Schedule& s, const Tensor& x, int i, const Tensor& x0) {
+  return (at(s.sqrt_recip_alphas_cumprod, i) * x - x0) / at(s.sqrt_recipm1_alphas_cumprod, i);
+}
+
+Tensor q_posterior_mean(const Schedule& s, const Tensor& x0, const Tensor& x, int i) {
+  return at(s.posterior_mean_coef1, i) * x0 + at(s.posterior_mean_coef2, i) * x;
+}
+
+Tensor q_sample(const Schedule& s, const Tensor& x0, int i, const Tensor& noise) {
+  if (i < 0) return x0;
+  const double ab = s.alphas_cumprod.at(i);
+  return static_cast<float>(std::sqrt(ab)) * x0 + static_cast<float>(std::sqrt(1.0 - ab)) * noise;
+}
+
+Predictor make_predictor(const Schedule& s, const DiffusionConfig& config, ModelFn model, bool clip_denoised) {
+  return [&s, config, model = std::move(model), clip_denoised](const Tensor& x, int i) {
+    const int64_t channels = x.size(1);
+    Tensor out = model(x, model_timesteps(s, config, i, x.size(0), x.device())).to(x.scalar_type());
+    Prediction p;
+    Tensor pred = out;  // eps, or v for predict_v models
+    if (config.learn_sigma) {
+      TORCH_CHECK(out.size(1) == 2 * channels, "a learn_sigma model must output ", 2 * channels, " channels, got ",
+                  out.size(1));
+      auto parts = out.split(channels, 1);
+      pred = parts[0];
+      // LEARNED_RANGE: interpolate log variance between the posterior's and beta's.
+      const float min_log = at(s.posterior_log_variance_clipped, i), max_log = at(s.log_betas, i);
+      auto frac = (parts[1] + 1) / 2;
+      p.log_variance = frac * max_log + (1 - frac) * min_log;
+      p.variance = torch::exp(p.log_variance);
+    } else {
+      TORCH_CHECK(out.size(1) == channels, "the model must output ", channels, " channels, got ", out.size(1));
+      double var, log_var;
+      if (config.sigma_small) {  // FIXED_SMALL
+        var = s.posterior_variance.at(i);
+        log_var = s.posterior_log_variance_clipped.at(i);
+      } else {  // FIXED_LARGE: append(posterior_variance[1], betas[1:])
+        var = i == 0 && s.size() > 1 ? s.posterior_variance[1] : s.betas.at(i);
+        log_var = std::log(var);
+      }
+      p.variance = torch::full_like(x, static_cast<float>(var));
+      p.log_variance = torch::full_like(x, static_cast<float>(log_var));
+    }
+    if (config.predict_v) {  // x0 = sqrt(abar) x - sqrt(1 - abar) v, directly (no 1/sqrt(abar) blow-up)
+      const double ab = s.alphas_cumprod.at(i);
+      p.pred_xstart = static_cast<float>(std::sqrt(ab)) * x - static_cast<float>(std::sqrt(1.0 - ab)) * pred;
+    } else {
+      p.pred_xstart = predict_xstart_from_eps(s, x, i, pred);
+    }
+    if (clip_denoised) p.pred_xstart = p.pred_xstart.clamp(-1, 1);
+    p.mean = q_posterior_mean(s, p.pred_xstart, x, i);
+    return p;
+  };
+}
+
+Predictor with_score_guidance(const Schedule& s, const DiffusionConfig& config, Predictor inner, CondFn cond) {
+  return [&s, config, inner = std::move(inner), cond = std::move(cond)](const Tensor& x, int i) {
+    Prediction p = inner(x, i);
+    // Eq. 4 of the paper / condition_score: eps_hat = eps - sqrt(1 - abar_t) * grad log p(y | x_t).
+    const float sqrt_one_minus_ab = std::sqrt(1.0f - at(s.alphas_cumprod, i));
+    auto eps = predict_eps_from_xstart(s, x, i, p.pred_xstart);
+    eps = eps - sqrt_one_minus_ab * cond(x, model_timesteps(s, config, i, x.size(0), x.device()));
+    p.pred_xstart = predict_xstart_from_eps(s, x, i, eps);
+    p.mean = q_posterior_mean(s, p.pred_xstart, x, i);
+    return p;
+  };
+}
+
+Predictor with_mean_guidance(const Schedule& s, const DiffusionConfig& config, Predictor inner, CondFn cond) {
+  return [&s, config, inner = std::move(inner), cond = std::move(cond)](const Tensor& x, int i) {
+    Prediction p = inner(x, i);
+    p.mean = p.mean.to(torch::kFloat32) +
+             p.variance * cond(x, model_timesteps(s, config, i, x.size(0), x.device())).to(torch::kFloat32);
+    return p;
+  };
+}
+
+Tensor ddim_step(const Schedule& s, const Tensor& x, int i, const Prediction& p, double eta, const Tensor& noise) {
+  auto eps = predict_eps_from_xstart(s, x, i, p.pred_xstart);
+  const float ab = at(s.alphas_cumprod, i), ab_prev = at(s.alphas_cumprod_prev, i);
+  const float sigma = static_cast<float>(eta) * std::sqrt((1 - ab_prev) / (1 - ab)) * std::sqrt(1 - ab / ab_prev);
+  auto mean = p.pred_xstart * std::sqrt(ab_prev) + std::sqrt(std::max(0.0f, 1 - ab_prev - sigma * sigma)) * eps;
+  return i == 0 || sigma == 0 ? mean : mean + sigma * noise;
+}
+
+Tensor ddpm_step(const Prediction& p, int i, const Tensor& noise) {
+  return i == 0 ? p.mean : p.mean + torch::exp(0.5 * p.log_variance) * noise;
+}
+
+SamplerKind sampler_from_name(const std::string& name) {
+  if (name == "ddim") return SamplerKind::Ddim;
+  if (name == "ddpm") return SamplerKind::Ddpm;
+  throw InputError("unknown sampler '" + name + "' (expected ddim or ddpm)");
+}
+
+NoiseFn seeded_noise(uint64_t seed) {
+  auto gen = std::make_shared<at::Generator>(at::detail::createCPUGenerator(seed));
+  return [gen](const Tensor& like) {
+    auto z = torch::randn(like.sizes(), *gen, torch::TensorOptions().dtype(torch::kFloat32));
+    return z.to(like.device(), like.scalar_type());
+  };
+}
+
+Tensor sample_loop(const Schedule& s, const Predictor& predict, Tensor x, const LoopOptions& opts) {
+  const int first = opts.first_index < 0 ? s.size() - 1 : std::min(opts.first_index, s.size() - 1);
+  const int n = first + 1;
+  for (int i = first; i >= 0; --i) {
+    if (opts.cancel && opts.cancel->cancelled()) throw Cancelled();
+    Prediction p = predict(x, i);
+    Tensor noise = opts.noise(x);
+    x = opts.sampler == SamplerKind::Ddim ? ddim_step(s, x, i, p, opts.eta, noise) : ddpm_step(p, i, noise);
+    if (opts.after_step) x = opts.after_step(x, i);
+    if (opts.trajectory) opts.trajectory->push_back(x);
+    if (opts.on_step) opts.on_step(n - i, n, x, p.pred_xstart);
+  }
+  return x;
+}
+
+Tensor repaint_loop(const Schedule& s, const Predictor& predict, Tensor x, const LoopOptions& opts, int jumps,
+                    int length) {
+  if (jumps <= 0) return sample_loop(s, predict, x, opts);
+  if (length < 1) throw InputError("--repaint-length must be at least 1");
+  const int n = s.size();
+  // The level of x: n-1 for x_T, -1 for the clean image. RePaint's schedule of levels.
+  std::map<int, int> remaining;
+  for (int k = length - 1; k < n - 1; k += length) remaining[k] = jumps;
+  std::vector<int> levels = {n - 1};
+  int level = n - 1;
+  while (level >= 0) {
+    levels.push_back(--level);
+    if (level >= 0 && remaining.count(level) && remaining[level] > 0) {
+      --remaining[level];
+      for (int j = 0; j < length && level < n - 1; ++j) levels.push_back(++level);
+    }
+  }
+  const int total = static_cast<int>(levels.size()) - 1;
+  for (int m = 1; m <= total; ++m) {
+    if (opts.cancel && opts.cancel->cancelled()) throw Cancelled();
+    const int from = levels[m - 1], to = levels[m];
+    Tensor x0;
+    if (to < from) {  // denoise one step at index `from`
+      Prediction p = predict(x, from);
+      x = opts.sampler == SamplerKind::Ddim ? ddim_step(s, x, from, p, opts.eta, opts.noise(x))
+                                            : ddpm_step(p, from, opts.noise(x));
+      if (opts.after_step) x = opts.after_step(x, from);
+      x0 = p.pred_xstart;
+    } else {  // re-noise from level `from` to `to` = from + 1
+      const double ratio = s.alphas_cumprod[to] / (from < 0 ? 1.0 : s.alphas_cumprod[from]);
+      x = static_cast<float>(std::sqrt(ratio)) * x + static_cast<float>(std::sqrt(1 - ratio)) * opts.noise(x);
+      x0 = x;
+    }
+    if (opts.on_step) opts.on_step(m, total, x, x0);
+  }
+  return x;
+}
+
+}  // namespace dsk

@@ -1,0 +1,88 @@
+// Samplers (guided_diffusion/gaussian_diffusion.py). The sampler never sees a network: it calls a
+// Predictor, which wraps the model (and any guidance); a step is a pure function of the schedule,
+// x_t, the prediction, the index and the noise.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/base/cancel.h"
+#include "core/diffusion/schedule.h"
+
+namespace dsk {
+
+// The model's raw output for x_t at original-scale timesteps t: [B, C or 2C, H, W].
+using ModelFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& t)>;
+// A guidance gradient d/dx of log p(y | x_t), already multiplied by its scale.
+using CondFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& t)>;
+
+// p_mean_variance's result for one step.
+struct Prediction {
+  torch::Tensor mean, variance, log_variance, pred_xstart;
+};
+
+// Maps x_t at spaced index i to a Prediction.
+using Predictor = std::function<Prediction(const torch::Tensor& x, int index)>;
+
+// p_mean_variance: epsilon prediction, learned-range or fixed variance, optional clipping of x0.
+Predictor make_predictor(const Schedule& schedule, const DiffusionConfig& config, ModelFn model,
+                         bool clip_denoised = true);
+
+// Timesteps tensor [B] the model sees at spaced index i (original scale).
+torch::Tensor model_timesteps(const Schedule& schedule, const DiffusionConfig& config, int index, int64_t batch,
+                              torch::Device device);
+
+// condition_score (for DDIM): eps <- eps - sqrt(1 - alpha_bar_t) * grad; x0 and mean recomputed.
+Predictor with_score_guidance(const Schedule& schedule, const DiffusionConfig& config, Predictor inner, CondFn cond);
+// condition_mean (for DDPM): mean <- mean + variance * grad.
+Predictor with_mean_guidance(const Schedule& schedule, const DiffusionConfig& config, Predictor inner, CondFn cond);
+
+torch::Tensor predict_eps_from_xstart(const Schedule& s, const torch::Tensor& x, int i, const torch::Tensor& x0);
+torch::Tensor predict_xstart_from_eps(const Schedule& s, const torch::Tensor& x, int i, const torch::Tensor& eps);
+torch::Tensor q_posterior_mean(const Schedule& s, const torch::Tensor& x0, const torch::Tensor& x, int i);
+// q_sample: x_t = sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) noise, at spaced index i (i = -1: x0).
+torch::Tensor q_sample(const Schedule& s, const torch::Tensor& x0, int i, const torch::Tensor& noise);
+
+// ddim_sample (Song et al. Eq. 12; the reference's form, not the paper's Algorithm 1 typo):
+// x_{t-1} = sqrt(abar_{t-1}) x0 + sqrt(1 - abar_{t-1} - sigma^2) eps + sigma z.
+torch::Tensor ddim_step(const Schedule& s, const torch::Tensor& x, int i, const Prediction& p, double eta,
+                        const torch::Tensor& noise);
+// p_sample: mean + exp(0.5 log_variance) z, no noise at the last step.
+torch::Tensor ddpm_step(const Prediction& p, int i, const torch::Tensor& noise);
+
+enum class SamplerKind { Ddim, Ddpm };
+SamplerKind sampler_from_name(const std::string& name);
+
+// Draws the noise of one step, shaped like x.
+using NoiseFn = std::function<torch::Tensor(const torch::Tensor& like)>;
+// A seeded standard-normal source (CPU generator, so results do not depend on the device).
+NoiseFn seeded_noise(uint64_t seed);
+
+struct LoopOptions {
+  SamplerKind sampler = SamplerKind::Ddim;
+  double eta = 0.0;
+  NoiseFn noise;
+  // Called after every step: (steps done, total, x_{t-1}, predicted x0).
+  std::function<void(int, int, const torch::Tensor&, const torch::Tensor&)> on_step;
+  // Replaces x_{t-1} after each step (e.g. known-region blending); gets the index just taken.
+  std::function<torch::Tensor(const torch::Tensor&, int)> after_step;
+  const CancelToken* cancel = nullptr;
+  std::vector<torch::Tensor>* trajectory = nullptr;  // each step's sample, first step first
+  int first_index = -1;  // start at this spaced index (SDEdit-style partial runs); -1 = the last
+};
+
+// The reverse process from x_T over every spaced index, highest first.
+torch::Tensor sample_loop(const Schedule& schedule, const Predictor& predict, torch::Tensor x_T, const LoopOptions& opts);
+
+// RePaint's time travel (Lugmayr et al. 2022): every `length` steps, go back `length` steps by
+// re-noising (x_{k+1} = sqrt(abar_{k+1}/abar_k) x_k + sqrt(1 - abar_{k+1}/abar_k) z) and denoise
+// again, `jumps` extra times; opts.after_step blends the known region after every denoising step.
+// jumps = 0 is sample_loop. Model calls: about n * (1 + jumps).
+torch::Tensor repaint_loop(const Schedule& schedule, const Predictor& predict, torch::Tensor x_T,
+                           const LoopOptions& opts, int jumps, int length);
+
+}  // namespace dsk

@@ -1,0 +1,93 @@
+#include "core/formats/model_registry.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include "core/base/error.h"
+#include "core/formats/model_info.h"
+
+namespace dsk {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+std::vector<std::string> split_path(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ':'))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+fs::path executable_dir() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path() : p.parent_path();
+}
+
+}  // namespace
+
+std::vector<std::string> model_search_path() {
+  std::vector<std::string> dirs = split_path(env("DSK_MODEL_PATH"));
+  const std::string home = env("HOME");
+  const std::string data_home = !env("XDG_DATA_HOME").empty() ? env("XDG_DATA_HOME") : home.empty() ? "" : home + "/.local/share";
+  if (!data_home.empty()) dirs.push_back(data_home + "/diffsketch/models");
+  const std::string data_dirs = !env("XDG_DATA_DIRS").empty() ? env("XDG_DATA_DIRS") : "/usr/local/share:/usr/share";
+  for (const auto& d : split_path(data_dirs)) dirs.push_back(d + "/diffsketch/models");
+  const fs::path exe = executable_dir();
+  if (!exe.empty()) {
+    dirs.push_back((exe / ".." / "share" / "diffsketch" / "models").lexically_normal().string());
+    // A build tree: <repo>/build/bin/diffsketch -> <repo>/models.
+    const fs::path repo_models = (exe / ".." / ".." / "models").lexically_normal();
+    if (fs::exists(repo_models / ".." / "core" / "engine.h")) dirs.push_back(repo_models.string());
+  }
+  return dirs;
+}
+
+std::vector<ModelEntry> list_models() {
+  std::vector<ModelEntry> out;
+  std::set<std::string> seen;
+  for (const auto& dir : model_search_path()) {
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) continue;
+    std::vector<fs::path> entries;
+    for (const auto& e : fs::directory_iterator(dir, ec)) entries.push_back(e.path());
+    std::sort(entries.begin(), entries.end());
+    for (const auto& p : entries) {
+      if (!fs::exists(p / "model.json") || seen.count(p.filename().string())) continue;
+      try {
+        const auto info = read_model_info(p.string());
+        seen.insert(p.filename().string());
+        out.push_back({p.filename().string(), kind_name(info.kind), info.name, p.string(), info.resolution});
+      } catch (const InputError&) {
+        // A broken folder is not a model; `diffsketch info DIR` says why.
+      }
+    }
+  }
+  return out;
+}
+
+std::string resolve_model(const std::string& id_or_path) {
+  if (id_or_path.empty()) throw InputError("no model given (--model DIR or an id from 'diffsketch models list')");
+  if (fs::exists(id_or_path) || id_or_path.find('/') != std::string::npos) return id_or_path;
+  std::string ids;
+  for (const auto& m : list_models()) {
+    if (m.id == id_or_path) return m.path;
+    ids += (ids.empty() ? "" : ", ") + m.id;
+  }
+  throw InputError("model '" + id_or_path + "' not found: not a folder, and not an installed model id (installed: " +
+                   (ids.empty() ? "none" : ids) + ")");
+}
+
+}  // namespace dsk

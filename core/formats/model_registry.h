@@ -1,0 +1,24 @@
+// Where model folders are found: `diffsketch models list`, the plug-in's chooser, and model
+// arguments given as ids.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace dsk {
+
+// A model found in the model folders, for `diffsketch models list` and the plug-in's chooser.
+struct ModelEntry {
+  std::string id;    // folder name
+  std::string kind, name, path;
+  int resolution = 0;
+};
+// Folders searched, in order: $DSK_MODEL_PATH (colon-separated), $XDG_DATA_HOME/diffsketch/models
+// (~/.local/share/...), each $XDG_DATA_DIRS/diffsketch/models, <exe>/../share/diffsketch/models,
+// and the source tree's models/ for a build that was not installed.
+std::vector<std::string> model_search_path();
+std::vector<ModelEntry> list_models();
+// A model argument: a folder path, or an id from list_models(). Throws InputError listing the ids.
+std::string resolve_model(const std::string& id_or_path);
+
+}  // namespace dsk

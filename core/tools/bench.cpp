@@ -1,0 +1,165 @@
+#include "core/tools/bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "core/base/error.h"
+#include "core/device/cpu_kernels.h"
+#include "core/engine/engine.h"
+#include "core/formats/model_folder.h"
+#include "core/formats/presets.h"
+
+namespace dsk {
+
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+void sync(torch::Device device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+template <class Fn>
+std::vector<double> time_ms(int warmup, int iters, torch::Device device, Fn fn) {
+  for (int i = 0; i < warmup; ++i) fn();
+  sync(device);
+  std::vector<double> ms;
+  for (int i = 0; i < iters; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    sync(device);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  return ms;
+}
+
+nlohmann::json bench_flags(const BenchOptions& o, std::string& label) {
+  if (!o.preset.empty() == !o.config.empty()) throw InputError("bench: give exactly one of --preset NAME or --config FILE");
+  if (!o.preset.empty()) {
+    const auto& p = find_preset(o.preset);
+    if (p.kind != ModelKind::AdmUnet) throw InputError("bench: preset " + o.preset + " is not a U-Net");
+    label = o.preset;
+    return p.flags;
+  }
+  std::ifstream in(o.config);
+  if (!in) throw InputError(o.config + ": cannot open");
+  try {
+    auto j = nlohmann::json::parse(in);
+    label = o.config;
+    return j.contains("flags") ? j["flags"] : j;
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(o.config + ": invalid JSON (" + e.what() + ")");
+  }
+}
+
+}  // namespace
+
+BenchResult run_bench(const BenchOptions& o, std::ostream& out) {
+  configure_threads();
+  if (o.iters < 1 || o.batch < 1) throw InputError("bench: --iters and --batch must be positive");
+  const auto device = resolve_device(o.device);
+  std::string label;
+  const auto cfg = unet_config_from_flags(bench_flags(o, label), label);
+  torch::NoGradGuard no_grad;
+  UNetModel net(cfg);
+  net->eval();
+  net->to(device);
+  if (cfg.use_fp16 && device.is_cuda()) net->convert_to_fp16();
+
+  const auto opts = torch::TensorOptions().device(device);
+  auto x = torch::randn({o.batch, cfg.in_channels, cfg.image_size, cfg.image_size}, opts);
+  auto t = torch::full({o.batch}, 500, opts.dtype(torch::kInt64));
+  auto y = cfg.class_cond ? torch::zeros({o.batch}, opts.dtype(torch::kInt64)) : torch::Tensor();
+
+  BenchResult r;
+  int64_t flops = 0;
+  flop_counter = &flops;
+  net(x, t, y);
+  flop_counter = nullptr;
+  r.gflop_per_forward = flops / 1e9;
+  r.forward_ms_median = median(time_ms(o.warmup, o.iters, device, [&] { net(x, t, y); }));
+  r.forward_gflops = r.gflop_per_forward / (r.forward_ms_median / 1e3);
+
+  const int n = o.gemm_size;
+  auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
+  const double gemm_ms = median(time_ms(2, 10, device, [&] { torch::mm(a, b); }));
+  r.gemm_gflops = 2.0 * n * n * n / 1e9 / (gemm_ms / 1e3);
+
+  out << std::fixed << std::setprecision(2) << "bench " << label << " on " << (device.is_cuda() ? "cuda" : "cpu") << ", "
+      << torch::get_num_threads() << " threads, batch " << o.batch << ", " << cfg.image_size << " px, "
+      << parameter_count(*net) / 1e6 << " M parameters\n"
+      << "  U-Net forward: median " << r.forward_ms_median << " ms of " << o.iters << " (after " << o.warmup
+      << " warm-up), " << r.gflop_per_forward << " GFLOP -> " << r.forward_gflops << " GFLOP/s\n"
+      << "  backends: oneDNN (mkldnn) " << (at::hasMKLDNN() ? "yes" : "no") << ", OpenMP "
+      << (at::hasOpenMP() ? "yes" : "no") << ", LAPACK " << (at::hasLAPACK() ? "yes" : "no") << "\n"
+      << "  CPU kernels: " << describe(cpu_kernels()) << "\n"
+      << "  GEMM " << n << "x" << n << " float32: " << r.gemm_gflops << " GFLOP/s; forward reaches "
+      << 100.0 * r.forward_gflops / r.gemm_gflops << "% of it\n";
+  return r;
+}
+
+EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
+  if (o.size < 16 || o.size > 4096) throw InputError("bench-edit: --size must be in 16..4096 px");
+  if (o.steps < 1 || o.iters < 1 || o.warmup < 0)
+    throw InputError("bench-edit: --steps and --iters must be positive, --warmup not negative");
+  // A picture with structure around the hole (gradient, discs, stripes) and a sketch inside it.
+  const int side = 2 * o.size;
+  cv::Mat image(side, side, CV_8UC3);
+  for (int y = 0; y < side; ++y)
+    for (int x = 0; x < side; ++x)
+      image.at<cv::Vec3b>(y, x) = cv::Vec3b(static_cast<uchar>(60 + 120 * y / side), static_cast<uchar>(90 + (x / 16 % 2) * 40),
+                                            static_cast<uchar>(200 - 100 * x / side));
+  for (int k = 0; k < 6; ++k)
+    cv::circle(image, {side * (k + 1) / 7, side / 4 + (k % 3) * side / 4}, side / 12, cv::Scalar(40 * k, 200 - 30 * k, 90), cv::FILLED);
+  const cv::Rect hole(o.size / 2, o.size / 2, o.size, o.size);
+  cv::Mat mask = cv::Mat::zeros(side, side, CV_8U);
+  mask(hole).setTo(255);
+  cv::Mat sketch(side, side, CV_8U, cv::Scalar(255));
+  cv::ellipse(sketch, {side / 2, side / 2}, {o.size / 3, o.size / 4}, 20, 0, 360, cv::Scalar(0), std::max(1, side / 256));
+  cv::line(sketch, {hole.x, hole.y + o.size * 3 / 4}, {hole.x + o.size, hole.y + o.size / 2}, cv::Scalar(0), std::max(1, side / 256));
+
+  EditRequest req;
+  req.model = o.model;
+  req.image = image;
+  req.mask = mask;
+  req.sketch = sketch;
+  req.sampling.steps = o.steps;
+  req.sampling.device = o.device;
+  req.refine = o.refine;
+  if (o.init_strength >= 0) req.init_strength = o.init_strength;
+  if (o.refine_strength >= 0) req.refine_strength = o.refine_strength;
+  if (o.refine_steps >= 0) req.refine_steps = o.refine_steps;
+  if (o.harmonize >= 0) req.harmonize = o.harmonize;
+  if (o.sketch_scale >= 0) req.sketch_scale = o.sketch_scale;
+  EditBenchResult r;
+  ProgressFn count = [&r](const Progress& p) { r.unet_evaluations = p.total; };
+  edit_region(req, count);  // loads the model (its weights stay cached) and counts the evaluations
+  std::vector<double> s;
+  for (int i = 0; i < o.warmup + o.iters; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    req.sampling.seed = static_cast<uint64_t>(i);
+    edit_region(req);
+    if (i >= o.warmup) s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  r.seconds_median = median(s);
+  r.seconds_min = *std::min_element(s.begin(), s.end());
+  out << "edit of a " << o.size << "x" << o.size << " selection (in a " << side << " px picture), model " << o.model << ", "
+      << o.steps << " steps, sketch strength " << req.sketch_scale << ", init strength " << req.init_strength << ", ";
+  if (o.refine)
+    out << "refine strength " << req.refine_strength << " in " << req.refine_steps << " step(s)";
+  else
+    out << "no refinement";
+  out << ", harmonize " << req.harmonize << ", " << torch::get_num_threads() << " thread(s):\n"
+      << std::fixed << std::setprecision(2) << "  median " << r.seconds_median << " s, min " << r.seconds_min << " s over "
+      << o.iters << " runs; " << r.unet_evaluations << " U-Net evaluations per edit\n";
+  return r;
+}
+
+}  // namespace dsk

@@ -1,0 +1,214 @@
+#include "core/tools/eval.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
+#include <set>
+
+#include "core/base/error.h"
+#include "core/training/train_data.h"
+#include "editing/image_io.h"
+#include "editing/masks.h"
+#include "editing/metrics.h"
+#include "editing/random.h"
+#include "editing/synth_sketch.h"
+
+namespace dsk {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Case {
+  cv::Mat image;   // BGR 8-bit, size x size
+  cv::Mat mask;    // CV_8U 0/255
+  cv::Mat sketch;  // CV_32F stroke map (edges of the original)
+  std::string source;
+};
+
+std::vector<std::pair<std::string, std::string>> list_pictures(const EvalOptions& o) {
+  static const std::set<std::string> exts = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"};
+  std::vector<std::pair<std::string, std::string>> files;  // (root, file)
+  for (const auto& dir : o.image_dirs) {
+    if (!fs::is_directory(dir)) throw InputError(dir + ": not a folder of images");
+    for (const auto& e : fs::recursive_directory_iterator(dir)) {
+      std::string ext = e.path().extension().string();
+      std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+      if (!e.is_regular_file() || !exts.count(ext)) continue;
+      if (o.split != "all") {
+        const bool val = is_validation(picture_key(dir, e.path().string()), o.val_fraction);
+        if (val != (o.split == "val")) continue;
+      }
+      files.emplace_back(dir, e.path().string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::vector<Case> make_cases(const EvalOptions& o) {
+  if (o.split != "all" && o.split != "val" && o.split != "train") throw InputError("--split must be all, val or train");
+  const auto files = list_pictures(o);
+  std::vector<Case> cases;
+  std::mt19937_64 rng(o.seed);
+  // Opaque pictures at least `size` px; each used in turn, with a seeded crop.
+  std::vector<cv::Mat> pictures;
+  std::vector<std::string> names;
+  for (const auto& [root, file] : files) {
+    cv::Mat img;
+    try {
+      img = edit::read_image(file);
+    } catch (const InputError&) {
+      continue;
+    }
+    if (img.channels() == 4) {
+      std::vector<cv::Mat> ch;
+      cv::split(img, ch);
+      double min_alpha;
+      cv::minMaxLoc(ch[3], &min_alpha);
+      if (min_alpha < (img.depth() == CV_16U ? 65535 : 255)) continue;  // objects on transparency: not photos
+    }
+    if (std::min(img.cols, img.rows) < o.size) continue;
+    cv::Mat bgr;
+    img.convertTo(bgr, CV_8U, img.depth() == CV_16U ? 1.0 / 257 : 1.0);
+    if (bgr.channels() == 1) cv::cvtColor(bgr, bgr, cv::COLOR_GRAY2BGR);
+    if (bgr.channels() == 4) cv::cvtColor(bgr, bgr, cv::COLOR_BGRA2BGR);
+    // Large pictures are brought to at most 2x the crop size first, so a crop shows a scene.
+    const double s = 2.0 * o.size / std::min(bgr.cols, bgr.rows);
+    if (s < 1) cv::resize(bgr, bgr, cv::Size(), s, s, cv::INTER_AREA);
+    pictures.push_back(bgr);
+    names.push_back(fs::relative(file, root).string());
+  }
+  if (pictures.empty())
+    throw InputError("no opaque pictures of at least " + std::to_string(o.size) + " px in the given folders (split " + o.split + ")");
+  for (int i = 0; i < o.count; ++i) {
+    const cv::Mat& pic = pictures[i % pictures.size()];
+    const int x = edit::rnd::uniform_int(rng, 0, pic.cols - o.size), y = edit::rnd::uniform_int(rng, 0, pic.rows - o.size);
+    Case c;
+    c.image = pic(cv::Rect(x, y, o.size, o.size)).clone();
+    c.mask = edit::eval_mask(o.size, o.size, o.seed * 1000003 + i, 0.1, 0.4);
+    c.sketch = edit::canny_sketch(c.image);
+    c.source = names[i % pictures.size()];
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+// The sketch as a user would draw it: black strokes on white paper.
+cv::Mat sketch_layer(const cv::Mat& strokes) {
+  cv::Mat layer;
+  strokes.convertTo(layer, CV_8U, -255, 255);
+  return layer;
+}
+
+struct Totals {
+  std::map<std::string, double> sum;
+  std::map<std::string, int> n;
+  void add(const std::string& k, double v) {
+    if (std::isfinite(v)) sum[k] += v, n[k]++;
+  }
+  double mean(const std::string& k) const { return n.count(k) ? sum.at(k) / n.at(k) : NAN; }
+  // A positive ratio: averaged as its logarithm (geometric mean); 0 counts as 1e-6.
+  void add_ratio(const std::string& k, double v) {
+    add(k + "_arith", v);
+    if (std::isfinite(v)) add(k + "_log", std::log(std::max(v, 1e-6)));
+  }
+  double geomean(const std::string& k) const { return std::exp(mean(k + "_log")); }
+};
+
+}  // namespace
+
+nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
+  if (o.count < 1 || o.size < 16) throw InputError("eval-inpaint: --count must be positive and --size at least 16");
+  const auto cases = make_cases(o);
+  std::vector<std::string> methods;
+  if (!o.model.empty()) methods = {"model", "model-no-sketch"};
+  for (const auto& b : o.baselines)
+    if (b != "telea" && b != "ns") throw InputError("--baselines takes telea and/or ns, got '" + b + "'");
+  for (const auto& b : o.baselines) methods.push_back(b);
+  if (!o.save_dir.empty()) fs::create_directories(o.save_dir);
+
+  std::map<std::string, Totals> totals;
+  nlohmann::json rows = nlohmann::json::array();
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    for (const auto& m : methods) {
+      const auto start = std::chrono::steady_clock::now();
+      cv::Mat result;
+      if (m == "telea" || m == "ns") {
+        result = edit::inpaint_baseline(c.image, c.mask, m);
+      } else {
+        EditRequest req;
+        req.model = o.model;
+        req.sampling = o.sampling;
+        req.sampling.seed = o.seed + i;
+        req.image = c.image;
+        req.mask = c.mask;
+        if (m == "model") {
+          req.sketch = sketch_layer(c.sketch);
+          req.sketch_guidance = o.sketch_guidance;  // model-no-sketch has no sketch to be guided towards
+        }
+        req.sketch_scale = o.sketch_scale;
+        req.refine = o.refine;
+        req.init_strength = o.init_strength;
+        req.harmonize = o.harmonize;
+        req.refine_strength = o.refine_strength;
+        req.refine_steps = o.refine_steps;
+        result = edit_region(req).images.at(0);
+      }
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const auto s = edit::score_inpaint(result, c.image, c.mask, c.sketch);
+      auto& t = totals[m];
+      t.add("psnr", s.psnr), t.add("ssim", s.ssim), t.add("coarse_psnr", s.coarse_psnr);
+      t.add("edge_f1", s.edge.f1), t.add_ratio("sharpness", s.sharpness), t.add("seconds", seconds);
+      rows.push_back({{"case", i}, {"source", c.source}, {"method", m}, {"psnr", s.psnr}, {"ssim", s.ssim},
+                      {"coarse_psnr", s.coarse_psnr}, {"edge_f1", s.edge.f1}, {"sharpness", s.sharpness},
+                      {"seconds", seconds}});
+      if (!o.save_dir.empty()) edit::write_image(o.save_dir + "/case" + std::to_string(i) + "-" + m + ".png", result);
+    }
+    if (!o.save_dir.empty()) {
+      edit::write_image(o.save_dir + "/case" + std::to_string(i) + "-input.png", c.image);
+      edit::write_image(o.save_dir + "/case" + std::to_string(i) + "-mask.png", c.mask);
+      edit::write_image(o.save_dir + "/case" + std::to_string(i) + "-sketch.png", sketch_layer(c.sketch));
+    }
+    if (!o.json) out << "\rcase " << i + 1 << "/" << cases.size() << std::flush;
+  }
+  nlohmann::json summary = {{"count", cases.size()}, {"size", o.size}, {"seed", o.seed}, {"split", o.split},
+                            {"model", o.model}, {"refine", o.refine}, {"init_strength", o.init_strength},
+                            {"refine_strength", o.refine_strength}, {"refine_steps", o.refine_steps}, {"harmonize", o.harmonize}, {"methods", nlohmann::json::object()}};
+  if (o.sketch_guidance.scale > 0)
+    summary["sketch_guidance"] = {{"scale", o.sketch_guidance.scale},
+                                  {"mode", o.sketch_guidance.exact ? "exact" : "cheap"},
+                                  {"features", o.sketch_guidance.features}};
+  for (const auto& m : methods) {
+    const auto& t = totals[m];
+    summary["methods"][m] = {{"psnr", t.mean("psnr")},       {"ssim", t.mean("ssim")},
+                             {"coarse_psnr", t.mean("coarse_psnr")}, {"edge_f1", t.mean("edge_f1")},
+                             {"sharpness", t.geomean("sharpness")}, {"sharpness_arith", t.mean("sharpness_arith")},
+                             {"seconds", t.mean("seconds")}};
+  }
+  if (o.json) {
+    out << nlohmann::json({{"summary", summary}, {"cases", rows}}).dump(2) << "\n";
+  } else {
+    out << "\n"
+        << std::left << std::setw(18) << "method" << std::right << std::setw(8) << "PSNR" << std::setw(8) << "SSIM"
+        << std::setw(12) << "coarsePSNR" << std::setw(9) << "edgeF1" << std::setw(11) << "sharpness" << std::setw(9)
+        << "s/image" << "\n";
+    for (const auto& m : methods) {
+      const auto& t = totals[m];
+      out << std::left << std::setw(18) << m << std::right << std::fixed << std::setprecision(2) << std::setw(8)
+          << t.mean("psnr") << std::setprecision(3) << std::setw(8) << t.mean("ssim") << std::setprecision(2)
+          << std::setw(12) << t.mean("coarse_psnr") << std::setprecision(3) << std::setw(9) << t.mean("edge_f1")
+          << std::setw(11) << t.geomean("sharpness") << std::setprecision(2) << std::setw(9) << t.mean("seconds") << "\n";
+    }
+    out << "(" << cases.size() << " crops of " << o.size << " px, seed " << o.seed << ", split " << o.split
+        << "; inside the hole; sharpness: geometric mean, 1 = as detailed as the photo)\n";
+  }
+  return summary;
+}
+
+}  // namespace dsk

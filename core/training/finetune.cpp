@@ -1,0 +1,511 @@
+#include "core/training/finetune.h"
+
+#include <ATen/autocast_mode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <numeric>
+#include <random>
+
+#include "core/base/error.h"
+#include "core/diffusion/sketch_loss.h"
+#include "core/formats/model_folder.h"
+#include "core/formats/model_registry.h"
+#include "core/formats/safetensors.h"
+#include "core/formats/tensor_io.h"
+#include "core/training/train_data.h"
+#include "core/training/train_state.h"
+#include "editing/image_io.h"
+#include "editing/plot.h"
+#include "editing/sketch.h"
+
+#include <opencv2/imgproc.hpp>
+
+namespace dsk {
+
+namespace fs = std::filesystem;
+using torch::Tensor;
+
+// ---------------------------------------------------------------------------------------------
+// The chain
+
+Tensor ddim_chain_step(const Schedule& schedule, const Predictor& predict, const Tensor& x, int index) {
+  return ddim_step(schedule, x, index, predict(x, index), 0.0, Tensor());
+}
+
+double chain_backward(const Schedule& schedule, const Predictor& predict, const Tensor& x_T,
+                      const std::function<Tensor(const Tensor&)>& loss, bool recompute, Tensor* grad_x_T,
+                      double scale) {
+  const WithoutOneDnn no_onednn;
+  const int n = schedule.size();
+  if (!recompute) {
+    Tensor x = x_T.detach().requires_grad_(grad_x_T != nullptr);
+    const Tensor start = x;
+    for (int i = n - 1; i >= 0; --i) x = ddim_chain_step(schedule, predict, x, i);
+    Tensor l = loss(x);
+    (l * scale).backward();
+    if (grad_x_T) *grad_x_T = start.grad();
+    return l.item<double>();
+  }
+  // Forward without a graph, keeping each step's input (T small tensors).
+  std::vector<Tensor> inputs;
+  inputs.reserve(n);
+  Tensor x = x_T.detach();
+  {
+    torch::NoGradGuard no_grad;
+    for (int i = n - 1; i >= 0; --i) {
+      inputs.push_back(x);
+      x = ddim_chain_step(schedule, predict, x, i);
+    }
+  }
+  Tensor x0 = x.detach().requires_grad_(true);
+  Tensor l = loss(x0);
+  (l * scale).backward();
+  Tensor g = x0.grad();
+  // Backward, one step at a time: recompute the step with a graph, push g through it.
+  for (int k = n - 1; k >= 0; --k) {
+    const int index = n - 1 - k;
+    const bool need_input_grad = k > 0 || grad_x_T;
+    Tensor in = inputs[k].detach().requires_grad_(need_input_grad);
+    Tensor out = ddim_chain_step(schedule, predict, in, index);
+    torch::autograd::backward({out}, {g});
+    if (need_input_grad) g = in.grad();
+  }
+  if (grad_x_T) *grad_x_T = g;
+  return l.item<double>();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+FinetuneMemory estimate_finetune_memory(const UNetConfig& net, int64_t params, int batch) {
+  FinetuneMemory m;
+  m.params = static_cast<double>(params);
+  // fp32 weights, gradients, Adam exp_avg and exp_avg_sq, EMA, and the frozen copy the paper keeps.
+  m.state_bytes = 24.0 * params;
+  // One step's saved activations: a ResBlock keeps about 8 maps of C x H x W (two norms, two SiLUs,
+  // two convolutions, the skip and the embedding sum); attention keeps q, k, v, the output and the
+  // H W x H W weights before and after softmax per head. The decoder's blocks see concatenated
+  // channels: counted as 1.5 C.
+  const auto mult = net.channel_mults();
+  const auto rates = net.attention_rates();
+  double per_sample = 0;
+  int res = net.image_size;
+  for (size_t level = 0; level < mult.size(); ++level) {
+    const double c = net.num_channels * mult[level];
+    const double hw = static_cast<double>(res) * res;
+    const bool attn = std::find(rates.begin(), rates.end(), net.image_size / res) != rates.end();
+    const int blocks = net.num_res_blocks + (net.num_res_blocks + 1);
+    per_sample += blocks * 8 * c * hw * 1.25;
+    if (attn) {
+      const int heads = net.num_head_channels > 0 ? static_cast<int>(c) / net.num_head_channels : net.num_heads;
+      per_sample += blocks * (6 * c * hw + 2.0 * heads * hw * hw);
+    }
+    if (level + 1 < mult.size()) res /= 2;
+  }
+  m.activation_bytes = 4.0 * per_sample * batch;
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loss scaling
+
+bool LossScaler::unscale(const std::vector<Tensor>& params) {
+  torch::NoGradGuard no_grad;
+  bool finite = true;
+  for (const auto& p : params) {
+    if (!p.grad().defined()) continue;
+    p.grad().div_(scale_);
+    if (finite && !torch::isfinite(p.grad()).all().item<bool>()) finite = false;
+  }
+  return finite;
+}
+
+void LossScaler::update(bool finite) {
+  if (!finite) {
+    scale_ = std::max(1.0, scale_ / 2);
+    good_ = 0;
+  } else if (++good_ >= interval_) {
+    scale_ = std::min(scale_ * 2, 16777216.0);
+    good_ = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fine-tuning
+
+namespace {
+
+bool is_image_file(const fs::path& p) {
+  std::string e = p.extension().string();
+  std::transform(e.begin(), e.end(), e.begin(), ::tolower);
+  static const char* exts[] = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"};
+  return std::any_of(std::begin(exts), std::end(exts), [&](const char* x) { return e == x; });
+}
+
+std::vector<fs::path> image_files(const std::string& dir, const std::string& what) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw InputError(what + " folder '" + dir + "' does not exist or is not a folder");
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && is_image_file(e.path())) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// Pads a map to a square (value `fill`), centred, and resizes it to `size`.
+cv::Mat to_square(const cv::Mat& m, int size, bool strokes) {
+  const int side = std::max(m.cols, m.rows);
+  cv::Mat sq;
+  cv::copyMakeBorder(m, sq, (side - m.rows) / 2, side - m.rows - (side - m.rows) / 2, (side - m.cols) / 2,
+                     side - m.cols - (side - m.cols) / 2, strokes ? cv::BORDER_CONSTANT : cv::BORDER_REFLECT_101,
+                     cv::Scalar::all(0));
+  if (strokes) return edit::resize_strokes(sq, {size, size});
+  cv::Mat out;
+  cv::resize(sq, out, {size, size}, 0, 0, side > size ? cv::INTER_AREA : cv::INTER_CUBIC);
+  return out;
+}
+
+Tensor read_sketches(const std::vector<fs::path>& files, int size) {
+  auto out = torch::empty({static_cast<int64_t>(files.size()), 1, size, size});
+  for (size_t i = 0; i < files.size(); ++i) {
+    cv::Mat layer;
+    try {
+      layer = edit::read_image(files[i].string());
+    } catch (const std::exception& e) {
+      throw InputError("cannot read sketch " + files[i].string() + ": " + e.what());
+    }
+    cv::Mat strokes = edit::stroke_map(layer);
+    if (edit::is_blank(strokes))
+      throw InputError("sketch " + files[i].string() + " is blank (no strokes): draw dark strokes on light paper "
+                       "or opaque strokes on transparency");
+    strokes = edit::normalize_stroke_width(to_square(strokes, size, true), edit::sketch_width_for(size));
+    cv::Mat c = strokes.isContinuous() ? strokes : strokes.clone();
+    out[i][0].copy_(torch::from_blob(c.data, {size, size}, torch::kFloat32));
+  }
+  return out;
+}
+
+Tensor read_photos(const std::vector<fs::path>& files, int size) {
+  auto out = torch::empty({static_cast<int64_t>(files.size()), 3, size, size});
+  for (size_t i = 0; i < files.size(); ++i) {
+    cv::Mat img;
+    try {
+      img = edit::read_image(files[i].string());
+    } catch (const std::exception& e) {
+      throw InputError("cannot read photo " + files[i].string() + ": " + e.what());
+    }
+    cv::Mat rgb = to_square(edit::to_float_rgb(img).rgb, size, false);
+    rgb = cv::min(cv::max(rgb, 0.0), 1.0);
+    cv::Mat c = rgb.isContinuous() ? rgb : rgb.clone();
+    out[i].copy_(torch::from_blob(c.data, {size, size, 3}, torch::kFloat32).permute({2, 0, 1}) * 2 - 1);
+  }
+  return out;
+}
+
+int64_t count_params(const std::string& weights) {
+  auto file = st::File::open(weights);
+  int64_t n = 0;
+  for (const auto& t : file.tensors())
+    n += std::accumulate(t.shape.begin(), t.shape.end(), int64_t{1}, std::multiplies<int64_t>());
+  return n;
+}
+
+std::string gb(double bytes) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(bytes < 10e9 ? 1 : 0) << bytes / 1e9 << " GB";
+  return s.str();
+}
+
+class Autocast {
+ public:
+  Autocast(bool on, at::DeviceType device, at::ScalarType dtype) : on_(on), device_(device) {
+    if (!on_) return;
+    at::autocast::set_autocast_enabled(device_, true);
+    at::autocast::set_autocast_dtype(device_, dtype);
+  }
+  ~Autocast() {
+    if (!on_) return;
+    at::autocast::set_autocast_enabled(device_, false);
+    at::autocast::clear_cache();
+  }
+
+ private:
+  bool on_;
+  at::DeviceType device_;
+};
+
+}  // namespace
+
+FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const CancelToken* cancel) {
+  configure_threads();
+  const WithoutOneDnn no_onednn;
+  // --- arguments
+  if (o.steps < 1) throw InputError("--steps must be at least 1 (T: DDIM steps of the chain; 5-20 is typical)");
+  if (o.iters < 1) throw InputError("--iters must be at least 1 (M: fine-tuning iterations)");
+  if (!(o.lambda >= 0 && o.lambda <= 1)) throw InputError("--lambda must be in [0, 1] (the paper uses 0.4)");
+  if (!(o.lr > 0)) throw InputError("--lr must be positive (the paper uses 1e-4)");
+  if (o.batch < 0 || o.batch > 64) throw InputError("--batch must be in 1..64 (0 = 4, or 1 with fewer than 4 sketches)");
+  if (o.out_dir.empty()) throw InputError("finetune needs --out DIR");
+  if (o.precision != "fp32" && o.precision != "bf16" && o.precision != "fp16")
+    throw InputError("--precision must be fp32, bf16 or fp16");
+  const auto sketch_files = image_files(o.sketches_dir, "the sketches");
+  if (sketch_files.empty())
+    throw InputError("no sketches: " + o.sketches_dir + " holds no image files (.png, .jpg, ...)");
+  std::vector<fs::path> photo_files;
+  if (!o.photos_dir.empty()) {
+    photo_files = image_files(o.photos_dir, "the photos");
+    if (photo_files.size() != sketch_files.size())
+      throw InputError(std::to_string(sketch_files.size()) + " sketches but " + std::to_string(photo_files.size()) +
+                       " photos: give one reference photo per sketch (paired by sorted file name), or no --photos");
+  }
+  const std::string model_dir = resolve_model(o.model);
+  const ModelInfo info = read_model_info(model_dir);
+  require_kind(info, {ModelKind::AdmUnet, ModelKind::EditingUnet}, "finetune");
+  const UNetConfig net = unet_config_from_flags(info.flags, model_dir);
+  const DiffusionConfig diffusion = diffusion_config_from_json(info.flags, model_dir);
+  if (o.steps > diffusion.diffusion_steps)
+    throw InputError("--steps " + std::to_string(o.steps) + " exceeds the model's " + std::to_string(diffusion.diffusion_steps) +
+                     " diffusion steps");
+  const bool editing = info.kind == ModelKind::EditingUnet;
+  if (net.class_cond && (o.class_label < 0 || o.class_label >= net.num_classes))
+    throw InputError(model_dir + " is class-conditional: give --class in 0.." + std::to_string(net.num_classes - 1));
+  const auto device = resolve_device(o.device);
+  if (o.precision == "bf16" && !(device.is_cpu() && cpu_has_native_bf16()))
+    throw InputError("--precision bf16 needs a CPU with native bf16 (avx512_bf16 / amx_bf16); use fp32");
+  if (o.precision == "fp16" && !device.is_cuda())
+    throw InputError("--precision fp16 (with dynamic loss scaling) runs on CUDA only; on a CPU use fp32 or bf16");
+  const int n = static_cast<int>(sketch_files.size());
+  const int batch = o.batch > 0 ? std::min(o.batch, n) : (n >= 4 ? 4 : 1);
+
+  // --- memory, before anything is loaded
+  const int64_t nparams = count_params(info.weights_path());
+  const auto mem = estimate_finetune_memory(net, nparams, batch);
+  const double free_bytes = available_memory();
+  log << "memory estimate: " << gb(mem.state_bytes) << " for weights, gradients, Adam, EMA and a frozen copy ("
+      << std::setprecision(3) << nparams / 1e6 << " M parameters x 24 bytes) + " << gb(mem.activation_bytes)
+      << " for one step's activations at batch " << batch << "\n";
+  if (device.is_cpu()) {
+    constexpr double kCpuMaxParams = 150e6;
+    const double budget = free_bytes > 0 ? 0.8 * free_bytes : 0;
+    if (nparams > kCpuMaxParams || (budget > 0 && mem.total() > budget)) {
+      const double fit = budget > mem.activation_bytes ? std::min(kCpuMaxParams, (budget - mem.activation_bytes) / 24) : 0;
+      throw InputError("fine-tuning " + info.name + " (" + std::to_string(static_cast<int>(nparams / 1e6)) +
+                       " M parameters) needs about " + gb(mem.total()) + " (" + gb(mem.state_bytes) +
+                       " of weights, gradients, Adam state, EMA and frozen copy + " + gb(mem.activation_bytes) +
+                       " of activations) and a GPU: one iteration back-propagates through " + std::to_string(o.steps) +
+                       " U-Net evaluations. On this CPU (" + gb(free_bytes) + " free) models up to about " +
+                       std::to_string(static_cast<int>(fit / 1e6)) +
+                       " M parameters fit (the default editing model has 6 M); run it with --device cuda on a GPU");
+    }
+  } else if (device.is_cuda()) {
+    // The device's memory is not queried here; CUDA reports an out-of-memory error if it does not fit.
+  }
+
+  // --- data
+  const int r = net.image_size;
+  const Tensor sketches = read_sketches(sketch_files, r).to(device);
+  const Tensor photos = photo_files.empty() ? Tensor() : read_photos(photo_files, r).to(device);
+  log << "finetune: " << n << " sketches" << (photos.defined() ? " with reference photos" : "") << ", batch " << batch
+      << ", T = " << o.steps << ", M = " << o.iters << ", lambda " << o.lambda << ", "
+      << (o.recompute ? "per-step recomputation" : "whole graph kept") << ", " << o.precision << "\n";
+
+  LoadedUNet m = load_unet_uncached(model_dir, device, "finetune");
+  m.model->to(torch::kFloat32);
+  m.model->eval();  // dropout off: the recomputed steps must equal the forward ones
+  auto params = m.model->parameters();
+  for (auto& p : params) p.requires_grad_(true);
+  std::vector<Tensor> ema;
+  for (const auto& p : params) ema.push_back(p.detach().clone());
+  torch::optim::Adam adam(params, torch::optim::AdamOptions(o.lr).betas({0.9, 0.999}));
+  auto features = open_sketch_features(o.sketch_features, device);
+  const SketchLoss sketch_loss(features);
+  log << "sketch features: " << features->describe() << "\n";
+
+  DiffusionConfig spaced = diffusion;
+  spaced.timestep_respacing = std::to_string(o.steps);
+  const Schedule schedule = make_schedule(spaced);
+
+  // The conditioning of the current batch, read by the model function.
+  Tensor cond_sketch, y;
+  if (net.class_cond) y = torch::full({batch}, o.class_label, torch::TensorOptions().dtype(torch::kInt64).device(device));
+  ModelFn model_fn = [&](const Tensor& x, const Tensor& t) {
+    const Tensor yy = y.defined() ? y.narrow(0, 0, x.size(0)) : Tensor();
+    if (!editing) return m.model(x, t, yy);
+    auto zeros = torch::zeros_like(x), ones = torch::ones_like(x.narrow(1, 0, 1));
+    return m.model(torch::cat({x, zeros, ones}, 1), t, yy, cond_sketch);
+  };
+  const Predictor predict = make_predictor(schedule, diffusion, model_fn, /*clip_denoised=*/true);
+  const bool bf16 = o.precision == "bf16", fp16 = o.precision == "fp16";
+  const at::DeviceType autocast_device = device.is_cuda() ? at::kCUDA : at::kCPU;
+
+  // x0 of the chain from x_T for sketches `idx`, no gradients.
+  auto chain_x0 = [&](const Tensor& x_T, const Tensor& idx) {
+    torch::NoGradGuard no_grad;
+    Autocast ac(bf16 || fp16, autocast_device, fp16 ? at::kHalf : at::kBFloat16);
+    cond_sketch = sketches.index_select(0, idx);
+    Tensor x = x_T;
+    for (int i = schedule.size() - 1; i >= 0; --i) x = ddim_chain_step(schedule, predict, x, i);
+    return x.to(torch::kFloat32);
+  };
+
+  const fs::path out(o.out_dir);
+  Checkpointer ckpt{out / "checkpoint"};
+  ckpt.recover(log);
+  std::mt19937_64 rng(o.seed);
+  at::Generator gen = at::detail::createCPUGenerator(o.seed);
+  Tensor x_T, refs;
+  long iter = 0;
+  LossScaler scaler;
+  if (o.resume) {
+    if (!fs::exists(ckpt.dir / "state.json"))
+      throw InputError(o.out_dir + ": --resume, but there is no checkpoint in it (start without --resume)");
+    const auto state = ckpt.load(*m.model, ema, adam, rng, gen);
+    iter = state["step"].get<long>();
+    if (state.value("sketches", -1) != n)
+      throw InputError(o.out_dir + ": the checkpoint was made with " + std::to_string(state.value("sketches", -1)) +
+                       " sketches, now there are " + std::to_string(n) + "; resume with the same --sketches");
+    auto f = st::File::open((ckpt.dir / "fixed.safetensors").string());
+    x_T = read_tensor(f, f.at("x_T")).to(device);
+    refs = read_tensor(f, f.at("identity_ref")).to(device);
+    log << "resumed at iteration " << iter << "\n";
+  } else {
+    if (fs::exists(ckpt.dir))
+      throw InputError(o.out_dir + ": already holds a checkpoint; continue it with --resume or choose a new --out");
+    fs::create_directories(out);
+    x_T = seeded_noise(o.seed)(torch::empty({n, 3, r, r})).to(device);
+    // The identity reference: the user's photos, or the original model's x0 from the same x_T.
+    if (photos.defined()) {
+      refs = photos;
+    } else {
+      std::vector<Tensor> parts;
+      for (int i = 0; i < n; i += batch) {
+        auto idx = torch::arange(i, std::min(n, i + batch), torch::TensorOptions().dtype(torch::kInt64).device(device));
+        parts.push_back(chain_x0(x_T.index_select(0, idx), idx));
+      }
+      refs = torch::cat(parts);
+    }
+  }
+
+  // Mean losses over all sketches (no gradients): before and after.
+  auto evaluate = [&]() {
+    double ls = 0, li = 0;
+    for (int i = 0; i < n; i += batch) {
+      auto idx = torch::arange(i, std::min(n, i + batch), torch::TensorOptions().dtype(torch::kInt64).device(device));
+      auto x0 = chain_x0(x_T.index_select(0, idx), idx);
+      torch::NoGradGuard no_grad;
+      const double k = static_cast<double>(idx.size(0));
+      ls += k * sketch_loss(x0, sketches.index_select(0, idx)).item<double>();
+      li += k * identity_loss(x0, refs.index_select(0, idx)).item<double>();
+    }
+    return std::make_pair(ls / n, li / n);
+  };
+
+  FinetuneReport report;
+  const auto start = std::chrono::steady_clock::now();
+  auto before = evaluate();
+  report.first_sketch = before.first;
+  report.first_identity = before.second;
+  log << "before: L_sketch " << std::setprecision(4) << before.first << "  L_identity " << before.second << std::endl;
+
+  std::ofstream csv((out / "loss.csv").string(), o.resume ? std::ios::app : std::ios::trunc);
+  if (!o.resume) csv << "iter,loss,sketch,identity,seconds\n";
+  auto last_ckpt = std::chrono::steady_clock::now();
+  auto save = [&]() {
+    // x_T and the references travel inside the atomic checkpoint: a kill never separates them.
+    ckpt.save(*m.model, ema, adam, iter, rng, gen, {{"sketches", n}},
+              {{"fixed.safetensors", {{"x_T", x_T}, {"identity_ref", refs}}}});
+    csv.flush();
+    try {
+      if (iter > 0) edit::write_loss_plot((out / "loss.csv").string(), (out / "loss.png").string(), "fine-tuning loss L");
+    } catch (const std::exception& e) {
+      log << "loss.png not written: " << e.what() << "\n";
+    }
+    last_ckpt = std::chrono::steady_clock::now();
+  };
+  const long first_iter = iter;
+  int nan_run = 0;
+  while (iter < o.iters) {
+    if (cancel && cancel->cancelled()) break;
+    // The next batch: passes over the sketches, each in its own seeded order; a pure function of
+    // the iteration, so a resumed run draws the same batches.
+    std::vector<int64_t> pick;
+    for (int k = 0; k < batch; ++k) {
+      const int64_t g = iter * batch + k, pass = g / n;
+      std::vector<int64_t> order(n);
+      std::iota(order.begin(), order.end(), 0);
+      std::mt19937_64 pass_rng(o.seed * 1000003 + static_cast<uint64_t>(pass));
+      std::shuffle(order.begin(), order.end(), pass_rng);
+      pick.push_back(order[g % n]);
+    }
+    auto idx = torch::tensor(pick, torch::kInt64).to(device);
+    cond_sketch = sketches.index_select(0, idx);
+    const Tensor target = cond_sketch, ref = refs.index_select(0, idx);
+    double ls = 0, li = 0;
+    auto loss_fn = [&](const Tensor& x0) {
+      auto s = sketch_loss(x0.to(torch::kFloat32), target);
+      auto i = identity_loss(x0.to(torch::kFloat32), ref);
+      ls = s.item<double>();
+      li = i.item<double>();
+      return o.lambda * i + (1 - o.lambda) * s;
+    };
+    adam.zero_grad();
+    double l;
+    {
+      Autocast ac(bf16 || fp16, autocast_device, fp16 ? at::kHalf : at::kBFloat16);
+      l = chain_backward(schedule, predict, x_T.index_select(0, idx), loss_fn, o.recompute, nullptr,
+                         fp16 ? scaler.scale() : 1.0);
+    }
+    bool finite = std::isfinite(l);
+    if (fp16) {
+      finite = scaler.unscale(params) && finite;
+      scaler.update(finite);
+    }
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(params, 1.0);
+    if (!finite || !std::isfinite(grad_norm)) {
+      if (++nan_run >= 20)
+        throw Error("fine-tuning diverged: 20 consecutive iterations with a non-finite loss or gradient at iteration " +
+                    std::to_string(iter) + " (lower --lr, or use --precision fp32)");
+      continue;
+    }
+    nan_run = 0;
+    adam.step();
+    ++iter;
+    ema_update(ema, params, o.ema_rate, iter);
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double rate = (iter - first_iter) / std::max(elapsed, 1e-9);
+    log << "iter " << iter << "/" << o.iters << "  L " << std::fixed << std::setprecision(4) << l << " (sketch " << ls
+        << ", identity " << li << ")  " << std::setprecision(3) << rate << " it/s  ETA " << std::setprecision(1)
+        << (o.iters - iter) / std::max(rate, 1e-9) / 60 << " min" << std::defaultfloat << std::endl;
+    csv << iter << "," << l << "," << ls << "," << li << "," << elapsed << std::endl;
+    const bool every = o.checkpoint_every > 0 && iter % o.checkpoint_every == 0;
+    if (every || std::chrono::duration<double>(std::chrono::steady_clock::now() - last_ckpt).count() >=
+                     o.checkpoint_minutes * 60)
+      save();
+  }
+  save();
+  report.iters = iter;
+  const auto after = evaluate();
+  report.last_sketch = after.first;
+  report.last_identity = after.second;
+  log << "after (raw weights): L_sketch " << std::setprecision(4) << after.first << "  L_identity " << after.second
+      << std::endl;
+
+  ModelInfo out_info = info;
+  out_info.name = info.name + "-finetuned";
+  out_info.source = "diffsketch finetune of " + info.name + " (" + info.source + ")";
+  std::ostringstream note;
+  note << "Algorithm 1: " << iter << " iterations, T = " << o.steps << ", " << n << " sketches, lambda " << o.lambda
+       << ", lr " << o.lr << ", EMA weights; x_T.safetensors holds the fixed x_T (one per sketch)";
+  export_model(out_info, out / "model", *m.model, &ema, iter, note.str(), torch::kFloat32,
+               {{"x_T.safetensors", {{"x_T", x_T}}}});
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  log << "saved " << (out / "model").string() << " after " << iter << " iterations\n";
+  return report;
+}
+
+}  // namespace dsk

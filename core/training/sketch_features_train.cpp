@@ -1,0 +1,301 @@
+#include "core/training/sketch_features_train.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <opencv2/imgproc.hpp>
+#include <random>
+#include <sstream>
+
+#include "core/base/error.h"
+#include "core/formats/model_folder.h"
+#include "core/formats/sketch_features_model.h"
+#include "core/formats/tensor_io.h"
+#include "core/training/train_state.h"
+#include "editing/image_io.h"
+#include "editing/sketch.h"
+
+namespace dsk {
+
+namespace fs = std::filesystem;
+using torch::Tensor;
+
+namespace {
+
+struct SketchSet {
+  std::vector<cv::Mat> maps;  // CV_8UC1 stroke maps (255 = stroke), size x size
+  std::vector<int64_t> labels;
+};
+
+struct SketchData {
+  std::vector<std::string> classes;
+  SketchSet train, val;
+  int skipped = 0;
+};
+
+bool is_image_name(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const char* e : {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".jp2"})
+    if (ext == e) return true;
+  return false;
+}
+
+// FNV-1a: a split that does not depend on the standard library's std::hash.
+uint64_t stable_hash(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// A sketch file -> its stroke map (as the engine reads a user's sketch), padded to a square with
+// empty paper and reduced to size x size keeping thin strokes.
+cv::Mat read_sketch(const std::string& path, int size) {
+  cv::Mat map = edit::stroke_map(edit::read_image(path));
+  const int side = std::max(map.rows, map.cols);
+  cv::copyMakeBorder(map, map, (side - map.rows) / 2, side - map.rows - (side - map.rows) / 2, (side - map.cols) / 2,
+                     side - map.cols - (side - map.cols) / 2, cv::BORDER_CONSTANT, 0);
+  map = side == size ? map : edit::resize_strokes(map, {size, size});
+  cv::Mat out;
+  map.convertTo(out, CV_8U, 255.0);
+  return out;
+}
+
+std::vector<std::string> class_folders(const std::string& dir) {
+  if (!fs::is_directory(dir))
+    throw InputError(dir + ": no such folder (expected DIR/<class>/<sketch image>, the Sketchy layout)");
+  std::vector<std::string> classes;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_directory() && e.path().filename().string()[0] != '.') classes.push_back(e.path().filename().string());
+  std::sort(classes.begin(), classes.end());
+  if (classes.size() < 2)
+    throw InputError(dir + ": has " + std::to_string(classes.size()) +
+                     " class folder(s); training needs at least 2 (DIR/<class>/<sketch image>, one folder per class)");
+  return classes;
+}
+
+// Every class's readable sketches; of each class, the val_fraction whose names hash lowest are held out.
+SketchData load_sketches(const std::string& dir, int size, double val_fraction, std::ostream& log) {
+  SketchData data;
+  data.classes = class_folders(dir);
+  for (size_t c = 0; c < data.classes.size(); ++c) {
+    const fs::path folder = fs::path(dir) / data.classes[c];
+    std::vector<std::pair<uint64_t, cv::Mat>> maps;
+    for (const auto& e : fs::directory_iterator(folder)) {
+      if (!e.is_regular_file() || !is_image_name(e.path())) continue;
+      try {
+        maps.emplace_back(stable_hash(e.path().filename().string()), read_sketch(e.path().string(), size));
+      } catch (const InputError& err) {
+        log << "warning: skipped " << e.path().string() << ": " << err.what() << "\n";
+        ++data.skipped;
+      }
+    }
+    if (maps.empty())
+      throw InputError(folder.string() + ": class '" + data.classes[c] +
+                       "' has no readable sketch image (any image OpenCV reads: PNG, JPEG, ...); add some or remove the folder");
+    std::sort(maps.begin(), maps.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    const size_t n = maps.size();
+    const size_t held = std::min(n - 1, static_cast<size_t>(std::lround(n * val_fraction)));
+    for (size_t i = 0; i < n; ++i) {
+      auto& set = i < held ? data.val : data.train;
+      set.maps.push_back(maps[i].second);
+      set.labels.push_back(static_cast<int64_t>(c));
+    }
+  }
+  return data;
+}
+
+// Random zoom-crop (1 to 1.2x), shift (+-8%), rotation (+-10 degrees) and horizontal flip, in one warp.
+cv::Mat augment(const cv::Mat& map, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(0, 1);
+  const double s = map.cols, angle = (u(rng) * 2 - 1) * 10, zoom = 1 + 0.2 * u(rng);
+  cv::Mat m = cv::getRotationMatrix2D({static_cast<float>(s / 2), static_cast<float>(s / 2)}, angle, zoom);
+  m.at<double>(0, 2) += (u(rng) * 2 - 1) * 0.08 * s;
+  m.at<double>(1, 2) += (u(rng) * 2 - 1) * 0.08 * s;
+  if (u(rng) < 0.5) {  // mirror: x -> s - 1 - x after the warp
+    m.row(0) *= -1;
+    m.at<double>(0, 2) += s - 1;
+  }
+  cv::Mat out;
+  cv::warpAffine(map, out, m, map.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT, 0);
+  return out;
+}
+
+// CV_8U stroke maps -> [B,1,S,S] float in [0,1].
+Tensor to_tensor(const std::vector<cv::Mat>& maps) {
+  const int s = maps.front().rows;
+  auto out = torch::empty({static_cast<int64_t>(maps.size()), 1, s, s}, torch::kUInt8);
+  for (size_t i = 0; i < maps.size(); ++i)
+    std::memcpy(out[i].data_ptr(), maps[i].data, static_cast<size_t>(s) * s);
+  return out.to(torch::kFloat32) / 255;
+}
+
+double accuracy(const Tensor& logits, const Tensor& labels) {
+  return logits.argmax(1).eq(labels).to(torch::kFloat32).mean().item<double>();
+}
+
+// Accuracy on the held-out sketches (eval mode: BatchNorm running statistics), -1 when there are none.
+double validate(ResNet& model, const SketchSet& val, torch::Device device) {
+  if (val.maps.empty()) return -1;
+  torch::NoGradGuard no_grad;
+  model->eval();
+  int64_t correct = 0;
+  for (size_t i = 0; i < val.maps.size(); i += 64) {
+    const size_t end = std::min(val.maps.size(), i + 64);
+    std::vector<cv::Mat> maps(val.maps.begin() + i, val.maps.begin() + end);
+    auto labels = torch::tensor(std::vector<int64_t>(val.labels.begin() + i, val.labels.begin() + end)).to(device);
+    auto logits = model->forward(sketch_to_resnet_input(to_tensor(maps).to(device)));
+    correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
+  }
+  model->train();
+  return static_cast<double>(correct) / val.maps.size();
+}
+
+void check_options(const SketchTrainOptions& o) {
+  if (o.out_dir.empty()) throw InputError("train-sketch-features: give --out DIR");
+  if (o.steps < 1 || o.lr < 0 || o.log_every < 1) throw InputError("train-sketch-features: --steps and --lr must be positive");
+  if (o.batch < 2) throw InputError("train-sketch-features: --batch must be at least 2 (BatchNorm needs a batch statistic)");
+  if (o.size < 32 || o.size > 1024) throw InputError("train-sketch-features: --size must be in 32..1024 px");
+  if (o.val_fraction < 0 || o.val_fraction >= 1) throw InputError("train-sketch-features: the validation fraction must be in [0, 1)");
+}
+
+void init_from(ResNet& model, const std::string& dir, std::ostream& log) {
+  const auto info = read_model_info(dir);
+  require_kind(info, {ModelKind::SketchFeatures}, "train-sketch-features --init");
+  const auto fresh = load_matching_weights(*model, st::File::open(info.weights_path()));
+  log << "init from " << dir << ": kept " << fresh.size() << " tensor(s) freshly initialised";
+  for (size_t i = 0; i < fresh.size() && i < 4; ++i) log << (i ? ", " : " (") << fresh[i];
+  log << (fresh.empty() ? "" : fresh.size() > 4 ? ", ...)" : ")") << "\n";
+}
+
+}  // namespace
+
+SketchTrainReport train_sketch_features(const SketchTrainOptions& o, std::ostream& log, const CancelToken* cancel) {
+  check_options(o);
+  configure_threads();
+  const auto device = resolve_device(o.device);
+  const auto data = load_sketches(o.data_dir, o.size, o.val_fraction, log);
+  SketchTrainReport report;
+  report.classes = static_cast<int>(data.classes.size());
+  report.train_images = static_cast<int>(data.train.maps.size());
+  report.val_images = static_cast<int>(data.val.maps.size());
+  report.skipped_files = data.skipped;
+  log << "data: " << data.classes.size() << " classes, " << report.train_images << " training and "
+      << report.val_images << " validation sketches at " << o.size << " px"
+      << (data.skipped ? ", " + std::to_string(data.skipped) + " unreadable file(s) skipped" : "") << "\n";
+
+  SketchFeaturesConfig config;
+  config.num_classes = static_cast<int64_t>(data.classes.size());
+  config.image_size = o.size;
+  config.classes = data.classes;
+  torch::manual_seed(o.seed);
+  ResNetConfig net_config;
+  net_config.num_classes = config.num_classes;
+  net_config.zero_init_residual = o.init.empty();  // from scratch: blocks start as identities (trains faster)
+  ResNet model(net_config);
+  if (!o.init.empty()) init_from(model, o.init, log);
+  model->to(device);
+  model->train();
+  const double lr = o.lr > 0 ? o.lr : o.init.empty() ? 3e-4 : 1e-4;
+  torch::optim::Adam adam(model->parameters(), torch::optim::AdamOptions(lr).betas({0.9, 0.999}));
+  std::mt19937_64 rng(o.seed);
+  at::Generator gen = at::detail::createCPUGenerator(o.seed + 1);
+  std::vector<Tensor> no_ema;
+
+  const fs::path out(o.out_dir);
+  fs::create_directories(out);
+  Checkpointer ckpt{out / "checkpoint"};
+  const nlohmann::json identity = {{"classes", data.classes}, {"size", o.size}};
+  long step = 0;
+  if (o.resume) {
+    if (!fs::exists(ckpt.dir / "state.json"))
+      throw InputError(o.out_dir + ": --resume, but there is no checkpoint in it (start without --resume)");
+    const auto state = ckpt.load(*model, no_ema, adam, rng, gen);
+    if (state.value("classes", nlohmann::json()) != identity["classes"] || state.value("size", 0) != o.size)
+      throw InputError(o.out_dir + ": the checkpoint was trained on other classes or another --size; resume with the same data and --size");
+    step = state["step"].get<long>();
+    log << "resumed from step " << step << "\n";
+  } else if (fs::exists(ckpt.dir)) {
+    throw InputError(o.out_dir + ": already holds a checkpoint; continue it with --resume or choose a new --out");
+  }
+
+  ModelInfo info;
+  info.kind = ModelKind::SketchFeatures;
+  info.name = out.filename().string();
+  info.source = "diffsketch train-sketch-features on " + fs::path(o.data_dir).filename().string() +
+                (o.init.empty() ? "" : ", initialised from " + o.init);
+  info.flags = to_flags(config);
+  std::ofstream csv((out / "log.csv").string(), o.resume ? std::ios::app : std::ios::trunc);
+  if (!o.resume) csv << "step,loss,accuracy,val_accuracy,steps_per_s,elapsed_s\n";
+
+  const auto start = std::chrono::steady_clock::now();
+  auto last_ckpt = start;
+  const long first_step = step;
+  double window_loss = 0, window_acc = 0;
+  int window_n = 0;
+  auto checkpoint = [&] {
+    ckpt.save(*model, no_ema, adam, step, rng, gen, identity);
+    report.val_accuracy = validate(model, data.val, device);
+    std::ostringstream note;
+    note << "step " << step << "; " << data.classes.size() << " classes; validation accuracy "
+         << (report.val_accuracy < 0 ? std::string("n/a") : std::to_string(report.val_accuracy)) << " on "
+         << data.val.maps.size() << " sketches";
+    export_model(info, out / "model", *model, nullptr, step, note.str(), torch::kFloat32);
+    log << "checkpoint at step " << step << ": validation accuracy "
+        << (report.val_accuracy < 0 ? std::string("n/a (no held-out sketches)") : std::to_string(report.val_accuracy))
+        << std::endl;
+    csv << step << ",,," << report.val_accuracy << ",," << std::endl;
+    last_ckpt = std::chrono::steady_clock::now();
+  };
+
+  std::uniform_int_distribution<size_t> pick(0, data.train.maps.size() - 1);
+  while (step < o.steps) {
+    if (cancel && cancel->cancelled()) break;
+    std::vector<cv::Mat> maps;
+    std::vector<int64_t> labels;
+    for (int i = 0; i < o.batch; ++i) {
+      const size_t k = pick(rng);
+      maps.push_back(augment(data.train.maps[k], rng));
+      labels.push_back(data.train.labels[k]);
+    }
+    auto y = torch::tensor(labels).to(device);
+    auto logits = model->forward(sketch_to_resnet_input(to_tensor(maps).to(device)));
+    auto loss = torch::nn::functional::cross_entropy(logits, y);
+    adam.zero_grad();
+    loss.backward();
+    const double l = loss.item<double>();
+    if (!std::isfinite(l)) throw Error("training diverged: non-finite loss at step " + std::to_string(step) + " (lower --lr)");
+    adam.step();
+    ++step;
+    window_loss += l;
+    window_acc += accuracy(logits.detach(), y);
+    ++window_n;
+    if (step % o.log_every == 0 || step == o.steps) {
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double rate = (step - first_step) / std::max(elapsed, 1e-9);
+      const double mean = window_loss / window_n, acc = window_acc / window_n;
+      if (report.first_loss == 0) report.first_loss = mean;
+      report.last_loss = mean;
+      std::ostringstream line;
+      line << "step " << step << "/" << o.steps << "  loss " << std::fixed << std::setprecision(4) << mean << "  acc "
+           << std::setprecision(3) << acc << "  " << rate << " steps/s  ETA " << std::setprecision(1)
+           << (o.steps - step) / std::max(rate, 1e-9) / 60 << " min";
+      log << line.str() << std::endl;
+      csv << step << "," << mean << "," << acc << ",," << rate << "," << elapsed << std::endl;
+      window_loss = window_acc = 0;
+      window_n = 0;
+    }
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_ckpt).count() >= o.checkpoint_minutes * 60)
+      checkpoint();
+  }
+  checkpoint();
+  report.step = step;
+  log << "saved " << (out / "model").string() << " at step " << step << "\n";
+  return report;
+}
+
+}  // namespace dsk

@@ -1,0 +1,368 @@
+#include "core/training/train.h"
+
+#include <ATen/autocast_mode.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <random>
+#include <sstream>
+
+#include "core/base/error.h"
+#include "core/formats/model_folder.h"
+#include "core/formats/tensor_io.h"
+#include "core/training/train_data.h"
+#include "core/training/train_state.h"
+#include "editing/plot.h"
+
+namespace dsk {
+
+namespace fs = std::filesystem;
+using torch::Tensor;
+
+namespace {
+
+struct TrainSettings {
+  long steps = 20000;
+  int batch = 8;
+  double lr = 1e-4;
+  double ema_rate = 0.9999;
+  double grad_clip = 1.0;
+  uint64_t seed = 0;
+  double checkpoint_minutes = 5;
+  int log_every = 10;
+  bool bf16 = false;
+  std::string export_weights = "ema";
+  std::string export_dtype = "f16";
+  std::string init_from;
+  // Editing models: the loss counts only the hole's pixels. Sampling pastes the known pixels after
+  // every step, so the network's output there is never used; counting it spends most of the
+  // gradient on copying the masked image through.
+  bool hole_loss = false;
+  double sketch_lr_mult = 1.0;  // lr multiplier of the sketch path (sketch_*, *.encoder_kv.*)
+  // Editing models: the loss at pixels within 1 px of a sketch stroke weighs 1 + this (the loss is
+  // normalised by the weights' sum): the edges the sketch asks for are a few percent of the hole,
+  // and a plain mean lets the model skip them.
+  double edge_loss_weight = 0.0;
+  LrDecay lr_decay;
+  DataOptions data;
+};
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path + ": cannot open");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(path + ": invalid JSON (" + e.what() + ")");
+  }
+}
+
+TrainSettings parse_settings(const nlohmann::json& t, const std::string& where, int size) {
+  TrainSettings s;
+  s.data.size = size;
+  if (!t.is_object()) throw InputError(where + ": 'train' must be an object");
+  for (auto it = t.begin(); it != t.end(); ++it) {
+    const auto& k = it.key();
+    const auto& v = it.value();
+    try {
+      if (k == "steps") s.steps = v.get<long>();
+      else if (k == "batch") s.batch = v.get<int>();
+      else if (k == "lr") s.lr = v.get<double>();
+      else if (k == "ema_rate") s.ema_rate = v.get<double>();
+      else if (k == "grad_clip") s.grad_clip = v.get<double>();
+      else if (k == "seed") s.seed = v.get<uint64_t>();
+      else if (k == "checkpoint_minutes") s.checkpoint_minutes = v.get<double>();
+      else if (k == "log_every") s.log_every = v.get<int>();
+      else if (k == "bf16") s.bf16 = v.get<bool>();
+      else if (k == "export") s.export_weights = v.get<std::string>();
+      else if (k == "export_dtype") s.export_dtype = v.get<std::string>();
+      else if (k == "init_from") s.init_from = v.get<std::string>();
+      else if (k == "hole_loss") s.hole_loss = v.get<bool>();
+      else if (k == "sketch_lr_mult") s.sketch_lr_mult = v.get<double>();
+      else if (k == "edge_loss_weight") s.edge_loss_weight = v.get<double>();
+      else if (k == "lr_decay") {
+        const auto shape = v.get<std::string>();
+        if (shape == "none") s.lr_decay.shape = LrDecay::Shape::None;
+        else if (shape == "cosine") s.lr_decay.shape = LrDecay::Shape::Cosine;
+        else if (shape == "linear") s.lr_decay.shape = LrDecay::Shape::Linear;
+        else throw InputError(where + ": lr_decay must be \"none\", \"cosine\" or \"linear\", got \"" + shape + "\"");
+      } else if (k == "lr_decay_start") s.lr_decay.start = v.get<long>();
+      else if (k == "lr_decay_steps") s.lr_decay.steps = v.get<long>();
+      else if (k == "lr_final") s.lr_decay.final_lr = v.get<double>();
+      else if (k == "val_fraction") s.data.val_fraction = v.get<double>();
+      else if (k == "sketch_dropout") s.data.sketch_dropout = v.get<double>();
+      else if (k == "full_mask_prob") s.data.full_mask_prob = v.get<double>();
+      else if (k == "object_prob") s.data.object_prob = v.get<double>();
+      else throw InputError(where + ": unknown training setting '" + k + "'");
+    } catch (const nlohmann::json::exception&) {
+      throw InputError(where + ": training setting '" + k + "' has the wrong type: " + v.dump());
+    }
+  }
+  if (!(s.sketch_lr_mult > 0)) throw InputError(where + ": sketch_lr_mult must be positive (1 = the same lr)");
+  if (!(s.edge_loss_weight >= 0)) throw InputError(where + ": edge_loss_weight must be >= 0 (0 = off, e.g. 4)");
+  if (s.steps < 1 || s.batch < 1 || s.lr <= 0 || s.ema_rate < 0 || s.ema_rate >= 1 || s.log_every < 1)
+    throw InputError(where + ": steps, batch, lr, log_every must be positive and ema_rate in [0, 1)");
+  if (s.lr_decay.shape != LrDecay::Shape::None) {
+    if (s.lr_decay.steps < 1 || s.lr_decay.start < 0)
+      throw InputError(where + ": lr_decay needs lr_decay_steps >= 1 (how many steps the decay takes) and lr_decay_start >= 0");
+    if (!t.contains("lr_final")) s.lr_decay.final_lr = s.lr / 10;
+    if (!(s.lr_decay.final_lr >= 0 && s.lr_decay.final_lr <= s.lr))
+      throw InputError(where + ": lr_final must be in [0, lr] (e.g. lr / 10)");
+  }
+  if (s.export_weights != "ema" && s.export_weights != "raw")
+    throw InputError(where + ": export must be \"ema\" or \"raw\"");
+  if (s.export_dtype != "f32" && s.export_dtype != "f16" && s.export_dtype != "bf16")
+    throw InputError(where + ": export_dtype must be \"f32\", \"f16\" or \"bf16\"");
+  return s;
+}
+
+
+// Copies every tensor of an ADM model folder whose name and shape match; says which.
+void init_from_checkpoint(UNetModel& model, const std::string& dir, std::ostream& log) {
+  const auto info = read_model_info(dir);
+  require_kind(info, {ModelKind::AdmUnet, ModelKind::EditingUnet}, "train init_from");
+  auto file = st::File::open(info.weights_path());
+  torch::NoGradGuard no_grad;
+  int copied = 0, fresh = 0;
+  std::string fresh_names;
+  for (auto& p : model->named_parameters()) {
+    const auto* t = file.find(p.key());
+    if (t && t->shape == p.value().sizes().vec()) {
+      file.check_finite(*t);
+      p.value().copy_(read_tensor(file, *t).to(p.value().scalar_type()));
+      ++copied;
+    } else {
+      ++fresh;
+      if (fresh <= 8) fresh_names += std::string(fresh > 1 ? ", " : "") + p.key();
+    }
+  }
+  log << "init_from " << dir << ": copied " << copied << " tensors, initialised " << fresh << " new ones ("
+      << fresh_names << (fresh > 8 ? ", ..." : "") << ")\n";
+}
+
+// Everything a resumed run needs, written to a temp folder and renamed into place.
+
+
+}  // namespace
+
+double lr_at(double lr, const LrDecay& decay, long step) {
+  if (decay.shape == LrDecay::Shape::None || step <= decay.start) return lr;
+  const double f = std::min(1.0, static_cast<double>(step - decay.start) / static_cast<double>(decay.steps));
+  const double keep = decay.shape == LrDecay::Shape::Cosine ? 0.5 * (1 + std::cos(M_PI * f)) : 1 - f;
+  return decay.final_lr + (lr - decay.final_lr) * keep;
+}
+
+TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* cancel) {
+  configure_threads();
+  const WithoutOneDnn no_onednn;
+  const auto config = read_json(o.config_path);
+  if (!config.contains("model") || !config["model"].is_object())
+    throw InputError(o.config_path + ": needs a 'model' object (model.json's shape: kind, name, flags)");
+  ModelInfo info;
+  const auto& m = config["model"];
+  const std::string kind = m.value("kind", "");
+  if (kind == "editing-unet") info.kind = ModelKind::EditingUnet;
+  else if (kind == "adm-unet") info.kind = ModelKind::AdmUnet;
+  else throw InputError(o.config_path + ": model.kind must be editing-unet or adm-unet, got '" + kind + "'");
+  info.name = m.value("name", fs::path(o.out_dir).filename().string());
+  info.source = m.value("source", "trained with diffsketch train");
+  info.licence = m.value("licence", "");
+  info.flags = m.value("flags", nlohmann::json::object());
+  const auto net_cfg = unet_config_from_flags(info.flags, o.config_path);
+  const auto diffusion = diffusion_config_from_json(info.flags, o.config_path);
+  if (net_cfg.learn_sigma)
+    throw InputError(o.config_path + ": training with learn_sigma is not supported yet (set learn_sigma false: "
+                     "epsilon prediction with fixed variance, what DDIM uses)");
+  const bool editing = info.kind == ModelKind::EditingUnet;
+  if (editing && (net_cfg.in_channels != 7 || net_cfg.sketch_channels <= 0))
+    throw InputError(o.config_path + ": an editing-unet needs in_channels 7 (x_t, masked image, mask) and sketch_channels > 0");
+  auto s = parse_settings(config.value("train", nlohmann::json::object()), o.config_path, net_cfg.image_size);
+  s.data.sketch_null = net_cfg.sketch_null;
+  if (o.max_steps_override > 0) s.steps = std::min(s.steps, o.max_steps_override);
+  if (o.data_dirs.empty()) throw InputError("train: give at least one --data DIR");
+  const auto device = resolve_device(o.device);
+  if (s.bf16 && !(device.is_cpu() && cpu_has_native_bf16()))
+    throw InputError("train: bf16 autocast needs a CPU with native bf16 (avx512_bf16 / amx_bf16); this one has none");
+
+  const auto data = open_training_data(o.data_dirs, s.data, /*validation=*/false);
+  log << "data: " << data->describe() << "\n";
+  log << "target: " << (diffusion.predict_v ? "v" : "eps") << ", loss over "
+      << (editing && s.hole_loss ? "the hole's pixels" : "every pixel");
+  if (editing && s.edge_loss_weight > 0) log << ", sketch strokes weighted x" << 1 + s.edge_loss_weight;
+  if (editing) log << "; sketch dropout " << s.data.sketch_dropout << " to a map of " << s.data.sketch_null
+                   << (s.data.sketch_null == 0 ? " (the same as a blank sketch)" : " (no sketch, apart from blank)");
+  log << "\n";
+
+  torch::manual_seed(s.seed);
+  UNetModel model(net_cfg);
+  if (!s.init_from.empty()) init_from_checkpoint(model, s.init_from, log);
+  model->to(device);
+  model->train();
+  auto params = model->parameters();
+  std::vector<Tensor> ema;
+  for (const auto& p : params) ema.push_back(p.detach().clone());
+  // The sketch path (encoder, zero-initialised injections, the attention blocks' sketch key/value
+  // projections) may learn at a multiple of lr: its
+  // zero start gives the encoder no gradient at first, so it otherwise lags the image path.
+  std::vector<Tensor> image_path, sketch_path;
+  for (const auto& item : model->named_parameters()) {
+    const auto& name = item.key();
+    const bool sketch = name.rfind("sketch_", 0) == 0 || name.find(".encoder_kv.") != std::string::npos;
+    (sketch ? sketch_path : image_path).push_back(item.value());
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(image_path, std::make_unique<torch::optim::AdamOptions>(
+                                      torch::optim::AdamOptions(s.lr).betas({0.9, 0.999})));
+  if (!sketch_path.empty())
+    groups.emplace_back(sketch_path, std::make_unique<torch::optim::AdamOptions>(
+                                         torch::optim::AdamOptions(s.lr * s.sketch_lr_mult).betas({0.9, 0.999})));
+  torch::optim::Adam adam(std::move(groups), torch::optim::AdamOptions(s.lr).betas({0.9, 0.999}));
+  if (s.sketch_lr_mult != 1.0 && !sketch_path.empty())
+    log << "sketch path: " << sketch_path.size() << " tensors at lr x" << s.sketch_lr_mult << "\n";
+  if (s.lr_decay.shape != LrDecay::Shape::None)
+    log << "lr: " << s.lr << " until step " << s.lr_decay.start << ", then "
+        << (s.lr_decay.shape == LrDecay::Shape::Cosine ? "cosine" : "linear") << " decay to " << s.lr_decay.final_lr
+        << " at step " << s.lr_decay.start + s.lr_decay.steps << "\n";
+  std::mt19937_64 rng(s.seed);
+  at::Generator gen = at::detail::createCPUGenerator(s.seed + 1);
+
+  const fs::path out(o.out_dir);
+  fs::create_directories(out);
+  Checkpointer ckpt{out / "checkpoint"};
+  ckpt.recover(log);
+  long step = 0;
+  if (o.resume) {
+    if (!fs::exists(ckpt.dir / "state.json"))
+      throw InputError(o.out_dir + ": --resume, but there is no checkpoint in it (start without --resume)");
+    step = ckpt.load(*model, ema, adam, rng, gen)["step"].get<long>();
+    log << "resumed from step " << step << "\n";
+  } else if (fs::exists(ckpt.dir)) {
+    throw InputError(o.out_dir + ": already holds a checkpoint; continue it with --resume or choose a new --out");
+  }
+  DiffusionConfig full = diffusion;  // training samples every timestep of the trained process
+  full.timestep_respacing.clear();
+  const Schedule schedule = make_schedule(full);
+  auto sqrt_ab = torch::tensor(std::vector<double>(schedule.alphas_cumprod.begin(), schedule.alphas_cumprod.end()))
+                     .sqrt().to(torch::kFloat32);
+  auto sqrt_1mab = (1 - torch::tensor(std::vector<double>(schedule.alphas_cumprod.begin(), schedule.alphas_cumprod.end())))
+                       .sqrt().to(torch::kFloat32);
+
+  std::ofstream csv((out / "loss.csv").string(), o.resume ? std::ios::app : std::ios::trunc);
+  if (!o.resume) csv << "step,loss,steps_per_s,elapsed_s\n";
+  TrainReport report;
+  const auto start = std::chrono::steady_clock::now();
+  auto last_ckpt = start;
+  double window = 0, data_seconds = 0;
+  int window_n = 0, nan_run = 0;
+  const long first_step = step;
+  auto checkpoint = [&] {
+    ckpt.save(*model, ema, adam, step, rng, gen, {{"name", info.name}});
+    const bool use_ema = s.export_weights == "ema";
+    const auto dtype = s.export_dtype == "f16" ? torch::kHalf : s.export_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+    export_model(info, out / "model", *model, use_ema ? &ema : nullptr, step,
+                 "step " + std::to_string(step) + ", " + (use_ema ? "EMA" : "raw") + " weights", dtype);
+    csv.flush();
+    try {
+      edit::write_loss_plot((out / "loss.csv").string(), (out / "loss.png").string(), info.name + ": training loss");
+    } catch (const std::exception& e) {
+      log << "loss.png not written: " << e.what() << "\n";
+    }
+    last_ckpt = std::chrono::steady_clock::now();
+  };
+
+  while (step < s.steps) {
+    if (cancel && cancel->cancelled()) break;
+    const auto data_start = std::chrono::steady_clock::now();
+    Batch b = data->next(s.batch, rng);
+    data_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - data_start).count();
+    auto x0 = b.image.to(device);
+    auto t = torch::randint(0, schedule.size(), {s.batch}, gen, torch::kInt64);
+    auto noise = torch::randn(x0.sizes(), gen).to(device);
+    auto x_t = sqrt_ab.index({t}).view({-1, 1, 1, 1}).to(device) * x0 +
+               sqrt_1mab.index({t}).view({-1, 1, 1, 1}).to(device) * noise;
+    // eps, or v = sqrt(abar) eps - sqrt(1 - abar) x0 for predict_v models.
+    const Tensor target = diffusion.predict_v ? sqrt_ab.index({t}).view({-1, 1, 1, 1}).to(device) * noise -
+                                                    sqrt_1mab.index({t}).view({-1, 1, 1, 1}).to(device) * x0
+                                              : noise;
+    Tensor input = x_t, sketch;
+    if (editing) {
+      auto mask = b.mask.to(device);
+      input = torch::cat({x_t, x0 * (1 - mask), mask}, 1);
+      sketch = b.sketch.to(device);
+    }
+    Tensor loss;
+    {
+      if (s.bf16) {
+        at::autocast::set_autocast_enabled(at::kCPU, true);
+        at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+      }
+      auto pred = model(input, t.to(device), Tensor(), sketch);
+      if (editing && (s.hole_loss || s.edge_loss_weight > 0)) {
+        auto w = s.hole_loss ? b.mask.to(device) : torch::ones_like(b.mask).to(device);
+        if (s.edge_loss_weight > 0)
+          w = w * (1 + s.edge_loss_weight * torch::max_pool2d(sketch.gt(0.5).to(torch::kFloat32), {3, 3}, {1, 1}, {1, 1}));
+        w = w.expand_as(target);
+        loss = ((pred.to(torch::kFloat32) - target).pow(2) * w).sum() / w.sum().clamp_min(1);
+      } else {
+        loss = torch::mse_loss(pred.to(torch::kFloat32), target);
+      }
+      if (s.bf16) {
+        at::autocast::set_autocast_enabled(at::kCPU, false);
+        at::autocast::clear_cache();
+      }
+    }
+    adam.zero_grad();
+    loss.backward();
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(params, s.grad_clip);
+    const double l = loss.item<double>();
+    if (!std::isfinite(l) || !std::isfinite(grad_norm)) {  // NaN guard: skip the update
+      ++report.skipped_nan;
+      if (++nan_run >= 20)
+        throw Error("training diverged: 20 consecutive steps with a non-finite loss or gradient at step " +
+                    std::to_string(step) +
+                    (s.bf16 ? " with bf16 autocast (set \"bf16\": false)"
+                            : " (lower lr, or resume from the last checkpoint)"));
+      continue;
+    }
+    nan_run = 0;
+    const double lr = lr_at(s.lr, s.lr_decay, step);
+    for (size_t g = 0; g < adam.param_groups().size(); ++g)
+      static_cast<torch::optim::AdamOptions&>(adam.param_groups()[g].options()).lr(g == 0 ? lr : lr * s.sketch_lr_mult);
+    adam.step();
+    ++step;
+    ema_update(ema, params, s.ema_rate, step);
+    window += l;
+    ++window_n;
+    if (step % s.log_every == 0 || step == s.steps) {
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double rate = (step - first_step) / std::max(elapsed, 1e-9);
+      const double mean = window / window_n;
+      if (report.first_loss == 0) report.first_loss = mean;
+      report.last_loss = mean;
+      log << "step " << step << "/" << s.steps << "  loss " << std::fixed << std::setprecision(4) << mean << "  "
+          << std::setprecision(3) << rate << " steps/s  ETA " << std::setprecision(1)
+          << (s.steps - step) / std::max(rate, 1e-9) / 60 << " min  (data " << std::setprecision(0)
+          << 100 * data_seconds / std::max(elapsed, 1e-9) << "%)";
+      if (s.lr_decay.shape != LrDecay::Shape::None)
+        log << "  lr " << std::scientific << std::setprecision(2) << lr_at(s.lr, s.lr_decay, step) << std::fixed;
+      if (report.skipped_nan > 0) log << "  " << report.skipped_nan << " step(s) skipped so far: non-finite loss";
+      log << std::endl;
+      csv << step << "," << mean << "," << rate << "," << elapsed << std::endl;
+      window = 0;
+      window_n = 0;
+    }
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_ckpt).count() >= s.checkpoint_minutes * 60)
+      checkpoint();
+  }
+  checkpoint();
+  report.step = step;
+  log << "saved " << (out / "model").string() << " at step " << step;
+  if (report.skipped_nan > 0) log << " (" << report.skipped_nan << " step(s) skipped: non-finite loss)";
+  log << "\n";
+  return report;
+}
+
+}  // namespace dsk
