@@ -208,6 +208,13 @@ expect 0 "matches preset: none" "info says no preset matches" -- info "$model"
 expect 0 "adm-small .*adm-unet.*32 px" "info on a model folder" -- info "$model"
 expect 2 "pickle" "info on a pickle" -- info "$data/conformance/adm-small/classifier.pt"
 
+# ---- conformance: a case whose KEYS name no output checks nothing and must say so ----
+mkdir -p "$work/conf-nokeys"
+for f in unet.safetensors classifier.safetensors io.safetensors; do ln -s "$data/conformance/adm-small/$f" "$work/conf-nokeys/$f"; done
+python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["KEYS"] = {"x": "input only"}; json.dump(c, open(sys.argv[2], "w"))' \
+  "$data/conformance/adm-small/config.json" "$work/conf-nokeys/config.json"
+expect 2 "KEYS names no output to recompute" "conformance with nothing to check" -- conformance --case "$work/conf-nokeys"
+
 # ---- train-sketch-features: bad data folders (training itself: test_sketch_features_train) ----
 mkdir -p "$work/sketches/circle"
 expect 2 "1 class folder.*at least 2" "train-sketch-features needs 2 classes" -- \

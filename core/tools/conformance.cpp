@@ -1,0 +1,149 @@
+#include "core/tools/conformance.h"
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iomanip>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "core/base/error.h"
+#include "core/diffusion/guidance.h"
+#include "core/diffusion/sampler.h"
+#include "core/formats/model_folder.h"
+#include "core/formats/tensor_io.h"
+
+namespace dsk {
+
+namespace {
+
+// Relative errors (Frobenius norm) against the reference implementation's fp32 outputs, computed
+// on another machine with other kernels. A forward pass sums K = 9 * channels terms per output in
+// another order, a few dozen layers deep: fp32 rounding gives ~u * sqrt(K) ~ 1e-6. A sampling run
+// carries that through every step and the classifier's gradient; guidance amplifies it. The worst
+// errors over the portability matrix (every CPU kernel level, 1 and 2 threads, oneDNN on and off;
+// docs/testing.md) are 2.7e-6 for forward outputs and 5.6e-5 for sampling runs; each bound is that
+// times at least 10, rounded up to a power of ten.
+constexpr double kForwardTol = 1e-4;   // forward outputs and gradients
+constexpr double kSamplingTol = 1e-3;  // whole sampling runs
+
+double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
+  auto diff = (a.to(torch::kFloat64) - b.to(torch::kFloat64)).norm().item<double>();
+  auto ref = b.to(torch::kFloat64).norm().item<double>();
+  return ref == 0 ? diff : diff / ref;
+}
+
+}  // namespace
+
+ConformanceResult run_conformance(const std::string& dir, std::ostream& out) {
+  configure_threads();
+  const std::string config_path = dir + "/config.json";
+  std::ifstream in(config_path);
+  if (!in) throw InputError(config_path + ": missing (a conformance case has config.json, unet.safetensors, "
+                            "classifier.safetensors and io.safetensors)");
+  nlohmann::json config;
+  try {
+    config = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(config_path + ": invalid JSON (" + e.what() + ")");
+  }
+  std::vector<std::string> all_keys;
+  for (auto it = config.begin(); it != config.end(); ++it) all_keys.push_back(it.key());
+  nlohmann::json flags = config;
+  for (const char* k : {"KEYS", "forward_timesteps", "batch", "classifier_scale"}) flags.erase(k);
+
+  // The case's config mixes both networks' flags; each parser takes its own and ignores the rest.
+  const auto unet_cfg = unet_config_from_json(flags, config_path, all_keys);
+  const auto diffusion = diffusion_config_from_json(flags, config_path);
+  const auto classifier_cfg = classifier_config_from_json(flags, config_path, all_keys);
+  const double classifier_scale = config.value("classifier_scale", 1.0);
+
+  torch::NoGradGuard no_grad;
+  UNetModel unet(unet_cfg);
+  load_weights(*unet, st::File::open(dir + "/unet.safetensors"));
+  unet->eval();
+  EncoderUNetModel classifier(classifier_cfg);
+  load_weights(*classifier, st::File::open(dir + "/classifier.safetensors"));
+  classifier->eval();
+
+  const auto io = read_tensors(st::File::open(dir + "/io.safetensors"));
+  auto need = [&](const std::string& key) -> const torch::Tensor& {
+    auto it = io.find(key);
+    if (it == io.end()) throw InputError(dir + "/io.safetensors: missing input tensor '" + key + "'");
+    return it->second;
+  };
+  const torch::Tensor y = io.count("y") ? io.at("y") : torch::Tensor();
+  const torch::Tensor y_model = unet_cfg.class_cond ? y : torch::Tensor();
+  const Schedule schedule = make_schedule(diffusion);
+
+  ModelFn model_fn = [&](const torch::Tensor& x, const torch::Tensor& t) { return unet(x, t, y_model); };
+  auto guided_sample = [&](SamplerKind kind, bool guided, NoiseFn noise, std::vector<torch::Tensor>* traj) {
+    Predictor predict = make_predictor(schedule, diffusion, model_fn, /*clip_denoised=*/true);
+    if (guided) {
+      auto cond = classifier_cond_fn(classifier, y, classifier_scale);
+      predict = kind == SamplerKind::Ddim ? with_score_guidance(schedule, diffusion, predict, cond)
+                                          : with_mean_guidance(schedule, diffusion, predict, cond);
+    }
+    LoopOptions opts;
+    opts.sampler = kind;
+    opts.eta = 0.0;
+    opts.noise = noise;
+    opts.trajectory = traj;
+    return sample_loop(schedule, predict, need("x_T").clone(), opts);
+  };
+  auto zero_noise = [](const torch::Tensor& like) { return torch::zeros_like(like); };
+
+  // Each key: how to recompute it, and its tolerance. Results computed once and shared.
+  std::map<std::string, torch::Tensor> cache;
+  auto ddim_guided = [&]() {
+    if (!cache.count("ddim_guided")) {
+      std::vector<torch::Tensor> traj;
+      cache["ddim_guided"] = guided_sample(SamplerKind::Ddim, true, zero_noise, &traj);
+      cache["ddim_guided_trajectory"] = torch::stack(traj);
+    }
+  };
+  const std::map<std::string, std::pair<std::function<torch::Tensor()>, double>> recipes = {
+      {"unet_out", {[&] { return unet(need("x"), need("t"), y_model); }, kForwardTol}},
+      {"classifier_logits", {[&] { return classifier(need("x"), need("t")); }, kForwardTol}},
+      {"classifier_grad_log_p_y",
+       {[&] { return classifier_log_prob_grad(classifier, need("x"), need("t"), y); }, kForwardTol}},
+      {"ddim_guided", {[&] { ddim_guided(); return cache["ddim_guided"]; }, kSamplingTol}},
+      {"ddim_guided_trajectory", {[&] { ddim_guided(); return cache["ddim_guided_trajectory"]; }, kSamplingTol}},
+      {"ddim_plain", {[&] { return guided_sample(SamplerKind::Ddim, false, zero_noise, nullptr); }, kSamplingTol}},
+      {"ddpm_guided",
+       {[&] {
+          const auto& recorded = need("ddpm_noise");
+          auto step = std::make_shared<int64_t>(0);
+          NoiseFn replay = [&recorded, step](const torch::Tensor&) { return recorded[(*step)++]; };
+          return guided_sample(SamplerKind::Ddpm, true, replay, nullptr);
+        },
+        kSamplingTol}},
+      {"timestep_map", {[&] { return torch::tensor(schedule.timestep_map); }, 0.0}},
+  };
+
+  ConformanceResult result;
+  const auto& keys = config.contains("KEYS") ? config["KEYS"] : nlohmann::json::object();
+  for (auto it = keys.begin(); it != keys.end(); ++it) {
+    const auto recipe = recipes.find(it.key());
+    if (recipe == recipes.end()) continue;  // inputs (x, t, y, x_T, ddpm_noise)
+    const auto& expected = need(it.key());
+    const auto got = recipe->second.first().to(torch::kCPU);
+    const double tol = recipe->second.second;
+    bool ok = got.sizes() == expected.sizes();
+    double err = ok ? relative_error(got, expected) : INFINITY;
+    ok = ok && err <= tol;
+    out << std::left << std::setw(26) << it.key() << " rel_err " << std::scientific << std::setprecision(3) << err
+        << "  tol " << tol << "  " << (ok ? "ok" : "FAIL") << "\n";
+    (ok ? result.passed : result.failed)++;
+  }
+  if (result.passed + result.failed == 0) {
+    std::string known;
+    for (const auto& [key, recipe] : recipes) known += (known.empty() ? "" : ", ") + key;
+    throw InputError(config_path + ": KEYS names no output to recompute, so nothing would be checked (expected some of " +
+                     known + ")");
+  }
+  out << "conformance: " << result.passed << " passed, " << result.failed << " failed" << std::endl;
+  return result;
+}
+
+}  // namespace dsk
