@@ -37,6 +37,7 @@ log="$out/$cell.tsv"
 export DSK_NUMERICS_LOG=$log
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+export TMPDIR=$tmp  # what the tests write (checkpoints of ~1 GB among it) goes when the cell ends
 
 failed=0
 # The tests that compare numbers: the sketch features (ResNet), the editing network and the

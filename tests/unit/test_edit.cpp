@@ -15,6 +15,7 @@
 #include "core/formats/tensor_io.h"
 #include "editing/image_io.h"
 #include "numerics.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 
@@ -22,12 +23,7 @@ namespace {
 
 const std::string kAdm = DSK_TEST_DATA "/models/adm-small";
 
-fs::path temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("dsk-test-edit-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path temp_dir(const std::string& name) { return dsk::test::temp_dir("edit", name); }
 
 // A tiny editing-unet with random weights (fixed seed): enough to exercise the pipeline.
 // sketch_null: the model's "no sketch" value (0: the same as a blank sketch).

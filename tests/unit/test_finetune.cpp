@@ -15,6 +15,7 @@
 #include "kill_helper.h"
 #include "models/unet.h"
 #include "numerics.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 using torch::Tensor;
@@ -35,12 +36,7 @@ constexpr double kRecomputeBound = 1e-5;
 // deterministic for a fixed thread count); a lost Adam moment or RNG draw moves weights by ~lr.
 constexpr double kResumeBound = 1e-7;
 
-fs::path temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("dsk-test-finetune-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path temp_dir(const std::string& name) { return dsk::test::temp_dir("finetune", name); }
 
 // A 16 px U-Net small enough for finite differences in double precision.
 dsk::UNetModel tiny_unet() {

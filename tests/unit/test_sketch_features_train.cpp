@@ -18,17 +18,13 @@
 #include "core/training/sketch_features_train.h"
 #include "editing/image_io.h"
 #include "numerics.h"
+#include "temp_dir.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-fs::path temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("dsk-test-sketchfeat-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path temp_dir(const std::string& name) { return dsk::test::temp_dir("sketchfeat", name); }
 
 // One outline, dark on white, `side` px: 0 circle, 1 square, 2 triangle (pointing up); random
 // place, size, pen width and a slight tilt.

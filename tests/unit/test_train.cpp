@@ -16,17 +16,13 @@
 #include "kill_helper.h"
 #include "models/unet.h"
 #include "numerics.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("dsk-test-train-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path temp_dir(const std::string& name) { return dsk::test::temp_dir("train", name); }
 
 // Pictures with smooth backgrounds and a few shapes: edges for sketches, colours for harmony.
 fs::path make_pictures(int count) {
