@@ -93,177 +93,192 @@ void add_strength_flags(CLI::App* cmd, double& init_strength, double& refine_str
       ->capture_default_str();
 }
 
+// `diffsketch edit`.
+void register_edit_command(CLI::App& app, Runners& runners) {
+  auto* cmd = app.add_subcommand("edit", "regenerate the masked part of an image, following a sketch");
+  static EditRequest req;
+  static std::string image, mask, sketch, out;
+  static bool no_refine = false;
+  static std::string compare;
+  cmd->add_option("--model", req.model, "model folder or id (editing-unet, or adm-unet with known-region blending)")->required();
+  cmd->add_option("--image", image, "the picture (any format OpenCV reads, 8/16-bit, gray/RGB/RGBA)")->required();
+  cmd->add_option("--mask", mask, "the selection: white = regenerate, same size as the image")->required();
+  cmd->add_option("--sketch", sketch, "sketch: dark strokes on light paper or opaque strokes on transparency");
+  cmd->add_option("--sketch-scale", req.sketch_scale, "sketch strength: 0 ignore, 1 plain, > 1 follow harder")->capture_default_str();
+  cmd->add_option("--variants", req.variants, "results with seeds S, S+1, ... (OUT-1.png, ...)")->capture_default_str();
+  cmd->add_option("--context-margin", req.context_margin, "context around the selection, fraction of its size")->capture_default_str();
+  cmd->add_option("--feather", req.feather, "feather width inside the selection, px")->capture_default_str();
+  cmd->add_option("--repaint-jumps", req.repaint_jumps, "RePaint resampling passes (adm-unet models)")->capture_default_str();
+  cmd->add_option("--repaint-length", req.repaint_length, "RePaint jump length, steps")->capture_default_str();
+  cmd->add_flag("--no-refine", no_refine, "no tiled refinement of large selections (a plain upscale)");
+  add_strength_flags(cmd, req.init_strength, req.refine_strength, req.refine_steps, req.harmonize);
+  cmd->add_option("--compare", compare, "also write input | sketch | mask | result | Telea side by side (PNG)");
+  cmd->add_option("--out", out, "result PNG")->required();
+  add_sampling_flags(cmd, req.sampling);
+  add_sketch_guidance_flags(cmd, req.sketch_guidance);
+  runners.push_back([cmd] {
+    if (!cmd->parsed()) return -1;
+    check_sketch_guidance(req.sketch_guidance);
+    check_out(out);
+    const auto start = std::chrono::steady_clock::now();
+    req.image = edit::read_image(image);
+    req.mask = edit::read_image(mask);
+    if (!sketch.empty()) req.sketch = edit::read_image(sketch);
+    req.refine = !no_refine;
+    auto r = dsk::edit_region(req, progress_line());
+    auto paths = write_results(r, out);
+    if (!compare.empty()) {
+      check_out(compare);
+      edit::write_image(compare, compare_strip(req.image, req.sketch, req.mask, r.images[0]));
+      paths.push_back(compare);
+      r.seeds.push_back(r.seeds[0]);
+    }
+    report(r, paths, since(start));
+    return 0;
+  });
+}
+
+// `diffsketch generate`.
+void register_generate(CLI::App& app, Runners& runners) {
+  auto* cmd = app.add_subcommand("generate", "synthesise a whole image from a sketch (editing models)");
+  static GenerateRequest req;
+  static std::string sketch, out;
+  cmd->add_option("--model", req.model, "model folder or id (editing-unet)")->required();
+  cmd->add_option("--sketch", sketch, "the sketch; its size is the output size unless --width/--height");
+  cmd->add_option("--width", req.width);
+  cmd->add_option("--height", req.height);
+  cmd->add_option("--sketch-scale", req.sketch_scale)->capture_default_str();
+  cmd->add_option("--variants", req.variants)->capture_default_str();
+  cmd->add_option("--out", out, "result PNG")->required();
+  add_sampling_flags(cmd, req.sampling);
+  add_sketch_guidance_flags(cmd, req.sketch_guidance);
+  runners.push_back([cmd] {
+    if (!cmd->parsed()) return -1;
+    check_sketch_guidance(req.sketch_guidance);
+    check_out(out);
+    const auto start = std::chrono::steady_clock::now();
+    if (!sketch.empty()) req.sketch = edit::read_image(sketch);
+    auto r = dsk::generate_image(req, progress_line());
+    auto paths = write_results(r, out);
+    report(r, paths, since(start));
+    return 0;
+  });
+}
+
+// `diffsketch interpolate`.
+void register_interpolate(CLI::App& app, Runners& runners) {
+  auto* cmd = app.add_subcommand("interpolate", "frames between the samples of two seeds (x_T interpolation)");
+  static InterpolateRequest req;
+  static std::string sketch, seeds, mode = "slerp", out;
+  cmd->add_option("--model", req.generate.model)->required();
+  cmd->add_option("--sketch", sketch);
+  cmd->add_option("--width", req.generate.width);
+  cmd->add_option("--height", req.generate.height);
+  cmd->add_option("--sketch-scale", req.generate.sketch_scale)->capture_default_str();
+  cmd->add_option("--seeds", seeds, "A,B")->required();
+  cmd->add_option("--frames", req.frames, "frames including both end points")->capture_default_str();
+  cmd->add_option("--mode", mode, "slerp, linear or trig")->capture_default_str()->check(CLI::IsMember({"slerp", "linear", "trig"}));
+  cmd->add_option("--out", out, "output folder (frame-01.png, ...)")->required();
+  add_sampling_flags(cmd, req.generate.sampling);
+  add_sketch_guidance_flags(cmd, req.generate.sketch_guidance);
+  runners.push_back([cmd] {
+    if (!cmd->parsed()) return -1;
+    check_sketch_guidance(req.generate.sketch_guidance);
+    const auto comma = seeds.find(',');
+    try {
+      if (comma == std::string::npos) throw std::invalid_argument(seeds);
+      req.seed_a = std::stoull(seeds.substr(0, comma));
+      req.seed_b = std::stoull(seeds.substr(comma + 1));
+    } catch (const std::exception&) {
+      throw InputError("--seeds '" + seeds + "' must be two seeds A,B");
+    }
+    req.mode = mode == "slerp" ? InterpolationMode::Slerp : mode == "linear" ? InterpolationMode::Linear : InterpolationMode::Trig;
+    const auto start = std::chrono::steady_clock::now();
+    if (!sketch.empty()) req.generate.sketch = edit::read_image(sketch);
+    fs::create_directories(out);
+    auto r = dsk::interpolate_seeds(req, progress_line());
+    std::vector<std::string> paths;
+    for (size_t i = 0; i < r.images.size(); ++i) {
+      char name[32];
+      std::snprintf(name, sizeof name, "frame-%02zu.png", i + 1);
+      paths.push_back((fs::path(out) / name).string());
+      edit::write_image(paths.back(), r.images[i]);
+    }
+    report(r, paths, since(start));
+    return 0;
+  });
+}
+
+// `diffsketch eval-inpaint`.
+void register_eval_inpaint(CLI::App& app, Runners& runners) {
+  auto* cmd = app.add_subcommand("eval-inpaint", "inpainting quality inside the hole: model vs OpenCV baselines");
+  static EvalOptions o;
+  static std::string baselines = "telea,ns";
+  cmd->add_option("--model", o.model, "model folder or id (omit to score only the baselines)");
+  cmd->add_option("--images", o.image_dirs, "folders of pictures (repeatable)")->required();
+  cmd->add_option("--count", o.count, "crops")->capture_default_str();
+  cmd->add_option("--size", o.size, "crop side, px")->capture_default_str();
+  cmd->add_option("--baselines", baselines, "telea,ns (or empty)")->capture_default_str();
+  cmd->add_option("--split", o.split, "all, or val / train of a training data folder (by picture)")->capture_default_str();
+  cmd->add_option("--val-fraction", o.val_fraction)->capture_default_str();
+  cmd->add_option("--sketch-scale", o.sketch_scale)->capture_default_str();
+  cmd->add_option("--save", o.save_dir, "write each case's images here");
+  cmd->add_flag("--json", o.json);
+  static bool no_refine = false;
+  cmd->add_flag("--no-refine", no_refine, "the model without tiled refinement of large holes (a plain upscale)");
+  add_strength_flags(cmd, o.init_strength, o.refine_strength, o.refine_steps, o.harmonize);
+  add_sampling_flags(cmd, o.sampling);
+  add_sketch_guidance_flags(cmd, o.sketch_guidance);
+  cmd->get_option("--seed")->description("seed of the crops, masks and sampling");
+  runners.push_back([cmd] {
+    if (!cmd->parsed()) return -1;
+    check_sketch_guidance(o.sketch_guidance);
+    o.seed = o.sampling.seed;
+    o.refine = !no_refine;
+    o.baselines.clear();
+    std::stringstream ss(baselines);
+    std::string b;
+    while (std::getline(ss, b, ','))
+      if (!b.empty()) o.baselines.push_back(b);
+    eval_inpaint(o, std::cout);
+    return 0;
+  });
+}
+
+// `diffsketch models list`.
+void register_models(CLI::App& app, Runners& runners) {
+  auto* models = app.add_subcommand("models", "installed models");
+  auto* list = models->add_subcommand("list", "the models found in the model folders");
+  static bool as_json = false;
+  list->add_flag("--json", as_json, "machine-readable (the plug-in reads this)");
+  models->require_subcommand(1);
+  runners.push_back([list] {
+    if (!list->parsed()) return -1;
+    const auto all = list_models();
+    if (as_json) {
+      nlohmann::json j = nlohmann::json::array();
+      for (const auto& m : all)
+        j.push_back({{"id", m.id}, {"kind", m.kind}, {"name", m.name}, {"path", m.path}, {"resolution", m.resolution}});
+      std::cout << j.dump(2) << "\n";
+    } else {
+      for (const auto& m : all)
+        std::cout << m.id << "\t" << m.kind << "\t" << m.resolution << " px\t" << m.name << "\t" << m.path << "\n";
+      if (all.empty()) std::cerr << "no models found; searched:\n";
+      if (all.empty())
+        for (const auto& d : model_search_path()) std::cerr << "  " << d << "\n";
+    }
+    return 0;
+  });
+}
+
 }  // namespace
 
 void register_edit(CLI::App& app, Runners& runners) {
-  {
-    auto* cmd = app.add_subcommand("edit", "regenerate the masked part of an image, following a sketch");
-    static EditRequest req;
-    static std::string image, mask, sketch, out;
-    static bool no_refine = false;
-    static std::string compare;
-    cmd->add_option("--model", req.model, "model folder or id (editing-unet, or adm-unet with known-region blending)")->required();
-    cmd->add_option("--image", image, "the picture (any format OpenCV reads, 8/16-bit, gray/RGB/RGBA)")->required();
-    cmd->add_option("--mask", mask, "the selection: white = regenerate, same size as the image")->required();
-    cmd->add_option("--sketch", sketch, "sketch: dark strokes on light paper or opaque strokes on transparency");
-    cmd->add_option("--sketch-scale", req.sketch_scale, "sketch strength: 0 ignore, 1 plain, > 1 follow harder")->capture_default_str();
-    cmd->add_option("--variants", req.variants, "results with seeds S, S+1, ... (OUT-1.png, ...)")->capture_default_str();
-    cmd->add_option("--context-margin", req.context_margin, "context around the selection, fraction of its size")->capture_default_str();
-    cmd->add_option("--feather", req.feather, "feather width inside the selection, px")->capture_default_str();
-    cmd->add_option("--repaint-jumps", req.repaint_jumps, "RePaint resampling passes (adm-unet models)")->capture_default_str();
-    cmd->add_option("--repaint-length", req.repaint_length, "RePaint jump length, steps")->capture_default_str();
-    cmd->add_flag("--no-refine", no_refine, "no tiled refinement of large selections (a plain upscale)");
-    add_strength_flags(cmd, req.init_strength, req.refine_strength, req.refine_steps, req.harmonize);
-    cmd->add_option("--compare", compare, "also write input | sketch | mask | result | Telea side by side (PNG)");
-    cmd->add_option("--out", out, "result PNG")->required();
-    add_sampling_flags(cmd, req.sampling);
-    add_sketch_guidance_flags(cmd, req.sketch_guidance);
-    runners.push_back([cmd] {
-      if (!cmd->parsed()) return -1;
-      check_sketch_guidance(req.sketch_guidance);
-      check_out(out);
-      const auto start = std::chrono::steady_clock::now();
-      req.image = edit::read_image(image);
-      req.mask = edit::read_image(mask);
-      if (!sketch.empty()) req.sketch = edit::read_image(sketch);
-      req.refine = !no_refine;
-      auto r = dsk::edit_region(req, progress_line());
-      auto paths = write_results(r, out);
-      if (!compare.empty()) {
-        check_out(compare);
-        edit::write_image(compare, compare_strip(req.image, req.sketch, req.mask, r.images[0]));
-        paths.push_back(compare);
-        r.seeds.push_back(r.seeds[0]);
-      }
-      report(r, paths, since(start));
-      return 0;
-    });
-  }
-  {
-    auto* cmd = app.add_subcommand("generate", "synthesise a whole image from a sketch (editing models)");
-    static GenerateRequest req;
-    static std::string sketch, out;
-    cmd->add_option("--model", req.model, "model folder or id (editing-unet)")->required();
-    cmd->add_option("--sketch", sketch, "the sketch; its size is the output size unless --width/--height");
-    cmd->add_option("--width", req.width);
-    cmd->add_option("--height", req.height);
-    cmd->add_option("--sketch-scale", req.sketch_scale)->capture_default_str();
-    cmd->add_option("--variants", req.variants)->capture_default_str();
-    cmd->add_option("--out", out, "result PNG")->required();
-    add_sampling_flags(cmd, req.sampling);
-    add_sketch_guidance_flags(cmd, req.sketch_guidance);
-    runners.push_back([cmd] {
-      if (!cmd->parsed()) return -1;
-      check_sketch_guidance(req.sketch_guidance);
-      check_out(out);
-      const auto start = std::chrono::steady_clock::now();
-      if (!sketch.empty()) req.sketch = edit::read_image(sketch);
-      auto r = dsk::generate_image(req, progress_line());
-      auto paths = write_results(r, out);
-      report(r, paths, since(start));
-      return 0;
-    });
-  }
-  {
-    auto* cmd = app.add_subcommand("interpolate", "frames between the samples of two seeds (x_T interpolation)");
-    static InterpolateRequest req;
-    static std::string sketch, seeds, mode = "slerp", out;
-    cmd->add_option("--model", req.generate.model)->required();
-    cmd->add_option("--sketch", sketch);
-    cmd->add_option("--width", req.generate.width);
-    cmd->add_option("--height", req.generate.height);
-    cmd->add_option("--sketch-scale", req.generate.sketch_scale)->capture_default_str();
-    cmd->add_option("--seeds", seeds, "A,B")->required();
-    cmd->add_option("--frames", req.frames, "frames including both end points")->capture_default_str();
-    cmd->add_option("--mode", mode, "slerp, linear or trig")->capture_default_str()->check(CLI::IsMember({"slerp", "linear", "trig"}));
-    cmd->add_option("--out", out, "output folder (frame-01.png, ...)")->required();
-    add_sampling_flags(cmd, req.generate.sampling);
-    add_sketch_guidance_flags(cmd, req.generate.sketch_guidance);
-    runners.push_back([cmd] {
-      if (!cmd->parsed()) return -1;
-      check_sketch_guidance(req.generate.sketch_guidance);
-      const auto comma = seeds.find(',');
-      try {
-        if (comma == std::string::npos) throw std::invalid_argument(seeds);
-        req.seed_a = std::stoull(seeds.substr(0, comma));
-        req.seed_b = std::stoull(seeds.substr(comma + 1));
-      } catch (const std::exception&) {
-        throw InputError("--seeds '" + seeds + "' must be two seeds A,B");
-      }
-      req.mode = mode == "slerp" ? InterpolationMode::Slerp : mode == "linear" ? InterpolationMode::Linear : InterpolationMode::Trig;
-      const auto start = std::chrono::steady_clock::now();
-      if (!sketch.empty()) req.generate.sketch = edit::read_image(sketch);
-      fs::create_directories(out);
-      auto r = dsk::interpolate_seeds(req, progress_line());
-      std::vector<std::string> paths;
-      for (size_t i = 0; i < r.images.size(); ++i) {
-        char name[32];
-        std::snprintf(name, sizeof name, "frame-%02zu.png", i + 1);
-        paths.push_back((fs::path(out) / name).string());
-        edit::write_image(paths.back(), r.images[i]);
-      }
-      report(r, paths, since(start));
-      return 0;
-    });
-  }
-  {
-    auto* cmd = app.add_subcommand("eval-inpaint", "inpainting quality inside the hole: model vs OpenCV baselines");
-    static EvalOptions o;
-    static std::string baselines = "telea,ns";
-    cmd->add_option("--model", o.model, "model folder or id (omit to score only the baselines)");
-    cmd->add_option("--images", o.image_dirs, "folders of pictures (repeatable)")->required();
-    cmd->add_option("--count", o.count, "crops")->capture_default_str();
-    cmd->add_option("--size", o.size, "crop side, px")->capture_default_str();
-    cmd->add_option("--baselines", baselines, "telea,ns (or empty)")->capture_default_str();
-    cmd->add_option("--split", o.split, "all, or val / train of a training data folder (by picture)")->capture_default_str();
-    cmd->add_option("--val-fraction", o.val_fraction)->capture_default_str();
-    cmd->add_option("--sketch-scale", o.sketch_scale)->capture_default_str();
-    cmd->add_option("--save", o.save_dir, "write each case's images here");
-    cmd->add_flag("--json", o.json);
-    static bool no_refine = false;
-    cmd->add_flag("--no-refine", no_refine, "the model without tiled refinement of large holes (a plain upscale)");
-    add_strength_flags(cmd, o.init_strength, o.refine_strength, o.refine_steps, o.harmonize);
-    add_sampling_flags(cmd, o.sampling);
-    add_sketch_guidance_flags(cmd, o.sketch_guidance);
-    cmd->get_option("--seed")->description("seed of the crops, masks and sampling");
-    runners.push_back([cmd] {
-      if (!cmd->parsed()) return -1;
-      check_sketch_guidance(o.sketch_guidance);
-      o.seed = o.sampling.seed;
-      o.refine = !no_refine;
-      o.baselines.clear();
-      std::stringstream ss(baselines);
-      std::string b;
-      while (std::getline(ss, b, ','))
-        if (!b.empty()) o.baselines.push_back(b);
-      eval_inpaint(o, std::cout);
-      return 0;
-    });
-  }
-  {
-    auto* models = app.add_subcommand("models", "installed models");
-    auto* list = models->add_subcommand("list", "the models found in the model folders");
-    static bool as_json = false;
-    list->add_flag("--json", as_json, "machine-readable (the plug-in reads this)");
-    models->require_subcommand(1);
-    runners.push_back([list] {
-      if (!list->parsed()) return -1;
-      const auto all = list_models();
-      if (as_json) {
-        nlohmann::json j = nlohmann::json::array();
-        for (const auto& m : all)
-          j.push_back({{"id", m.id}, {"kind", m.kind}, {"name", m.name}, {"path", m.path}, {"resolution", m.resolution}});
-        std::cout << j.dump(2) << "\n";
-      } else {
-        for (const auto& m : all)
-          std::cout << m.id << "\t" << m.kind << "\t" << m.resolution << " px\t" << m.name << "\t" << m.path << "\n";
-        if (all.empty()) std::cerr << "no models found; searched:\n";
-        if (all.empty())
-          for (const auto& d : model_search_path()) std::cerr << "  " << d << "\n";
-      }
-      return 0;
-    });
-  }
+  register_edit_command(app, runners);
+  register_generate(app, runners);
+  register_interpolate(app, runners);
+  register_eval_inpaint(app, runners);
+  register_models(app, runners);
 }
 
 }  // namespace dsk::cli

@@ -41,6 +41,24 @@ Tensor q_sample(const Schedule& s, const Tensor& x0, int i, const Tensor& noise)
   return static_cast<float>(std::sqrt(ab)) * x0 + static_cast<float>(std::sqrt(1.0 - ab)) * noise;
 }
 
+ForwardProcess::ForwardProcess(const Schedule& s) {
+  const auto ab = torch::tensor(std::vector<double>(s.alphas_cumprod.begin(), s.alphas_cumprod.end()));
+  sqrt_ab_ = ab.sqrt().to(torch::kFloat32);
+  sqrt_1mab_ = (1 - ab).sqrt().to(torch::kFloat32);
+}
+
+Tensor ForwardProcess::coef(const Tensor& table, const Tensor& t, const Tensor& like) const {
+  return table.index({t}).view({-1, 1, 1, 1}).to(like.device());
+}
+
+Tensor ForwardProcess::q_sample(const Tensor& x0, const Tensor& t, const Tensor& noise) const {
+  return coef(sqrt_ab_, t, x0) * x0 + coef(sqrt_1mab_, t, x0) * noise;
+}
+
+Tensor ForwardProcess::v_target(const Tensor& x0, const Tensor& t, const Tensor& noise) const {
+  return coef(sqrt_ab_, t, x0) * noise - coef(sqrt_1mab_, t, x0) * x0;
+}
+
 Predictor make_predictor(const Schedule& s, const DiffusionConfig& config, ModelFn model, bool clip_denoised) {
   return [&s, config, model = std::move(model), clip_denoised](const Tensor& x, int i) {
     const int64_t channels = x.size(1);

@@ -47,6 +47,22 @@ torch::Tensor q_posterior_mean(const Schedule& s, const torch::Tensor& x0, const
 // q_sample: x_t = sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) noise, at spaced index i (i = -1: x0).
 torch::Tensor q_sample(const Schedule& s, const torch::Tensor& x0, int i, const torch::Tensor& noise);
 
+// The forward process batched for training: each sample at its own index t[b] (Ho et al. 2020,
+// eq. 4), and the v target (Salimans & Ho 2022): the same coefficients, kept as fp32 tensors.
+class ForwardProcess {
+ public:
+  explicit ForwardProcess(const Schedule& s);
+  // x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise; t: [B] int64 indices on the CPU.
+  torch::Tensor q_sample(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& noise) const;
+  // v = sqrt(abar_t) noise - sqrt(1 - abar_t) x0.
+  torch::Tensor v_target(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& noise) const;
+  int size() const { return static_cast<int>(sqrt_ab_.size(0)); }
+
+ private:
+  torch::Tensor coef(const torch::Tensor& table, const torch::Tensor& t, const torch::Tensor& like) const;
+  torch::Tensor sqrt_ab_, sqrt_1mab_;
+};
+
 // ddim_sample (Song et al. Eq. 12; the reference's form, not the paper's Algorithm 1 typo):
 // x_{t-1} = sqrt(abar_{t-1}) x0 + sqrt(1 - abar_{t-1} - sigma^2) eps + sigma z.
 torch::Tensor ddim_step(const Schedule& s, const torch::Tensor& x, int i, const Prediction& p, double eta,

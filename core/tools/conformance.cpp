@@ -33,20 +33,23 @@ double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
   return ref == 0 ? diff : diff / ref;
 }
 
+nlohmann::json read_case_config(const std::string& config_path) {
+  std::ifstream in(config_path);
+  if (!in) throw InputError(config_path + ": missing (a conformance case has config.json, unet.safetensors, "
+                            "classifier.safetensors and io.safetensors)");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(config_path + ": invalid JSON (" + e.what() + ")");
+  }
+}
+
 }  // namespace
 
 ConformanceResult run_conformance(const std::string& dir, std::ostream& out) {
   configure_threads();
   const std::string config_path = dir + "/config.json";
-  std::ifstream in(config_path);
-  if (!in) throw InputError(config_path + ": missing (a conformance case has config.json, unet.safetensors, "
-                            "classifier.safetensors and io.safetensors)");
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(config_path + ": invalid JSON (" + e.what() + ")");
-  }
+  const nlohmann::json config = read_case_config(config_path);
   std::vector<std::string> all_keys;
   for (auto it = config.begin(); it != config.end(); ++it) all_keys.push_back(it.key());
   nlohmann::json flags = config;

@@ -1,7 +1,5 @@
 #include "core/training/finetune.h"
 
-#include <ATen/autocast_mode.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -18,9 +16,9 @@
 #include "core/formats/safetensors.h"
 #include "core/formats/tensor_io.h"
 #include "core/training/train_data.h"
+#include "core/training/train_loop.h"
 #include "core/training/train_state.h"
 #include "editing/image_io.h"
-#include "editing/plot.h"
 #include "editing/sketch.h"
 
 #include <opencv2/imgproc.hpp>
@@ -221,30 +219,8 @@ std::string gb(double bytes) {
   return s.str();
 }
 
-class Autocast {
- public:
-  Autocast(bool on, at::DeviceType device, at::ScalarType dtype) : on_(on), device_(device) {
-    if (!on_) return;
-    at::autocast::set_autocast_enabled(device_, true);
-    at::autocast::set_autocast_dtype(device_, dtype);
-  }
-  ~Autocast() {
-    if (!on_) return;
-    at::autocast::set_autocast_enabled(device_, false);
-    at::autocast::clear_cache();
-  }
 
- private:
-  bool on_;
-  at::DeviceType device_;
-};
-
-}  // namespace
-
-FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const CancelToken* cancel) {
-  configure_threads();
-  const WithoutOneDnn no_onednn;
-  // --- arguments
+void check_options(const FinetuneOptions& o) {
   if (o.steps < 1) throw InputError("--steps must be at least 1 (T: DDIM steps of the chain; 5-20 is typical)");
   if (o.iters < 1) throw InputError("--iters must be at least 1 (M: fine-tuning iterations)");
   if (!(o.lambda >= 0 && o.lambda <= 1)) throw InputError("--lambda must be in [0, 1] (the paper uses 0.4)");
@@ -253,6 +229,56 @@ FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const Cance
   if (o.out_dir.empty()) throw InputError("finetune needs --out DIR");
   if (o.precision != "fp32" && o.precision != "bf16" && o.precision != "fp16")
     throw InputError("--precision must be fp32, bf16 or fp16");
+}
+
+// Refuses, before anything is loaded, a model whose fine-tuning would not fit in this CPU's memory.
+void check_memory(const ModelInfo& info, const UNetConfig& net, int steps, int batch, torch::Device device,
+                  std::ostream& log) {
+  const int64_t nparams = count_params(info.weights_path());
+  const auto mem = estimate_finetune_memory(net, nparams, batch);
+  const double free_bytes = available_memory();
+  log << "memory estimate: " << gb(mem.state_bytes) << " for weights, gradients, Adam, EMA and a frozen copy ("
+      << std::setprecision(3) << nparams / 1e6 << " M parameters x 24 bytes) + " << gb(mem.activation_bytes)
+      << " for one step's activations at batch " << batch << "\n";
+  if (device.is_cpu()) {
+    constexpr double kCpuMaxParams = 150e6;
+    const double budget = free_bytes > 0 ? 0.8 * free_bytes : 0;
+    if (nparams > kCpuMaxParams || (budget > 0 && mem.total() > budget)) {
+      const double fit = budget > mem.activation_bytes ? std::min(kCpuMaxParams, (budget - mem.activation_bytes) / 24) : 0;
+      throw InputError("fine-tuning " + info.name + " (" + std::to_string(static_cast<int>(nparams / 1e6)) +
+                       " M parameters) needs about " + gb(mem.total()) + " (" + gb(mem.state_bytes) +
+                       " of weights, gradients, Adam state, EMA and frozen copy + " + gb(mem.activation_bytes) +
+                       " of activations) and a GPU: one iteration back-propagates through " + std::to_string(steps) +
+                       " U-Net evaluations. On this CPU (" + gb(free_bytes) + " free) models up to about " +
+                       std::to_string(static_cast<int>(fit / 1e6)) +
+                       " M parameters fit (the default editing model has 6 M); run it with --device cuda on a GPU");
+    }
+  } else if (device.is_cuda()) {
+    // The device's memory is not queried here; CUDA reports an out-of-memory error if it does not fit.
+  }
+}
+
+// The sketches of iteration `iter`: passes over the n sketches, each in its own seeded order; a
+// pure function of the iteration, so a resumed run draws the same batches.
+std::vector<int64_t> batch_at(long iter, int batch, int n, uint64_t seed) {
+  std::vector<int64_t> pick;
+  for (int k = 0; k < batch; ++k) {
+    const int64_t g = iter * batch + k, pass = g / n;
+    std::vector<int64_t> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    std::mt19937_64 pass_rng(seed * 1000003 + static_cast<uint64_t>(pass));
+    std::shuffle(order.begin(), order.end(), pass_rng);
+    pick.push_back(order[g % n]);
+  }
+  return pick;
+}
+
+}  // namespace
+
+FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const CancelToken* cancel) {
+  configure_threads();
+  const WithoutOneDnn no_onednn;
+  check_options(o);
   const auto sketch_files = image_files(o.sketches_dir, "the sketches");
   if (sketch_files.empty())
     throw InputError("no sketches: " + o.sketches_dir + " holds no image files (.png, .jpg, ...)");
@@ -282,29 +308,7 @@ FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const Cance
   const int n = static_cast<int>(sketch_files.size());
   const int batch = o.batch > 0 ? std::min(o.batch, n) : (n >= 4 ? 4 : 1);
 
-  // --- memory, before anything is loaded
-  const int64_t nparams = count_params(info.weights_path());
-  const auto mem = estimate_finetune_memory(net, nparams, batch);
-  const double free_bytes = available_memory();
-  log << "memory estimate: " << gb(mem.state_bytes) << " for weights, gradients, Adam, EMA and a frozen copy ("
-      << std::setprecision(3) << nparams / 1e6 << " M parameters x 24 bytes) + " << gb(mem.activation_bytes)
-      << " for one step's activations at batch " << batch << "\n";
-  if (device.is_cpu()) {
-    constexpr double kCpuMaxParams = 150e6;
-    const double budget = free_bytes > 0 ? 0.8 * free_bytes : 0;
-    if (nparams > kCpuMaxParams || (budget > 0 && mem.total() > budget)) {
-      const double fit = budget > mem.activation_bytes ? std::min(kCpuMaxParams, (budget - mem.activation_bytes) / 24) : 0;
-      throw InputError("fine-tuning " + info.name + " (" + std::to_string(static_cast<int>(nparams / 1e6)) +
-                       " M parameters) needs about " + gb(mem.total()) + " (" + gb(mem.state_bytes) +
-                       " of weights, gradients, Adam state, EMA and frozen copy + " + gb(mem.activation_bytes) +
-                       " of activations) and a GPU: one iteration back-propagates through " + std::to_string(o.steps) +
-                       " U-Net evaluations. On this CPU (" + gb(free_bytes) + " free) models up to about " +
-                       std::to_string(static_cast<int>(fit / 1e6)) +
-                       " M parameters fit (the default editing model has 6 M); run it with --device cuda on a GPU");
-    }
-  } else if (device.is_cuda()) {
-    // The device's memory is not queried here; CUDA reports an out-of-memory error if it does not fit.
-  }
+  check_memory(info, net, o.steps, batch, device, log);
 
   // --- data
   const int r = net.image_size;
@@ -346,7 +350,7 @@ FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const Cance
   // x0 of the chain from x_T for sketches `idx`, no gradients.
   auto chain_x0 = [&](const Tensor& x_T, const Tensor& idx) {
     torch::NoGradGuard no_grad;
-    Autocast ac(bf16 || fp16, autocast_device, fp16 ? at::kHalf : at::kBFloat16);
+    AutocastScope ac(bf16 || fp16, autocast_device, fp16 ? at::kHalf : at::kBFloat16);
     cond_sketch = sketches.index_select(0, idx);
     Tensor x = x_T;
     for (int i = schedule.size() - 1; i >= 0; --i) x = ddim_chain_step(schedule, predict, x, i);
@@ -355,15 +359,13 @@ FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const Cance
 
   const fs::path out(o.out_dir);
   Checkpointer ckpt{out / "checkpoint"};
-  ckpt.recover(log);
+  const bool resume = open_checkpoint(ckpt, o.out_dir, o.resume, log);
   std::mt19937_64 rng(o.seed);
   at::Generator gen = at::detail::createCPUGenerator(o.seed);
   Tensor x_T, refs;
   long iter = 0;
   LossScaler scaler;
-  if (o.resume) {
-    if (!fs::exists(ckpt.dir / "state.json"))
-      throw InputError(o.out_dir + ": --resume, but there is no checkpoint in it (start without --resume)");
+  if (resume) {
     const auto state = ckpt.load(*m.model, ema, adam, rng, gen);
     iter = state["step"].get<long>();
     if (state.value("sketches", -1) != n)
@@ -374,8 +376,6 @@ FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const Cance
     refs = read_tensor(f, f.at("identity_ref")).to(device);
     log << "resumed at iteration " << iter << "\n";
   } else {
-    if (fs::exists(ckpt.dir))
-      throw InputError(o.out_dir + ": already holds a checkpoint; continue it with --resume or choose a new --out");
     fs::create_directories(out);
     x_T = seeded_noise(o.seed)(torch::empty({n, 3, r, r})).to(device);
     // The identity reference: the user's photos, or the original model's x0 from the same x_T.
@@ -412,37 +412,19 @@ FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const Cance
   report.first_identity = before.second;
   log << "before: L_sketch " << std::setprecision(4) << before.first << "  L_identity " << before.second << std::endl;
 
-  std::ofstream csv((out / "loss.csv").string(), o.resume ? std::ios::app : std::ios::trunc);
-  if (!o.resume) csv << "iter,loss,sketch,identity,seconds\n";
-  auto last_ckpt = std::chrono::steady_clock::now();
+  LossLog csv(out / "loss.csv", "iter,loss,sketch,identity,seconds", o.resume);
+  LoopClock clock(iter, o.iters, o.checkpoint_minutes);
+  NonFiniteGuard guard("fine-tuning", "iteration");
   auto save = [&]() {
     // x_T and the references travel inside the atomic checkpoint: a kill never separates them.
     ckpt.save(*m.model, ema, adam, iter, rng, gen, {{"sketches", n}},
               {{"fixed.safetensors", {{"x_T", x_T}, {"identity_ref", refs}}}});
-    csv.flush();
-    try {
-      if (iter > 0) edit::write_loss_plot((out / "loss.csv").string(), (out / "loss.png").string(), "fine-tuning loss L");
-    } catch (const std::exception& e) {
-      log << "loss.png not written: " << e.what() << "\n";
-    }
-    last_ckpt = std::chrono::steady_clock::now();
+    if (iter > 0) csv.plot("fine-tuning loss L", log);
+    clock.checkpointed();
   };
-  const long first_iter = iter;
-  int nan_run = 0;
   while (iter < o.iters) {
     if (cancel && cancel->cancelled()) break;
-    // The next batch: passes over the sketches, each in its own seeded order; a pure function of
-    // the iteration, so a resumed run draws the same batches.
-    std::vector<int64_t> pick;
-    for (int k = 0; k < batch; ++k) {
-      const int64_t g = iter * batch + k, pass = g / n;
-      std::vector<int64_t> order(n);
-      std::iota(order.begin(), order.end(), 0);
-      std::mt19937_64 pass_rng(o.seed * 1000003 + static_cast<uint64_t>(pass));
-      std::shuffle(order.begin(), order.end(), pass_rng);
-      pick.push_back(order[g % n]);
-    }
-    auto idx = torch::tensor(pick, torch::kInt64).to(device);
+    auto idx = torch::tensor(batch_at(iter, batch, n, o.seed), torch::kInt64).to(device);
     cond_sketch = sketches.index_select(0, idx);
     const Tensor target = cond_sketch, ref = refs.index_select(0, idx);
     double ls = 0, li = 0;
@@ -456,7 +438,7 @@ FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const Cance
     adam.zero_grad();
     double l;
     {
-      Autocast ac(bf16 || fp16, autocast_device, fp16 ? at::kHalf : at::kBFloat16);
+      AutocastScope ac(bf16 || fp16, autocast_device, fp16 ? at::kHalf : at::kBFloat16);
       l = chain_backward(schedule, predict, x_T.index_select(0, idx), loss_fn, o.recompute, nullptr,
                          fp16 ? scaler.scale() : 1.0);
     }
@@ -466,26 +448,17 @@ FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const Cance
       scaler.update(finite);
     }
     const double grad_norm = torch::nn::utils::clip_grad_norm_(params, 1.0);
-    if (!finite || !std::isfinite(grad_norm)) {
-      if (++nan_run >= 20)
-        throw Error("fine-tuning diverged: 20 consecutive iterations with a non-finite loss or gradient at iteration " +
-                    std::to_string(iter) + " (lower --lr, or use --precision fp32)");
-      continue;
-    }
-    nan_run = 0;
+    if (!guard.accept(finite ? l : NAN, grad_norm, iter, "lower --lr, or use --precision fp32")) continue;
     adam.step();
     ++iter;
     ema_update(ema, params, o.ema_rate, iter);
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double rate = (iter - first_iter) / std::max(elapsed, 1e-9);
+    const double elapsed = clock.elapsed(), rate = clock.rate(iter);
     log << "iter " << iter << "/" << o.iters << "  L " << std::fixed << std::setprecision(4) << l << " (sketch " << ls
         << ", identity " << li << ")  " << std::setprecision(3) << rate << " it/s  ETA " << std::setprecision(1)
-        << (o.iters - iter) / std::max(rate, 1e-9) / 60 << " min" << std::defaultfloat << std::endl;
-    csv << iter << "," << l << "," << ls << "," << li << "," << elapsed << std::endl;
+        << clock.eta_minutes(iter) << " min" << std::defaultfloat << std::endl;
+    csv.row(iter, l, ls, li, elapsed);
     const bool every = o.checkpoint_every > 0 && iter % o.checkpoint_every == 0;
-    if (every || std::chrono::duration<double>(std::chrono::steady_clock::now() - last_ckpt).count() >=
-                     o.checkpoint_minutes * 60)
-      save();
+    if (every || clock.checkpoint_due()) save();
   }
   save();
   report.iters = iter;

@@ -15,6 +15,7 @@
 #include "core/formats/model_folder.h"
 #include "core/formats/sketch_features_model.h"
 #include "core/formats/tensor_io.h"
+#include "core/training/train_loop.h"
 #include "core/training/train_state.h"
 #include "editing/image_io.h"
 #include "editing/sketch.h"
@@ -163,13 +164,16 @@ void check_options(const SketchTrainOptions& o) {
   if (o.val_fraction < 0 || o.val_fraction >= 1) throw InputError("train-sketch-features: the validation fraction must be in [0, 1)");
 }
 
-void init_from(ResNet& model, const std::string& dir, std::ostream& log) {
-  const auto info = read_model_info(dir);
-  require_kind(info, {ModelKind::SketchFeatures}, "train-sketch-features --init");
-  const auto fresh = load_matching_weights(*model, st::File::open(info.weights_path()));
-  log << "init from " << dir << ": kept " << fresh.size() << " tensor(s) freshly initialised";
-  for (size_t i = 0; i < fresh.size() && i < 4; ++i) log << (i ? ", " : " (") << fresh[i];
-  log << (fresh.empty() ? "" : fresh.size() > 4 ? ", ...)" : ")") << "\n";
+
+// model.json of the exported network.
+ModelInfo exported_info(const SketchTrainOptions& o, const SketchFeaturesConfig& config) {
+  ModelInfo info;
+  info.kind = ModelKind::SketchFeatures;
+  info.name = fs::path(o.out_dir).filename().string();
+  info.source = "diffsketch train-sketch-features on " + fs::path(o.data_dir).filename().string() +
+                (o.init.empty() ? "" : ", initialised from " + o.init);
+  info.flags = to_flags(config);
+  return info;
 }
 
 }  // namespace
@@ -197,7 +201,7 @@ SketchTrainReport train_sketch_features(const SketchTrainOptions& o, std::ostrea
   net_config.num_classes = config.num_classes;
   net_config.zero_init_residual = o.init.empty();  // from scratch: blocks start as identities (trains faster)
   ResNet model(net_config);
-  if (!o.init.empty()) init_from(model, o.init, log);
+  if (!o.init.empty()) init_weights_from(*model, o.init, {ModelKind::SketchFeatures}, "train-sketch-features --init", log);
   model->to(device);
   model->train();
   const double lr = o.lr > 0 ? o.lr : o.init.empty() ? 3e-4 : 1e-4;
@@ -211,30 +215,18 @@ SketchTrainReport train_sketch_features(const SketchTrainOptions& o, std::ostrea
   Checkpointer ckpt{out / "checkpoint"};
   const nlohmann::json identity = {{"classes", data.classes}, {"size", o.size}};
   long step = 0;
-  if (o.resume) {
-    if (!fs::exists(ckpt.dir / "state.json"))
-      throw InputError(o.out_dir + ": --resume, but there is no checkpoint in it (start without --resume)");
+  if (open_checkpoint(ckpt, o.out_dir, o.resume, log)) {
     const auto state = ckpt.load(*model, no_ema, adam, rng, gen);
     if (state.value("classes", nlohmann::json()) != identity["classes"] || state.value("size", 0) != o.size)
       throw InputError(o.out_dir + ": the checkpoint was trained on other classes or another --size; resume with the same data and --size");
     step = state["step"].get<long>();
     log << "resumed from step " << step << "\n";
-  } else if (fs::exists(ckpt.dir)) {
-    throw InputError(o.out_dir + ": already holds a checkpoint; continue it with --resume or choose a new --out");
   }
 
-  ModelInfo info;
-  info.kind = ModelKind::SketchFeatures;
-  info.name = out.filename().string();
-  info.source = "diffsketch train-sketch-features on " + fs::path(o.data_dir).filename().string() +
-                (o.init.empty() ? "" : ", initialised from " + o.init);
-  info.flags = to_flags(config);
-  std::ofstream csv((out / "log.csv").string(), o.resume ? std::ios::app : std::ios::trunc);
-  if (!o.resume) csv << "step,loss,accuracy,val_accuracy,steps_per_s,elapsed_s\n";
-
-  const auto start = std::chrono::steady_clock::now();
-  auto last_ckpt = start;
-  const long first_step = step;
+  const ModelInfo info = exported_info(o, config);
+  LossLog csv(out / "log.csv", "step,loss,accuracy,val_accuracy,steps_per_s,elapsed_s", o.resume);
+  LoopClock clock(step, o.steps, o.checkpoint_minutes);
+  NonFiniteGuard guard("training", "step");
   double window_loss = 0, window_acc = 0;
   int window_n = 0;
   auto checkpoint = [&] {
@@ -248,8 +240,8 @@ SketchTrainReport train_sketch_features(const SketchTrainOptions& o, std::ostrea
     log << "checkpoint at step " << step << ": validation accuracy "
         << (report.val_accuracy < 0 ? std::string("n/a (no held-out sketches)") : std::to_string(report.val_accuracy))
         << std::endl;
-    csv << step << ",,," << report.val_accuracy << ",," << std::endl;
-    last_ckpt = std::chrono::steady_clock::now();
+    csv.row(step, "", "", report.val_accuracy, "", "");
+    clock.checkpointed();
   };
 
   std::uniform_int_distribution<size_t> pick(0, data.train.maps.size() - 1);
@@ -268,29 +260,27 @@ SketchTrainReport train_sketch_features(const SketchTrainOptions& o, std::ostrea
     adam.zero_grad();
     loss.backward();
     const double l = loss.item<double>();
-    if (!std::isfinite(l)) throw Error("training diverged: non-finite loss at step " + std::to_string(step) + " (lower --lr)");
+    if (!guard.accept(l, 0.0, step, "lower --lr")) continue;
     adam.step();
     ++step;
     window_loss += l;
     window_acc += accuracy(logits.detach(), y);
     ++window_n;
     if (step % o.log_every == 0 || step == o.steps) {
-      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const double rate = (step - first_step) / std::max(elapsed, 1e-9);
+      const double rate = clock.rate(step);
       const double mean = window_loss / window_n, acc = window_acc / window_n;
       if (report.first_loss == 0) report.first_loss = mean;
       report.last_loss = mean;
       std::ostringstream line;
       line << "step " << step << "/" << o.steps << "  loss " << std::fixed << std::setprecision(4) << mean << "  acc "
            << std::setprecision(3) << acc << "  " << rate << " steps/s  ETA " << std::setprecision(1)
-           << (o.steps - step) / std::max(rate, 1e-9) / 60 << " min";
+           << clock.eta_minutes(step) << " min";
       log << line.str() << std::endl;
-      csv << step << "," << mean << "," << acc << ",," << rate << "," << elapsed << std::endl;
+      csv.row(step, mean, acc, "", rate, clock.elapsed());
       window_loss = window_acc = 0;
       window_n = 0;
     }
-    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_ckpt).count() >= o.checkpoint_minutes * 60)
-      checkpoint();
+    if (clock.checkpoint_due()) checkpoint();
   }
   checkpoint();
   report.step = step;

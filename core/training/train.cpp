@@ -1,7 +1,5 @@
 #include "core/training/train.h"
 
-#include <ATen/autocast_mode.h>
-
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -11,11 +9,12 @@
 #include <sstream>
 
 #include "core/base/error.h"
+#include "core/diffusion/sampler.h"
 #include "core/formats/model_folder.h"
 #include "core/formats/tensor_io.h"
 #include "core/training/train_data.h"
+#include "core/training/train_loop.h"
 #include "core/training/train_state.h"
-#include "editing/plot.h"
 
 namespace dsk {
 
@@ -120,48 +119,19 @@ TrainSettings parse_settings(const nlohmann::json& t, const std::string& where, 
 }
 
 
-// Copies every tensor of an ADM model folder whose name and shape match; says which.
-void init_from_checkpoint(UNetModel& model, const std::string& dir, std::ostream& log) {
-  const auto info = read_model_info(dir);
-  require_kind(info, {ModelKind::AdmUnet, ModelKind::EditingUnet}, "train init_from");
-  auto file = st::File::open(info.weights_path());
-  torch::NoGradGuard no_grad;
-  int copied = 0, fresh = 0;
-  std::string fresh_names;
-  for (auto& p : model->named_parameters()) {
-    const auto* t = file.find(p.key());
-    if (t && t->shape == p.value().sizes().vec()) {
-      file.check_finite(*t);
-      p.value().copy_(read_tensor(file, *t).to(p.value().scalar_type()));
-      ++copied;
-    } else {
-      ++fresh;
-      if (fresh <= 8) fresh_names += std::string(fresh > 1 ? ", " : "") + p.key();
-    }
-  }
-  log << "init_from " << dir << ": copied " << copied << " tensors, initialised " << fresh << " new ones ("
-      << fresh_names << (fresh > 8 ? ", ..." : "") << ")\n";
-}
+// The model section of the training config: model.json's shape (kind, name, flags).
+struct ModelSpec {
+  ModelInfo info;
+  UNetConfig net;
+  DiffusionConfig diffusion;
+  bool editing = false;
+};
 
-// Everything a resumed run needs, written to a temp folder and renamed into place.
-
-
-}  // namespace
-
-double lr_at(double lr, const LrDecay& decay, long step) {
-  if (decay.shape == LrDecay::Shape::None || step <= decay.start) return lr;
-  const double f = std::min(1.0, static_cast<double>(step - decay.start) / static_cast<double>(decay.steps));
-  const double keep = decay.shape == LrDecay::Shape::Cosine ? 0.5 * (1 + std::cos(M_PI * f)) : 1 - f;
-  return decay.final_lr + (lr - decay.final_lr) * keep;
-}
-
-TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* cancel) {
-  configure_threads();
-  const WithoutOneDnn no_onednn;
-  const auto config = read_json(o.config_path);
+ModelSpec read_model_spec(const nlohmann::json& config, const TrainOptions& o) {
   if (!config.contains("model") || !config["model"].is_object())
     throw InputError(o.config_path + ": needs a 'model' object (model.json's shape: kind, name, flags)");
-  ModelInfo info;
+  ModelSpec spec;
+  ModelInfo& info = spec.info;
   const auto& m = config["model"];
   const std::string kind = m.value("kind", "");
   if (kind == "editing-unet") info.kind = ModelKind::EditingUnet;
@@ -171,42 +141,31 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   info.source = m.value("source", "trained with diffsketch train");
   info.licence = m.value("licence", "");
   info.flags = m.value("flags", nlohmann::json::object());
-  const auto net_cfg = unet_config_from_flags(info.flags, o.config_path);
-  const auto diffusion = diffusion_config_from_json(info.flags, o.config_path);
-  if (net_cfg.learn_sigma)
+  spec.net = unet_config_from_flags(info.flags, o.config_path);
+  spec.diffusion = diffusion_config_from_json(info.flags, o.config_path);
+  if (spec.net.learn_sigma)
     throw InputError(o.config_path + ": training with learn_sigma is not supported yet (set learn_sigma false: "
                      "epsilon prediction with fixed variance, what DDIM uses)");
-  const bool editing = info.kind == ModelKind::EditingUnet;
-  if (editing && (net_cfg.in_channels != 7 || net_cfg.sketch_channels <= 0))
+  spec.editing = info.kind == ModelKind::EditingUnet;
+  if (spec.editing && (spec.net.in_channels != 7 || spec.net.sketch_channels <= 0))
     throw InputError(o.config_path + ": an editing-unet needs in_channels 7 (x_t, masked image, mask) and sketch_channels > 0");
-  auto s = parse_settings(config.value("train", nlohmann::json::object()), o.config_path, net_cfg.image_size);
-  s.data.sketch_null = net_cfg.sketch_null;
-  if (o.max_steps_override > 0) s.steps = std::min(s.steps, o.max_steps_override);
-  if (o.data_dirs.empty()) throw InputError("train: give at least one --data DIR");
-  const auto device = resolve_device(o.device);
-  if (s.bf16 && !(device.is_cpu() && cpu_has_native_bf16()))
-    throw InputError("train: bf16 autocast needs a CPU with native bf16 (avx512_bf16 / amx_bf16); this one has none");
+  return spec;
+}
 
-  const auto data = open_training_data(o.data_dirs, s.data, /*validation=*/false);
-  log << "data: " << data->describe() << "\n";
-  log << "target: " << (diffusion.predict_v ? "v" : "eps") << ", loss over "
-      << (editing && s.hole_loss ? "the hole's pixels" : "every pixel");
-  if (editing && s.edge_loss_weight > 0) log << ", sketch strokes weighted x" << 1 + s.edge_loss_weight;
-  if (editing) log << "; sketch dropout " << s.data.sketch_dropout << " to a map of " << s.data.sketch_null
-                   << (s.data.sketch_null == 0 ? " (the same as a blank sketch)" : " (no sketch, apart from blank)");
+void describe_run(const ModelSpec& spec, const TrainSettings& s, const BatchSource& data, std::ostream& log) {
+  log << "data: " << data.describe() << "\n";
+  log << "target: " << (spec.diffusion.predict_v ? "v" : "eps") << ", loss over "
+      << (spec.editing && s.hole_loss ? "the hole's pixels" : "every pixel");
+  if (spec.editing && s.edge_loss_weight > 0) log << ", sketch strokes weighted x" << 1 + s.edge_loss_weight;
+  if (spec.editing) log << "; sketch dropout " << s.data.sketch_dropout << " to a map of " << s.data.sketch_null
+                        << (s.data.sketch_null == 0 ? " (the same as a blank sketch)" : " (no sketch, apart from blank)");
   log << "\n";
+}
 
-  torch::manual_seed(s.seed);
-  UNetModel model(net_cfg);
-  if (!s.init_from.empty()) init_from_checkpoint(model, s.init_from, log);
-  model->to(device);
-  model->train();
-  auto params = model->parameters();
-  std::vector<Tensor> ema;
-  for (const auto& p : params) ema.push_back(p.detach().clone());
-  // The sketch path (encoder, zero-initialised injections, the attention blocks' sketch key/value
-  // projections) may learn at a multiple of lr: its
-  // zero start gives the encoder no gradient at first, so it otherwise lags the image path.
+// Adam over two groups: the sketch path (encoder, zero-initialised injections, the attention
+// blocks' sketch key/value projections) may learn at a multiple of lr: its zero start gives the
+// encoder no gradient at first, so it otherwise lags the image path.
+torch::optim::Adam make_optimizer(UNetModel& model, const TrainSettings& s, std::ostream& log) {
   std::vector<Tensor> image_path, sketch_path;
   for (const auto& item : model->named_parameters()) {
     const auto& name = item.key();
@@ -219,58 +178,123 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   if (!sketch_path.empty())
     groups.emplace_back(sketch_path, std::make_unique<torch::optim::AdamOptions>(
                                          torch::optim::AdamOptions(s.lr * s.sketch_lr_mult).betas({0.9, 0.999})));
-  torch::optim::Adam adam(std::move(groups), torch::optim::AdamOptions(s.lr).betas({0.9, 0.999}));
   if (s.sketch_lr_mult != 1.0 && !sketch_path.empty())
     log << "sketch path: " << sketch_path.size() << " tensors at lr x" << s.sketch_lr_mult << "\n";
   if (s.lr_decay.shape != LrDecay::Shape::None)
     log << "lr: " << s.lr << " until step " << s.lr_decay.start << ", then "
         << (s.lr_decay.shape == LrDecay::Shape::Cosine ? "cosine" : "linear") << " decay to " << s.lr_decay.final_lr
         << " at step " << s.lr_decay.start + s.lr_decay.steps << "\n";
+  return torch::optim::Adam(std::move(groups), torch::optim::AdamOptions(s.lr).betas({0.9, 0.999}));
+}
+
+// One step's loss: the network's prediction of eps (or v) at random timesteps, over the hole's
+// pixels (and the strokes weighted up) for editing models.
+Tensor batch_loss(UNetModel& model, const ModelSpec& spec, const TrainSettings& s, const ForwardProcess& q,
+                  const Batch& b, at::Generator& gen, torch::Device device) {
+  auto x0 = b.image.to(device);
+  auto t = torch::randint(0, q.size(), {s.batch}, gen, torch::kInt64);
+  auto noise = torch::randn(x0.sizes(), gen).to(device);
+  const auto x_t = q.q_sample(x0, t, noise);
+  const Tensor target = spec.diffusion.predict_v ? q.v_target(x0, t, noise) : noise;
+  Tensor input = x_t, sketch;
+  if (spec.editing) {
+    auto mask = b.mask.to(device);
+    input = torch::cat({x_t, x0 * (1 - mask), mask}, 1);
+    sketch = b.sketch.to(device);
+  }
+  const AutocastScope autocast(s.bf16, at::kCPU, at::kBFloat16);
+  auto pred = model(input, t.to(device), Tensor(), sketch);
+  if (spec.editing && (s.hole_loss || s.edge_loss_weight > 0)) {
+    auto w = s.hole_loss ? b.mask.to(device) : torch::ones_like(b.mask).to(device);
+    if (s.edge_loss_weight > 0)
+      w = w * (1 + s.edge_loss_weight * torch::max_pool2d(sketch.gt(0.5).to(torch::kFloat32), {3, 3}, {1, 1}, {1, 1}));
+    w = w.expand_as(target);
+    return ((pred.to(torch::kFloat32) - target).pow(2) * w).sum() / w.sum().clamp_min(1);
+  }
+  return torch::mse_loss(pred.to(torch::kFloat32), target);
+}
+
+}  // namespace
+
+double lr_at(double lr, const LrDecay& decay, long step) {
+  if (decay.shape == LrDecay::Shape::None || step <= decay.start) return lr;
+  const double f = std::min(1.0, static_cast<double>(step - decay.start) / static_cast<double>(decay.steps));
+  const double keep = decay.shape == LrDecay::Shape::Cosine ? 0.5 * (1 + std::cos(M_PI * f)) : 1 - f;
+  return decay.final_lr + (lr - decay.final_lr) * keep;
+}
+
+namespace {
+
+// "step N/M  loss L  R steps/s  ETA E min  (data D%)", the learning rate when it decays, and the
+// steps skipped so far.
+void log_progress(std::ostream& log, const TrainSettings& s, long step, double mean, const LoopClock& clock,
+                  double data_seconds, long skipped) {
+  log << "step " << step << "/" << s.steps << "  loss " << std::fixed << std::setprecision(4) << mean << "  "
+      << std::setprecision(3) << clock.rate(step) << " steps/s  ETA " << std::setprecision(1) << clock.eta_minutes(step)
+      << " min  (data " << std::setprecision(0) << 100 * data_seconds / std::max(clock.elapsed(), 1e-9) << "%)";
+  if (s.lr_decay.shape != LrDecay::Shape::None)
+    log << "  lr " << std::scientific << std::setprecision(2) << lr_at(s.lr, s.lr_decay, step) << std::fixed;
+  if (skipped > 0) log << "  " << skipped << " step(s) skipped so far: non-finite loss";
+  log << std::endl;
+}
+
+}  // namespace
+
+TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* cancel) {
+  configure_threads();
+  const WithoutOneDnn no_onednn;
+  const auto config = read_json(o.config_path);
+  const ModelSpec spec = read_model_spec(config, o);
+  auto s = parse_settings(config.value("train", nlohmann::json::object()), o.config_path, spec.net.image_size);
+  s.data.sketch_null = spec.net.sketch_null;
+  if (o.max_steps_override > 0) s.steps = std::min(s.steps, o.max_steps_override);
+  if (o.data_dirs.empty()) throw InputError("train: give at least one --data DIR");
+  const auto device = resolve_device(o.device);
+  if (s.bf16 && !(device.is_cpu() && cpu_has_native_bf16()))
+    throw InputError("train: bf16 autocast needs a CPU with native bf16 (avx512_bf16 / amx_bf16); this one has none");
+  const auto data = open_training_data(o.data_dirs, s.data, /*validation=*/false);
+  describe_run(spec, s, *data, log);
+
+  torch::manual_seed(s.seed);
+  UNetModel model(spec.net);
+  if (!s.init_from.empty())
+    init_weights_from(*model, s.init_from, {ModelKind::AdmUnet, ModelKind::EditingUnet}, "train init_from", log);
+  model->to(device);
+  model->train();
+  auto params = model->parameters();
+  std::vector<Tensor> ema;
+  for (const auto& p : params) ema.push_back(p.detach().clone());
+  torch::optim::Adam adam = make_optimizer(model, s, log);
   std::mt19937_64 rng(s.seed);
   at::Generator gen = at::detail::createCPUGenerator(s.seed + 1);
 
   const fs::path out(o.out_dir);
   fs::create_directories(out);
   Checkpointer ckpt{out / "checkpoint"};
-  ckpt.recover(log);
   long step = 0;
-  if (o.resume) {
-    if (!fs::exists(ckpt.dir / "state.json"))
-      throw InputError(o.out_dir + ": --resume, but there is no checkpoint in it (start without --resume)");
+  if (open_checkpoint(ckpt, o.out_dir, o.resume, log)) {
     step = ckpt.load(*model, ema, adam, rng, gen)["step"].get<long>();
     log << "resumed from step " << step << "\n";
-  } else if (fs::exists(ckpt.dir)) {
-    throw InputError(o.out_dir + ": already holds a checkpoint; continue it with --resume or choose a new --out");
   }
-  DiffusionConfig full = diffusion;  // training samples every timestep of the trained process
+  DiffusionConfig full = spec.diffusion;  // training samples every timestep of the trained process
   full.timestep_respacing.clear();
-  const Schedule schedule = make_schedule(full);
-  auto sqrt_ab = torch::tensor(std::vector<double>(schedule.alphas_cumprod.begin(), schedule.alphas_cumprod.end()))
-                     .sqrt().to(torch::kFloat32);
-  auto sqrt_1mab = (1 - torch::tensor(std::vector<double>(schedule.alphas_cumprod.begin(), schedule.alphas_cumprod.end())))
-                       .sqrt().to(torch::kFloat32);
+  const ForwardProcess q(make_schedule(full));
 
-  std::ofstream csv((out / "loss.csv").string(), o.resume ? std::ios::app : std::ios::trunc);
-  if (!o.resume) csv << "step,loss,steps_per_s,elapsed_s\n";
+  LossLog loss_log(out / "loss.csv", "step,loss,steps_per_s,elapsed_s", o.resume);
+  LoopClock clock(step, s.steps, s.checkpoint_minutes);
+  NonFiniteGuard guard("training", "step");
+  const std::string hint = s.bf16 ? "with bf16 autocast: set \"bf16\": false" : "lower lr, or resume from the last checkpoint";
   TrainReport report;
-  const auto start = std::chrono::steady_clock::now();
-  auto last_ckpt = start;
   double window = 0, data_seconds = 0;
-  int window_n = 0, nan_run = 0;
-  const long first_step = step;
+  int window_n = 0;
   auto checkpoint = [&] {
-    ckpt.save(*model, ema, adam, step, rng, gen, {{"name", info.name}});
+    ckpt.save(*model, ema, adam, step, rng, gen, {{"name", spec.info.name}});
     const bool use_ema = s.export_weights == "ema";
     const auto dtype = s.export_dtype == "f16" ? torch::kHalf : s.export_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
-    export_model(info, out / "model", *model, use_ema ? &ema : nullptr, step,
+    export_model(spec.info, out / "model", *model, use_ema ? &ema : nullptr, step,
                  "step " + std::to_string(step) + ", " + (use_ema ? "EMA" : "raw") + " weights", dtype);
-    csv.flush();
-    try {
-      edit::write_loss_plot((out / "loss.csv").string(), (out / "loss.png").string(), info.name + ": training loss");
-    } catch (const std::exception& e) {
-      log << "loss.png not written: " << e.what() << "\n";
-    }
-    last_ckpt = std::chrono::steady_clock::now();
+    loss_log.plot(spec.info.name + ": training loss", log);
+    clock.checkpointed();
   };
 
   while (step < s.steps) {
@@ -278,56 +302,12 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
     const auto data_start = std::chrono::steady_clock::now();
     Batch b = data->next(s.batch, rng);
     data_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - data_start).count();
-    auto x0 = b.image.to(device);
-    auto t = torch::randint(0, schedule.size(), {s.batch}, gen, torch::kInt64);
-    auto noise = torch::randn(x0.sizes(), gen).to(device);
-    auto x_t = sqrt_ab.index({t}).view({-1, 1, 1, 1}).to(device) * x0 +
-               sqrt_1mab.index({t}).view({-1, 1, 1, 1}).to(device) * noise;
-    // eps, or v = sqrt(abar) eps - sqrt(1 - abar) x0 for predict_v models.
-    const Tensor target = diffusion.predict_v ? sqrt_ab.index({t}).view({-1, 1, 1, 1}).to(device) * noise -
-                                                    sqrt_1mab.index({t}).view({-1, 1, 1, 1}).to(device) * x0
-                                              : noise;
-    Tensor input = x_t, sketch;
-    if (editing) {
-      auto mask = b.mask.to(device);
-      input = torch::cat({x_t, x0 * (1 - mask), mask}, 1);
-      sketch = b.sketch.to(device);
-    }
-    Tensor loss;
-    {
-      if (s.bf16) {
-        at::autocast::set_autocast_enabled(at::kCPU, true);
-        at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
-      }
-      auto pred = model(input, t.to(device), Tensor(), sketch);
-      if (editing && (s.hole_loss || s.edge_loss_weight > 0)) {
-        auto w = s.hole_loss ? b.mask.to(device) : torch::ones_like(b.mask).to(device);
-        if (s.edge_loss_weight > 0)
-          w = w * (1 + s.edge_loss_weight * torch::max_pool2d(sketch.gt(0.5).to(torch::kFloat32), {3, 3}, {1, 1}, {1, 1}));
-        w = w.expand_as(target);
-        loss = ((pred.to(torch::kFloat32) - target).pow(2) * w).sum() / w.sum().clamp_min(1);
-      } else {
-        loss = torch::mse_loss(pred.to(torch::kFloat32), target);
-      }
-      if (s.bf16) {
-        at::autocast::set_autocast_enabled(at::kCPU, false);
-        at::autocast::clear_cache();
-      }
-    }
+    const Tensor loss = batch_loss(model, spec, s, q, b, gen, device);
     adam.zero_grad();
     loss.backward();
     const double grad_norm = torch::nn::utils::clip_grad_norm_(params, s.grad_clip);
     const double l = loss.item<double>();
-    if (!std::isfinite(l) || !std::isfinite(grad_norm)) {  // NaN guard: skip the update
-      ++report.skipped_nan;
-      if (++nan_run >= 20)
-        throw Error("training diverged: 20 consecutive steps with a non-finite loss or gradient at step " +
-                    std::to_string(step) +
-                    (s.bf16 ? " with bf16 autocast (set \"bf16\": false)"
-                            : " (lower lr, or resume from the last checkpoint)"));
-      continue;
-    }
-    nan_run = 0;
+    if (!guard.accept(l, grad_norm, step, hint)) continue;  // skip the update
     const double lr = lr_at(s.lr, s.lr_decay, step);
     for (size_t g = 0; g < adam.param_groups().size(); ++g)
       static_cast<torch::optim::AdamOptions&>(adam.param_groups()[g].options()).lr(g == 0 ? lr : lr * s.sketch_lr_mult);
@@ -337,28 +317,19 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
     window += l;
     ++window_n;
     if (step % s.log_every == 0 || step == s.steps) {
-      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const double rate = (step - first_step) / std::max(elapsed, 1e-9);
       const double mean = window / window_n;
       if (report.first_loss == 0) report.first_loss = mean;
       report.last_loss = mean;
-      log << "step " << step << "/" << s.steps << "  loss " << std::fixed << std::setprecision(4) << mean << "  "
-          << std::setprecision(3) << rate << " steps/s  ETA " << std::setprecision(1)
-          << (s.steps - step) / std::max(rate, 1e-9) / 60 << " min  (data " << std::setprecision(0)
-          << 100 * data_seconds / std::max(elapsed, 1e-9) << "%)";
-      if (s.lr_decay.shape != LrDecay::Shape::None)
-        log << "  lr " << std::scientific << std::setprecision(2) << lr_at(s.lr, s.lr_decay, step) << std::fixed;
-      if (report.skipped_nan > 0) log << "  " << report.skipped_nan << " step(s) skipped so far: non-finite loss";
-      log << std::endl;
-      csv << step << "," << mean << "," << rate << "," << elapsed << std::endl;
+      log_progress(log, s, step, mean, clock, data_seconds, guard.skipped());
+      loss_log.row(step, mean, clock.rate(step), clock.elapsed());
       window = 0;
       window_n = 0;
     }
-    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_ckpt).count() >= s.checkpoint_minutes * 60)
-      checkpoint();
+    if (clock.checkpoint_due()) checkpoint();
   }
   checkpoint();
   report.step = step;
+  report.skipped_nan = static_cast<int>(guard.skipped());
   log << "saved " << (out / "model").string() << " at step " << step;
   if (report.skipped_nan > 0) log << " (" << report.skipped_nan << " step(s) skipped: non-finite loss)";
   log << "\n";

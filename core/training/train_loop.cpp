@@ -1,0 +1,96 @@
+#include "core/training/train_loop.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/base/error.h"
+#include "core/formats/tensor_io.h"
+#include "editing/plot.h"
+
+namespace dsk {
+
+namespace fs = std::filesystem;
+
+bool open_checkpoint(const Checkpointer& ckpt, const std::string& out_dir, bool resume, std::ostream& log) {
+  ckpt.recover(log);
+  if (resume) {
+    if (!fs::exists(ckpt.dir / "state.json"))
+      throw InputError(out_dir + ": --resume, but there is no checkpoint in it (start without --resume)");
+    return true;
+  }
+  if (fs::exists(ckpt.dir))
+    throw InputError(out_dir + ": already holds a checkpoint; continue it with --resume or choose a new --out");
+  return false;
+}
+
+void init_weights_from(torch::nn::Module& model, const std::string& dir, const std::vector<ModelKind>& kinds,
+                       const std::string& what, std::ostream& log) {
+  const auto info = read_model_info(dir);
+  require_kind(info, kinds, what);
+  const auto fresh = load_matching_weights(model, st::File::open(info.weights_path()));
+  const size_t total = model.named_parameters().size() + model.named_buffers().size();
+  log << "init from " << dir << ": copied " << total - fresh.size() << " tensor(s), kept " << fresh.size()
+      << " tensor(s) freshly initialised";
+  for (size_t i = 0; i < fresh.size() && i < 8; ++i) log << (i ? ", " : " (") << fresh[i];
+  log << (fresh.empty() ? "" : fresh.size() > 8 ? ", ...)" : ")") << "\n";
+}
+
+LossLog::LossLog(fs::path file, const std::string& header, bool resume)
+    : file_(std::move(file)), out_(file_.string(), resume ? std::ios::app : std::ios::trunc) {
+  if (!out_) throw Error(file_.string() + ": cannot be written");
+  if (!resume) out_ << header << "\n";
+}
+
+void LossLog::plot(const std::string& title, std::ostream& log) {
+  out_.flush();
+  try {
+    edit::write_loss_plot(file_.string(), (file_.parent_path() / "loss.png").string(), title);
+  } catch (const std::exception& e) {
+    log << "loss.png not written: " << e.what() << "\n";
+  }
+}
+
+LoopClock::LoopClock(long first, long total, double checkpoint_minutes)
+    : first_(first), total_(total), checkpoint_seconds_(checkpoint_minutes * 60), start_(Clock::now()),
+      last_checkpoint_(start_) {}
+
+double LoopClock::elapsed() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+
+double LoopClock::rate(long step) const { return (step - first_) / std::max(elapsed(), 1e-9); }
+
+double LoopClock::eta_minutes(long step) const { return (total_ - step) / std::max(rate(step), 1e-9) / 60; }
+
+bool LoopClock::checkpoint_due() const {
+  return std::chrono::duration<double>(Clock::now() - last_checkpoint_).count() >= checkpoint_seconds_;
+}
+
+void LoopClock::checkpointed() { last_checkpoint_ = Clock::now(); }
+
+NonFiniteGuard::NonFiniteGuard(std::string what, std::string unit, int allowed)
+    : what_(std::move(what)), unit_(std::move(unit)), allowed_(allowed) {}
+
+bool NonFiniteGuard::accept(double loss, double grad_norm, long step, const std::string& hint) {
+  if (std::isfinite(loss) && std::isfinite(grad_norm)) {
+    in_a_row_ = 0;
+    return true;
+  }
+  ++skipped_;
+  if (++in_a_row_ >= allowed_)
+    throw Error(what_ + " diverged: " + std::to_string(allowed_) + " consecutive " + unit_ +
+                "s with a non-finite loss or gradient at " + unit_ + " " + std::to_string(step) + " (" + hint + ")");
+  return false;
+}
+
+AutocastScope::AutocastScope(bool on, at::DeviceType device, at::ScalarType dtype) : on_(on), device_(device) {
+  if (!on_) return;
+  at::autocast::set_autocast_enabled(device_, true);
+  at::autocast::set_autocast_dtype(device_, dtype);
+}
+
+AutocastScope::~AutocastScope() {
+  if (!on_) return;
+  at::autocast::set_autocast_enabled(device_, false);
+  at::autocast::clear_cache();
+}
+
+}  // namespace dsk
