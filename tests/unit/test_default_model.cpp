@@ -84,9 +84,9 @@ LineScores line_scores(double guidance, double sketch_scale = 1.0) {
 // makes blobs along it rather than an edge: both measured in the model card.)
 TEST(DefaultModel, ALineThroughAnEmptyRegionPullsTheEdgesOntoIt) {
   const auto s = line_scores(/*guidance=*/0, /*sketch_scale=*/3);
-  // A quality threshold, not a comparison with a reference: recorded as the share of the line that
-  // did not become an edge, so the portability matrix shows how far each kernel level is from it.
-  EXPECT_TRUE(dsk::test::within("default-model/line-missed (1 - edge recall)", 1 - s.recall, 0.5))
-      << "most of the line should become an edge of the result";
+  // A quality threshold, not a comparison with a reference: also recorded (as the share of the line
+  // that did not become an edge) so that the portability matrix shows how close each level comes.
+  dsk::test::record("default-model/line-missed (1 - edge recall)", 1 - s.recall, 0.5);
+  EXPECT_GT(s.recall, 0.5) << "most of the line should become an edge of the result";
   EXPECT_GT(s.f1, s.blank_f1 + 0.2) << "the line must matter";
 }
