@@ -20,11 +20,6 @@
 
 namespace dsk::test {
 
-// fp32's unit roundoff: one rounding of a value in [1, 2) errs by at most 2^-24 of it.
-constexpr double kFp32Roundoff = 0x1p-24;
-// fp64's unit roundoff.
-constexpr double kFp64Roundoff = 0x1p-53;
-
 // ||got - want|| / ||want|| (Frobenius norms, in double): the conformance cases' measure.
 inline double relative_error(const torch::Tensor& got, const torch::Tensor& want) {
   const auto a = got.detach().to(torch::kCPU, torch::kFloat64), b = want.detach().to(torch::kCPU, torch::kFloat64);
