@@ -22,7 +22,7 @@ cv::Mat blend_weight(const cv::Mat& mask, int feather_px);
 // work_to_crop's result with origin = plan.crop.tl(), or a full-size result with origin (0, 0).
 // mask: soft mask of the original's size (any mask type; white = regenerate). Gray originals get
 // the generated luma (BT.601). out = original + w * (generated - original) in the original's value
-// range, rounded to nearest, for pixels with w > 0; all others are copied. Throws dsk::InputError
+// range, rounded to nearest, for pixels with w > 0; all others are copied. Throws edit::InputError
 // when sizes or types do not fit, the rectangle leaves the image, or the mask selects pixels
 // outside the rectangle.
 cv::Mat composite(const cv::Mat& original, const cv::Mat& generated, const cv::Mat& mask, int feather_px,

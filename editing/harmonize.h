@@ -20,7 +20,7 @@ namespace dsk::edit {
 // original(q) - generated(p) averaged over its hole neighbours p; hole pixels on the border of the
 // image have no real neighbour there (the correction is flat across the border). When no real
 // pixel touches the hole (it covers the whole image) there is nothing to match: the result is
-// generated. strength in [0, 1]: 0 = off, 1 = the full correction. Throws dsk::InputError for
+// generated. strength in [0, 1]: 0 = off, 1 = the full correction. Throws edit::InputError for
 // mismatched inputs or a strength outside [0, 1].
 cv::Mat harmonize(const cv::Mat& generated, const cv::Mat& original, const cv::Mat& hole, double strength = 1.0);
 

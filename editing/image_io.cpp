@@ -15,7 +15,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "core/base/error.h"
+#include "editing/error.h"
 
 namespace dsk::edit {
 namespace fs = std::filesystem;

@@ -25,7 +25,7 @@ struct ReadLimits {
 // channels: 2-channel (gray + alpha) becomes BGRA, float images (CV_32F / CV_64F, e.g. EXR or float
 // TIFF) are clamped to [0, 1] and converted to CV_16U. The size is checked from the PNG / JPEG /
 // BMP header before decoding where possible, so an oversized file is refused without allocating
-// it. Throws dsk::InputError for a missing or unreadable file, an undecodable one, an unsupported
+// it. Throws edit::InputError for a missing or unreadable file, an undecodable one, an unsupported
 // sample type or channel count, more than limits.max_pixels pixels, or a side below
 // limits.min_side.
 cv::Mat read_image(const std::string& path, const ReadLimits& limits = {});
@@ -33,7 +33,7 @@ cv::Mat read_image(const std::string& path, const ReadLimits& limits = {});
 // Writes a CV_8U or CV_16U image with 1, 3 (BGR) or 4 (BGRA) channels as PNG. The file name must end
 // in ".png". The data goes to a temporary file in the same directory which is then renamed over
 // `path`, so a failed or interrupted write never leaves a partial file behind. Throws
-// dsk::InputError on a bad image or path, dsk::Error when the file system refuses.
+// edit::InputError on a bad image or path, edit::Error when the file system refuses.
 void write_image(const std::string& path, const cv::Mat& image);
 
 struct FloatImage {

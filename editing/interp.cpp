@@ -3,7 +3,7 @@
 #include <cmath>
 #include <string>
 
-#include "core/base/error.h"
+#include "editing/error.h"
 
 namespace dsk::edit {
 namespace {

@@ -18,7 +18,7 @@ enum class InterpMode {
            // independent unit Gaussians)
 };
 
-// Interpolates elementwise (sums in double). Throws dsk::InputError when a and b differ in size or
+// Interpolates elementwise (sums in double). Throws edit::InputError when a and b differ in size or
 // are empty, or frac is not finite. frac outside [0, 1] extrapolates.
 std::vector<float> interpolate(std::span<const float> a, std::span<const float> b, InterpMode mode,
                                double frac);

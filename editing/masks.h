@@ -25,7 +25,7 @@ cv::Mat to_soft_mask(const cv::Mat& mask);
 // Free-form training mask: random walks drawn with thick round brushes, and (sometimes rotated)
 // boxes, added until a target fraction drawn uniformly from [min_frac, max_frac] is reached; then
 // grown (pixels nearest the mask first) or trimmed (pixels nearest the outside first) so the area
-// fraction is guaranteed to lie in [min_frac, max_frac]. CV_8UC1 0 / 255. Throws dsk::InputError
+// fraction is guaranteed to lie in [min_frac, max_frac]. CV_8UC1 0 / 255. Throws edit::InputError
 // for 0 < min_frac <= max_frac <= 1 violated, or an image so small that no pixel count fits.
 cv::Mat random_training_mask(int h, int w, std::mt19937_64& rng, double min_frac = 0.1,
                              double max_frac = 0.6);

@@ -3,7 +3,7 @@
 // All metrics compare a result with the reference (the original photo) inside the hole = mask >
 // 0.5 (binary_mask), on float RGB in [0, 1] (to_float_rgb; alpha ignored). result and reference
 // must have the same size and channel count (any depth), the mask the same size. An empty hole is
-// a dsk::InputError.
+// a edit::InputError.
 #pragma once
 
 #include <string>

@@ -17,11 +17,11 @@ struct CsvTable {
   std::vector<std::string> names;
   std::vector<std::vector<double>> rows;
 
-  // The values of the named column; dsk::InputError naming the columns there are when absent.
+  // The values of the named column; edit::InputError naming the columns there are when absent.
   std::vector<double> column(const std::string& name) const;
 };
 
-// Reads `path`; dsk::InputError for a missing file, an empty one, a row with another number of
+// Reads `path`; edit::InputError for a missing file, an empty one, a row with another number of
 // fields than the header, or a field that is not a number (with its line number).
 CsvTable read_csv_table(const std::string& path);
 

@@ -7,7 +7,7 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "core/base/error.h"
+#include "editing/error.h"
 #include "editing/image_io.h"
 #include "editing/masks.h"
 #include "editing/sketch.h"

@@ -33,7 +33,7 @@ struct RegionPlan {
 };
 
 // Plans the region for `mask` (any mask type, white = regenerate; size must equal `image`). R =
-// work_res >= 8. Throws dsk::InputError for an empty mask (nothing > 0), a size mismatch, or a bad
+// work_res >= 8. Throws edit::InputError for an empty mask (nothing > 0), a size mismatch, or a bad
 // parameter.
 RegionPlan plan_region(cv::Size image, const cv::Mat& mask, int work_res, double context_margin = 0.25,
                        int min_margin_px = 16, bool grow_small = true);

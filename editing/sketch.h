@@ -43,7 +43,7 @@ cv::Mat render_skeleton(const cv::Mat& skeleton, double width_px);
 cv::Mat render_skeleton(const cv::Mat& skeleton, const cv::Mat& width_px);
 
 // Thins the strokes (map > 0.5) to a skeleton and redraws them at a fixed width, so a sketch drawn
-// with a 2 px or a 12 px brush reaches the model alike. Throws dsk::InputError if width_px <= 0.
+// with a 2 px or a 12 px brush reaches the model alike. Throws edit::InputError if width_px <= 0.
 cv::Mat normalize_stroke_width(const cv::Mat& map, double width_px);
 
 // The stroke width (px) the editing model sees at its working resolution `size`.

@@ -20,7 +20,7 @@ struct Tile {
 
 // Overlapping R x R tiles covering an area (both sides >= R): per axis n = 1 if the side is R,
 // else ceil((side - overlap) / (R - overlap)) tiles spread evenly from edge to edge, so neighbours
-// overlap by at least `overlap` pixels. Row-major order. Throws dsk::InputError when the area is
+// overlap by at least `overlap` pixels. Row-major order. Throws edit::InputError when the area is
 // smaller than R (run a single pass instead) or when not 0 <= overlap <= R / 2.
 std::vector<Tile> plan_tiles(cv::Size area, int work_res, int overlap);
 

@@ -6,7 +6,6 @@
 #include <set>
 #include <sstream>
 
-#include "core/base/error.h"
 
 namespace dsk {
 namespace {
@@ -14,7 +13,7 @@ namespace {
 using nlohmann::json;
 
 [[noreturn]] void fail(const std::string& where, const std::string& what) {
-  throw InputError(where + ": " + what);
+  throw ConfigError(where + ": " + what);
 }
 
 std::vector<std::string> split(const std::string& text) {
@@ -29,45 +28,6 @@ std::vector<std::string> split(const std::string& text) {
   return out;
 }
 
-// Flags arrive as JSON values or as guided-diffusion command-line strings ("True", "16,8").
-bool as_bool(const json& v, const std::string& key, const std::string& where) {
-  if (v.is_boolean()) return v.get<bool>();
-  if (v.is_string()) {
-    std::string s = v.get<std::string>();
-    std::transform(s.begin(), s.end(), s.begin(), ::tolower);
-    if (s == "true" || s == "1" || s == "yes") return true;
-    if (s == "false" || s == "0" || s == "no") return false;
-  }
-  if (v.is_number_integer()) return v.get<int64_t>() != 0;
-  fail(where, "flag '" + key + "' must be true or false, got " + v.dump());
-}
-
-int as_int(const json& v, const std::string& key, const std::string& where) {
-  if (v.is_number_integer()) {
-    auto x = v.get<int64_t>();
-    if (x >= -(1LL << 31) && x < (1LL << 31)) return static_cast<int>(x);
-  }
-  if (v.is_string()) {
-    try {
-      size_t used = 0;
-      int x = std::stoi(v.get<std::string>(), &used);
-      if (used == v.get<std::string>().size()) return x;
-    } catch (const std::exception&) {
-    }
-  }
-  fail(where, "flag '" + key + "' must be an integer, got " + v.dump());
-}
-
-double as_double(const json& v, const std::string& key, const std::string& where) {
-  if (v.is_number()) return v.get<double>();
-  if (v.is_string()) {
-    try {
-      return std::stod(v.get<std::string>());
-    } catch (const std::exception&) {
-    }
-  }
-  fail(where, "flag '" + key + "' must be a number, got " + v.dump());
-}
 
 // Lists may be given as "16,8" or [16, 8].
 std::string as_list(const json& v, const std::string& key, const std::string& where) {
@@ -133,6 +93,45 @@ std::vector<int> rates_from_resolutions(const std::string& text, int image_size,
 }
 
 }  // namespace
+
+bool flag_bool(const json& v, const std::string& key, const std::string& where) {
+  if (v.is_boolean()) return v.get<bool>();
+  if (v.is_string()) {
+    std::string s = v.get<std::string>();
+    std::transform(s.begin(), s.end(), s.begin(), ::tolower);
+    if (s == "true" || s == "1" || s == "yes") return true;
+    if (s == "false" || s == "0" || s == "no") return false;
+  }
+  if (v.is_number_integer()) return v.get<int64_t>() != 0;
+  fail(where, "flag '" + key + "' must be true or false, got " + v.dump());
+}
+
+int flag_int(const json& v, const std::string& key, const std::string& where) {
+  if (v.is_number_integer()) {
+    auto x = v.get<int64_t>();
+    if (x >= -(1LL << 31) && x < (1LL << 31)) return static_cast<int>(x);
+  }
+  if (v.is_string()) {
+    try {
+      size_t used = 0;
+      int x = std::stoi(v.get<std::string>(), &used);
+      if (used == v.get<std::string>().size()) return x;
+    } catch (const std::exception&) {
+    }
+  }
+  fail(where, "flag '" + key + "' must be an integer, got " + v.dump());
+}
+
+double flag_double(const json& v, const std::string& key, const std::string& where) {
+  if (v.is_number()) return v.get<double>();
+  if (v.is_string()) {
+    try {
+      return std::stod(v.get<std::string>());
+    } catch (const std::exception&) {
+    }
+  }
+  fail(where, "flag '" + key + "' must be a number, got " + v.dump());
+}
 
 std::vector<double> default_channel_mult(int image_size, const std::string& where) {
   switch (image_size) {
@@ -265,25 +264,25 @@ UNetConfig unet_config_from_json(const json& flags, const std::string& where,
       "use_scale_shift_norm", "resblock_updown", "use_fp16", "use_new_attention_order", "learn_sigma",
       "use_checkpoint", "sketch_channels", "sketch_null"};
   read_flags(flags, where, known, known_extra, [&](const std::string& k, const json& v) {
-    if (k == "image_size") c.image_size = as_int(v, k, where);
-    else if (k == "in_channels") c.in_channels = as_int(v, k, where);
-    else if (k == "num_channels") c.num_channels = as_int(v, k, where);
-    else if (k == "num_res_blocks") c.num_res_blocks = as_int(v, k, where);
+    if (k == "image_size") c.image_size = flag_int(v, k, where);
+    else if (k == "in_channels") c.in_channels = flag_int(v, k, where);
+    else if (k == "num_channels") c.num_channels = flag_int(v, k, where);
+    else if (k == "num_res_blocks") c.num_res_blocks = flag_int(v, k, where);
     else if (k == "channel_mult") c.channel_mult = as_list(v, k, where);
     else if (k == "attention_resolutions") c.attention_resolutions = as_list(v, k, where);
-    else if (k == "dropout") c.dropout = as_double(v, k, where);
-    else if (k == "class_cond") c.class_cond = as_bool(v, k, where);
-    else if (k == "num_classes") c.num_classes = as_int(v, k, where);
-    else if (k == "num_heads") c.num_heads = as_int(v, k, where);
-    else if (k == "num_head_channels") c.num_head_channels = as_int(v, k, where);
-    else if (k == "num_heads_upsample") c.num_heads_upsample = as_int(v, k, where);
-    else if (k == "use_scale_shift_norm") c.use_scale_shift_norm = as_bool(v, k, where);
-    else if (k == "resblock_updown") c.resblock_updown = as_bool(v, k, where);
-    else if (k == "use_fp16") c.use_fp16 = as_bool(v, k, where);
-    else if (k == "use_new_attention_order") c.use_new_attention_order = as_bool(v, k, where);
-    else if (k == "learn_sigma") c.learn_sigma = as_bool(v, k, where);
-    else if (k == "sketch_channels") c.sketch_channels = as_int(v, k, where);
-    else if (k == "sketch_null") c.sketch_null = as_double(v, k, where);
+    else if (k == "dropout") c.dropout = flag_double(v, k, where);
+    else if (k == "class_cond") c.class_cond = flag_bool(v, k, where);
+    else if (k == "num_classes") c.num_classes = flag_int(v, k, where);
+    else if (k == "num_heads") c.num_heads = flag_int(v, k, where);
+    else if (k == "num_head_channels") c.num_head_channels = flag_int(v, k, where);
+    else if (k == "num_heads_upsample") c.num_heads_upsample = flag_int(v, k, where);
+    else if (k == "use_scale_shift_norm") c.use_scale_shift_norm = flag_bool(v, k, where);
+    else if (k == "resblock_updown") c.resblock_updown = flag_bool(v, k, where);
+    else if (k == "use_fp16") c.use_fp16 = flag_bool(v, k, where);
+    else if (k == "use_new_attention_order") c.use_new_attention_order = flag_bool(v, k, where);
+    else if (k == "learn_sigma") c.learn_sigma = flag_bool(v, k, where);
+    else if (k == "sketch_channels") c.sketch_channels = flag_int(v, k, where);
+    else if (k == "sketch_null") c.sketch_null = flag_double(v, k, where);
     // use_checkpoint only trades memory for time in the reference; accepted and ignored.
   });
   c.validate(where);
@@ -298,20 +297,20 @@ ClassifierConfig classifier_config_from_json(const json& flags, const std::strin
       "classifier_channel_mult", "classifier_num_head_channels", "classifier_use_scale_shift_norm",
       "classifier_resblock_updown", "classifier_pool", "classifier_use_fp16", "num_classes"};
   read_flags(flags, where, known, known_extra, [&](const std::string& k, const json& v) {
-    if (k == "image_size") c.image_size = as_int(v, k, where);
-    else if (k == "in_channels") c.in_channels = as_int(v, k, where);
-    else if (k == "classifier_width") c.classifier_width = as_int(v, k, where);
-    else if (k == "classifier_depth") c.classifier_depth = as_int(v, k, where);
+    if (k == "image_size") c.image_size = flag_int(v, k, where);
+    else if (k == "in_channels") c.in_channels = flag_int(v, k, where);
+    else if (k == "classifier_width") c.classifier_width = flag_int(v, k, where);
+    else if (k == "classifier_depth") c.classifier_depth = flag_int(v, k, where);
     else if (k == "classifier_attention_resolutions") c.classifier_attention_resolutions = as_list(v, k, where);
     else if (k == "classifier_channel_mult") c.classifier_channel_mult = as_list(v, k, where);
-    else if (k == "classifier_num_head_channels") c.classifier_num_head_channels = as_int(v, k, where);
-    else if (k == "classifier_use_scale_shift_norm") c.classifier_use_scale_shift_norm = as_bool(v, k, where);
-    else if (k == "classifier_resblock_updown") c.classifier_resblock_updown = as_bool(v, k, where);
+    else if (k == "classifier_num_head_channels") c.classifier_num_head_channels = flag_int(v, k, where);
+    else if (k == "classifier_use_scale_shift_norm") c.classifier_use_scale_shift_norm = flag_bool(v, k, where);
+    else if (k == "classifier_resblock_updown") c.classifier_resblock_updown = flag_bool(v, k, where);
     else if (k == "classifier_pool") {
       if (!v.is_string()) fail(where, "classifier_pool must be a string");
       c.classifier_pool = v.get<std::string>();
-    } else if (k == "classifier_use_fp16") c.classifier_use_fp16 = as_bool(v, k, where);
-    else if (k == "num_classes") c.num_classes = as_int(v, k, where);
+    } else if (k == "classifier_use_fp16") c.classifier_use_fp16 = flag_bool(v, k, where);
+    else if (k == "num_classes") c.num_classes = flag_int(v, k, where);
   });
   c.validate(where);
   return c;

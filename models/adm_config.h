@@ -4,10 +4,19 @@
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace dsk {
+
+// A flag that cannot be (an unknown name, a bad value, an impossible network). A
+// std::invalid_argument, as every part's bad-input error (core/base/error.h); models/ sits below
+// core/ and does not include it.
+class ConfigError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
 
 // Mirrors guided_diffusion.unet.UNetModel as built by script_util.create_model.
 struct UNetConfig {
@@ -40,7 +49,7 @@ struct UNetConfig {
   std::vector<int> attention_rates() const;  // image_size / resolution, as create_model does
   int out_channels() const { return learn_sigma ? 6 : 3; }
   int heads_upsample() const { return num_heads_upsample == -1 ? num_heads : num_heads_upsample; }
-  // Throws dsk::InputError naming the impossible flag (groups of 32, unreachable attention resolution...).
+  // Throws ConfigError naming the impossible flag (groups of 32, unreachable attention resolution...).
   void validate(const std::string& where) const;
 };
 
@@ -77,6 +86,13 @@ UNetConfig unet_config_from_json(const nlohmann::json& flags, const std::string&
 ClassifierConfig classifier_config_from_json(const nlohmann::json& flags, const std::string& where,
                                              const std::vector<std::string>& known_extra = {});
 nlohmann::json to_json(const UNetConfig& c);
+
+// One flag of a flat flag object: a JSON value, or guided-diffusion's command-line string ("True",
+// "16"). Booleans: true/false, 1/0, yes/no in any case; integers: all of the string ("100x" is
+// refused). Anything else is an error naming `key` and `where`.
+bool flag_bool(const nlohmann::json& value, const std::string& key, const std::string& where);
+int flag_int(const nlohmann::json& value, const std::string& key, const std::string& where);
+double flag_double(const nlohmann::json& value, const std::string& key, const std::string& where);
 nlohmann::json to_json(const ClassifierConfig& c);
 
 }  // namespace dsk

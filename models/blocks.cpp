@@ -28,7 +28,7 @@ static torch::nn::Conv2d conv3x3(int64_t in, int64_t out, int64_t stride = 1) {
 }
 
 static void count_conv(const Tensor& weight, const Tensor& out) {
-  if (flop_counter) *flop_counter += 2 * out.numel() * (weight.numel() / weight.size(0));
+  FlopCount::add(2 * out.numel() * (weight.numel() / weight.size(0)));
 }
 
 // Runs a conv (possibly fp16 weights) on an input of any float dtype.
@@ -146,7 +146,7 @@ Tensor qkv_attention(const Tensor& qkv, int64_t heads, bool new_order, const Ten
   auto weight = torch::bmm((q * scale).transpose(1, 2), k * scale);  // "bct,bcs->bts"
   weight = torch::softmax(weight.to(at::promote_types(weight.scalar_type(), torch::kFloat32)), -1).to(weight.scalar_type());
   auto a = torch::bmm(v, weight.transpose(1, 2));  // "bts,bcs->bct"
-  if (flop_counter) *flop_counter += 2 * 2 * q.size(0) * ch * length * k.size(2);
+  FlopCount::add(2 * 2 * q.size(0) * ch * length * k.size(2));
   return a.reshape({bs, -1, length});
 }
 

@@ -18,9 +18,29 @@ struct BlockContext {
   int rate = 1;                                             // current downsample rate
 };
 
-// While set, convolutions and attention products add their FLOPs (2 per multiply-add) here;
-// `diffsketch bench` uses it. Linear layers (under 0.1% of an ADM forward) are not counted.
-inline thread_local int64_t* flop_counter = nullptr;
+// Counts the FLOPs (2 per multiply-add) of the convolutions and attention products that run on
+// this thread while it lives (`diffsketch bench`'s GFLOP/s); a count inside another adds to both.
+// Linear layers (under 0.1% of an ADM forward) are not counted. Nothing is counted without one.
+class FlopCount {
+ public:
+  FlopCount() : outer_(innermost()) { innermost() = this; }
+  ~FlopCount() { innermost() = outer_; }
+  FlopCount(const FlopCount&) = delete;
+  FlopCount& operator=(const FlopCount&) = delete;
+  int64_t flops() const { return flops_; }
+  // Called by the layers.
+  static void add(int64_t flops) {
+    for (FlopCount* c = innermost(); c; c = c->outer_) c->flops_ += flops;
+  }
+
+ private:
+  static FlopCount*& innermost() {
+    thread_local FlopCount* c = nullptr;
+    return c;
+  }
+  FlopCount* outer_;
+  int64_t flops_ = 0;
+};
 
 // timestep_embedding: cos half first, then sin; max_period 10000.
 torch::Tensor timestep_embedding(const torch::Tensor& timesteps, int64_t dim, double max_period = 10000.0);

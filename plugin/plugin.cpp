@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "core/engine/edit_defaults.h"
+#include "core/engine/defaults.h"
 #include "plugin/procedures.h"
 
 using namespace dsk::gimp;
@@ -108,14 +108,18 @@ namespace dsk::gimp {
 
 namespace {
 
+// The init and refine strength sliders start here: GIMP needs a closed range, the engine's is
+// (0, 1] (core/engine/defaults.h).
+constexpr double kStrengthFloor = 0.05;
+
 // Training-free sketch guidance: the last arguments of every procedure (added after the first
 // release, so calls that pass the earlier arguments by position keep working).
 void add_sketch_guidance_arguments(GimpProcedure* p) {
   const auto rw = G_PARAM_READWRITE;
   gimp_procedure_add_double_argument(
       p, "sketch-guidance", "Sketch g_uidance",
-      "Training-free sketch guidance: pulls every step towards the sketch's edges, with any model (0: off)", 0.0,
-      1000.0, 0.0, rw);
+      "Training-free sketch guidance: pulls every step towards the sketch's edges, with any model (0: off)",
+      kSketchGuidanceRange.min, kSketchGuidanceRange.max, 0.0, rw);
   gimp_procedure_add_choice_argument(
       p, "sketch-guidance-mode", "Guidance m_ode",
       "cheap: the model's prediction held constant; exact: the gradient through the model (about 3x slower)",
@@ -132,29 +136,32 @@ void add_arguments(GimpProcedure* p, Operation op) {
                                     TRUE, rw);
   gimp_procedure_add_string_argument(p, "model", "_Model",
                                      "Model id from 'diffsketch models list', or a model folder", "default", rw);
-  gimp_procedure_add_int_argument(p, "steps", "S_teps", "Sampling steps", 1, 1000, 25, rw);
+  gimp_procedure_add_int_argument(p, "steps", "S_teps", "Sampling steps", kStepsRange.min, kStepsRange.max, kDefaultSteps,
+                                  rw);
   if (op != Operation::Interpolate)
     gimp_procedure_add_choice_argument(p, "sampler", "Sam_pler", "Sampler: ddim (deterministic) or ddpm",
                                        gimp_choice_new_with_values("ddim", 0, "DDIM", nullptr, "ddpm", 1, "DDPM", nullptr, nullptr),
                                        "ddim", rw);
   gimp_procedure_add_double_argument(p, "sketch-strength", "Sketch stren_gth",
                                      "How closely to follow the sketch: 0 ignores it, 1 plain, above 1 harder (and slower)",
-                                     0.0, 20.0, op == Operation::Inpaint ? kDefaultSketchScale : 1.0, rw);
+                                     kSketchScaleRange.min, kSketchScaleRange.max,
+                                     op == Operation::Inpaint ? kDefaultSketchScale : kDefaultGenerateSketchScale, rw);
   gimp_procedure_add_string_argument(p, "classifier", "Classi_fier",
                                      "Classifier model id or folder for classifier guidance (empty: none)", "", rw);
   gimp_procedure_add_int_argument(p, "class", "Cl_ass", "Class label for class-conditional models and the classifier (-1: none)",
                                   -1, 9999, -1, rw);
-  gimp_procedure_add_double_argument(p, "classifier-scale", "Classifier scal_e", "Classifier guidance scale", 0.0, 100.0,
-                                     1.0, rw);
+  gimp_procedure_add_double_argument(p, "classifier-scale", "Classifier scal_e", "Classifier guidance scale",
+                                     kClassifierScaleRange.min, kClassifierScaleRange.max, kDefaultClassifierScale, rw);
   if (op == Operation::Interpolate) {
     gimp_procedure_add_int_argument(p, "seed-a", "See_d A", "Seed of the first frame", 0, G_MAXINT, 0, rw);
     gimp_procedure_add_int_argument(p, "seed-b", "Seed _B", "Seed of the last frame", 0, G_MAXINT, 1, rw);
-    gimp_procedure_add_int_argument(p, "frames", "Frame cou_nt", "Frames, both end points included", 2, 64, 5, rw);
+    gimp_procedure_add_int_argument(p, "frames", "Frame cou_nt", "Frames, both end points included", kFramesRange.min,
+                                    kFramesRange.max, kDefaultFrames, rw);
     gimp_procedure_add_choice_argument(
         p, "mode", "Interpolat_ion", "How the starting noise is interpolated",
         gimp_choice_new_with_values("slerp", 0, "Spherical (slerp)", nullptr, "linear", 1, "Linear", nullptr, "trig", 2,
                                     "Trigonometric", nullptr, nullptr),
-        "slerp", rw);
+        std::string(kDefaultInterpolationMode).c_str(), rw);
     add_sketch_guidance_arguments(p);
     gimp_procedure_add_core_object_array_return_value(p, "layers", "Layers", "The new frame layers, first to last",
                                                       GIMP_TYPE_LAYER, rw);
@@ -162,28 +169,30 @@ void add_arguments(GimpProcedure* p, Operation op) {
   }
   gimp_procedure_add_int_argument(p, "seed", "See_d", "Seed of the noise (-1: random); variants use seed, seed+1, ...", -1,
                                   G_MAXINT, -1, rw);
-  gimp_procedure_add_int_argument(p, "variants", "_Variants", "How many results (one layer each)", 1, 8, 1, rw);
+  gimp_procedure_add_int_argument(p, "variants", "_Variants", "How many results (one layer each)", kVariantsRange.min,
+                                  kVariantsRange.max, 1, rw);
   if (op == Operation::Inpaint) {
     gimp_procedure_add_double_argument(p, "context-margin", "Conte_xt margin",
-                                       "Context around the selection given to the model, as a fraction of its size", 0.0,
-                                       2.0, 0.25, rw);
-    gimp_procedure_add_int_argument(p, "feather", "Feather _width", "Feather width inside the selection, pixels", 0, 256, 8, rw);
+                                       "Context around the selection given to the model, as a fraction of its size",
+                                       kContextMarginRange.min, kContextMarginRange.max, kDefaultContextMargin, rw);
+    gimp_procedure_add_int_argument(p, "feather", "Feather _width", "Feather width inside the selection, pixels",
+                                    kFeatherRange.min, kFeatherRange.max, kDefaultFeather, rw);
     gimp_procedure_add_double_argument(p, "init-strength", "Start from _noise",
                                        "1: the selection is generated from pure noise; lower starts from a smooth fill of "
                                        "it (colours follow the surroundings, the model draws less of its own)",
-                                       0.05, 1.0, kDefaultInitStrength, rw);
+                                       kStrengthFloor, kInitStrengthRange.max, kDefaultInitStrength, rw);
     gimp_procedure_add_double_argument(p, "refine-strength", "Re_finement",
                                        "Large selections: how much each tile is redrawn at full resolution (lower "
                                        "keeps the coarse result)",
-                                       0.05, 1.0, kDefaultRefineStrength, rw);
+                                       kStrengthFloor, kRefineStrengthRange.max, kDefaultRefineStrength, rw);
     gimp_procedure_add_int_argument(p, "refine-steps", "Refinement ste_ps",
                                     "Large selections: denoising steps per tile of the refinement (more: a little more "
                                     "detail, slower)",
-                                    1, 100, kDefaultRefineSteps, rw);
+                                    kRefineStepsRange.min, kRefineStepsRange.max, kDefaultRefineSteps, rw);
     gimp_procedure_add_double_argument(p, "harmonize", "_Match colours",
                                        "How far the result's colours are matched to the surroundings along the "
                                        "selection's edge (0: the model's own colours)",
-                                       0.0, 1.0, kDefaultHarmonize, rw);
+                                       kHarmonizeRange.min, kHarmonizeRange.max, kDefaultHarmonize, rw);
   }
   add_sketch_guidance_arguments(p);
   gimp_procedure_add_core_object_array_return_value(p, "layers", "Layers", "The new layers", GIMP_TYPE_LAYER, rw);

@@ -21,10 +21,11 @@ namespace proto = dsk::proto;
 // Every argument of the three procedures (those a procedure lacks keep their defaults).
 struct Args {
   GimpLayer* sketch = nullptr;  // not owned (the config holds it)
-  std::string model, sampler = "ddim", classifier, mode = "slerp", sketch_guidance_mode = "cheap";
-  int steps = 25, class_label = -1, seed = -1, variants = 1, feather = 8, refine_steps = kDefaultRefineSteps;
-  int seed_a = 0, seed_b = 1, frames = 5;
-  double sketch_strength = 1.0, classifier_scale = 1.0, context_margin = 0.25, sketch_guidance = 0.0;
+  std::string model, sampler{kDefaultSampler}, classifier, mode{kDefaultInterpolationMode}, sketch_guidance_mode = "cheap";
+  int steps = kDefaultSteps, class_label = -1, seed = -1, variants = 1, feather = kDefaultFeather;
+  int refine_steps = kDefaultRefineSteps, seed_a = 0, seed_b = 1, frames = kDefaultFrames;
+  double sketch_strength = kDefaultGenerateSketchScale, classifier_scale = kDefaultClassifierScale;
+  double context_margin = kDefaultContextMargin, sketch_guidance = 0.0;
   double init_strength = kDefaultInitStrength, refine_strength = kDefaultRefineStrength, harmonize = kDefaultHarmonize;
 };
 

@@ -87,7 +87,7 @@ void register_sample(CLI::App& app, Runners& runners) {
   runners.push_back([cmd] {
     if (!cmd->parsed()) return -1;
     const auto start = std::chrono::steady_clock::now();
-    auto images = sample(req, [](const Progress& p) {
+    auto images = Engine().sample(req, [](const Progress& p) {
       std::cerr << "\rstep " << p.step << "/" << p.total << std::flush;
       if (p.step == p.total) std::cerr << "\n";
     });

@@ -125,7 +125,7 @@ void register_edit_command(CLI::App& app, Runners& runners) {
     req.mask = edit::read_image(mask);
     if (!sketch.empty()) req.sketch = edit::read_image(sketch);
     req.refine = !no_refine;
-    auto r = dsk::edit_region(req, progress_line());
+    auto r = Engine().edit(req, progress_line());
     auto paths = write_results(r, out);
     if (!compare.empty()) {
       check_out(compare);
@@ -158,7 +158,7 @@ void register_generate(CLI::App& app, Runners& runners) {
     check_out(out);
     const auto start = std::chrono::steady_clock::now();
     if (!sketch.empty()) req.sketch = edit::read_image(sketch);
-    auto r = dsk::generate_image(req, progress_line());
+    auto r = Engine().generate(req, progress_line());
     auto paths = write_results(r, out);
     report(r, paths, since(start));
     return 0;
@@ -169,7 +169,7 @@ void register_generate(CLI::App& app, Runners& runners) {
 void register_interpolate(CLI::App& app, Runners& runners) {
   auto* cmd = app.add_subcommand("interpolate", "frames between the samples of two seeds (x_T interpolation)");
   static InterpolateRequest req;
-  static std::string sketch, seeds, mode = "slerp", out;
+  static std::string sketch, seeds, mode{kDefaultInterpolationMode}, out;
   cmd->add_option("--model", req.generate.model)->required();
   cmd->add_option("--sketch", sketch);
   cmd->add_option("--width", req.generate.width);
@@ -177,7 +177,7 @@ void register_interpolate(CLI::App& app, Runners& runners) {
   cmd->add_option("--sketch-scale", req.generate.sketch_scale)->capture_default_str();
   cmd->add_option("--seeds", seeds, "A,B")->required();
   cmd->add_option("--frames", req.frames, "frames including both end points")->capture_default_str();
-  cmd->add_option("--mode", mode, "slerp, linear or trig")->capture_default_str()->check(CLI::IsMember({"slerp", "linear", "trig"}));
+  cmd->add_option("--mode", mode, "slerp, linear or trig")->capture_default_str();
   cmd->add_option("--out", out, "output folder (frame-01.png, ...)")->required();
   add_sampling_flags(cmd, req.generate.sampling);
   add_sketch_guidance_flags(cmd, req.generate.sketch_guidance);
@@ -192,11 +192,11 @@ void register_interpolate(CLI::App& app, Runners& runners) {
     } catch (const std::exception&) {
       throw InputError("--seeds '" + seeds + "' must be two seeds A,B");
     }
-    req.mode = mode == "slerp" ? InterpolationMode::Slerp : mode == "linear" ? InterpolationMode::Linear : InterpolationMode::Trig;
+    req.mode = edit::parse_interp_mode(mode);
     const auto start = std::chrono::steady_clock::now();
     if (!sketch.empty()) req.generate.sketch = edit::read_image(sketch);
     fs::create_directories(out);
-    auto r = dsk::interpolate_seeds(req, progress_line());
+    auto r = Engine().interpolate(req, progress_line());
     std::vector<std::string> paths;
     for (size_t i = 0; i < r.images.size(); ++i) {
       char name[32];

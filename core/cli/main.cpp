@@ -51,18 +51,18 @@ int main(int argc, char** argv) {
   } catch (const dsk::Cancelled&) {
     std::cerr << "diffsketch: cancelled\n";
     return 130;
-  } catch (const dsk::InputError& e) {
+  } catch (const std::invalid_argument& e) {  // bad input, from any part (core/base/error.h)
     std::cerr << "diffsketch: error: " << e.what() << "\n";
     return 2;
-  } catch (const dsk::Error& e) {
-    std::cerr << "diffsketch: error: " << e.what() << "\n";
-    return 1;
   } catch (const c10::Error& e) {
     std::cerr << "diffsketch: internal error in LibTorch: " << e.what_without_backtrace() << "\n";
     return 3;
   } catch (const std::bad_alloc&) {
     std::cerr << "diffsketch: out of memory (try a smaller image, fewer variants, or --device cpu)\n";
     return 4;
+  } catch (const std::runtime_error& e) {  // the environment refused, from any part
+    std::cerr << "diffsketch: error: " << e.what() << "\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "diffsketch: internal error: " << e.what() << "\n";
     return 3;

@@ -27,7 +27,8 @@ inline void add_sampling_flags(CLI::App* cmd, SamplingParams& p) {
 // bad values do, rather than with CLI11's code).
 inline void add_sketch_guidance_flags(CLI::App* cmd, SketchGuidance& g) {
   cmd->add_option("--sketch-guidance", g.scale,
-                  "training-free sketch guidance scale, 0..1000 (0 = off): steers each step towards the sketch")
+                  "training-free sketch guidance scale, " + range_text(kSketchGuidanceRange) +
+                      " (0 = off): steers each step towards the sketch")
       ->capture_default_str();
   cmd->add_option_function<std::string>(
          "--sketch-guidance-mode", [&g](const std::string& mode) { g.exact = mode == "exact"; },
@@ -39,9 +40,9 @@ inline void add_sketch_guidance_flags(CLI::App* cmd, SketchGuidance& g) {
 }
 
 inline void check_sketch_guidance(const SketchGuidance& g) {
-  if (!(g.scale >= 0 && g.scale <= 1000)) {
+  if (!kSketchGuidanceRange.contains(g.scale)) {
     std::ostringstream msg;
-    msg << "--sketch-guidance " << g.scale << " must be in 0..1000 (0 = off)";
+    msg << "--sketch-guidance " << g.scale << " must be in " << range_text(kSketchGuidanceRange) << " (0 = off)";
     throw InputError(msg.str());
   }
 }

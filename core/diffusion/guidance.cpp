@@ -4,7 +4,13 @@ namespace dsk {
 
 using torch::Tensor;
 
-torch::Tensor classifier_log_prob_grad(EncoderUNetModel& classifier, const torch::Tensor& x, const torch::Tensor& t,
+namespace {
+
+float at(const std::vector<double>& table, int i) { return static_cast<float>(table.at(i)); }
+
+}  // namespace
+
+torch::Tensor classifier_log_prob_grad(const ClassifierFn& classifier, const torch::Tensor& x, const torch::Tensor& t,
                                        const torch::Tensor& y) {
   torch::AutoGradMode enable(true);
   auto x_in = x.detach().requires_grad_(true);
@@ -13,9 +19,43 @@ torch::Tensor classifier_log_prob_grad(EncoderUNetModel& classifier, const torch
   return torch::autograd::grad({selected.sum()}, {x_in})[0];
 }
 
-CondFn classifier_cond_fn(EncoderUNetModel classifier, torch::Tensor y, double scale) {
-  return [classifier, y, scale](const torch::Tensor& x, const torch::Tensor& t) mutable {
+CondFn classifier_cond_fn(ClassifierFn classifier, torch::Tensor y, double scale) {
+  return [classifier = std::move(classifier), y, scale](const torch::Tensor& x, const torch::Tensor& t) {
     return classifier_log_prob_grad(classifier, x, t, y) * scale;
+  };
+}
+
+Predictor with_score_guidance(const Schedule& s, const DiffusionConfig& config, Predictor inner, CondFn cond) {
+  return [&s, config, inner = std::move(inner), cond = std::move(cond)](const Tensor& x, int i) {
+    Prediction p = inner(x, i);
+    // Eq. 4 of the paper / condition_score: eps_hat = eps - sqrt(1 - abar_t) * grad log p(y | x_t).
+    const float sqrt_one_minus_ab = std::sqrt(1.0f - at(s.alphas_cumprod, i));
+    auto eps = predict_eps_from_xstart(s, x, i, p.pred_xstart);
+    eps = eps - sqrt_one_minus_ab * cond(x, model_timesteps(s, config, i, x.size(0), x.device()));
+    p.pred_xstart = predict_xstart_from_eps(s, x, i, eps);
+    p.mean = q_posterior_mean(s, p.pred_xstart, x, i);
+    return p;
+  };
+}
+
+Predictor with_mean_guidance(const Schedule& s, const DiffusionConfig& config, Predictor inner, CondFn cond) {
+  return [&s, config, inner = std::move(inner), cond = std::move(cond)](const Tensor& x, int i) {
+    Prediction p = inner(x, i);
+    p.mean = p.mean.to(torch::kFloat32) +
+             p.variance * cond(x, model_timesteps(s, config, i, x.size(0), x.device())).to(torch::kFloat32);
+    return p;
+  };
+}
+
+Predictor with_classifier_guidance(const Schedule& s, const DiffusionConfig& config, Predictor inner, SamplerKind sampler,
+                                   CondFn cond) {
+  return sampler == SamplerKind::Ddim ? with_score_guidance(s, config, std::move(inner), std::move(cond))
+                                      : with_mean_guidance(s, config, std::move(inner), std::move(cond));
+}
+
+AfterStep known_region_blend(const Schedule& s, Tensor image, Tensor mask, NoiseFn noise) {
+  return [&s, image = std::move(image), mask = std::move(mask), noise = std::move(noise)](const Tensor& x, int i) {
+    return mask * x + (1 - mask) * q_sample(s, image, i - 1, noise(image));
   };
 }
 

@@ -1,24 +1,52 @@
-// Guidance gradients that wrap a sampler's Predictor (see sampler.h).
+// Guidance: wrappers over a sampler's Predictor (sampler.h) that steer each step (classifier
+// guidance, training-free sketch guidance), and known-region blending, which steers the samples
+// between steps (LoopOptions::after_step). The sampler never sees what steers it.
 #pragma once
 
 #include "core/diffusion/sampler.h"
-#include "models/unet.h"
 
 namespace dsk {
 
-// d/dx sum_b log_softmax(classifier(x, t))[b, y_b], times `scale` (classifier_sample.py's cond_fn).
-// Runs with autograd on even inside a no-grad sampling loop; the classifier's weights get no grad.
-torch::Tensor classifier_log_prob_grad(EncoderUNetModel& classifier, const torch::Tensor& x, const torch::Tensor& t,
-                                       const torch::Tensor& y);
-CondFn classifier_cond_fn(EncoderUNetModel classifier, torch::Tensor y, double scale);
+// A guidance gradient d/dx of log p(y | x_t), already multiplied by its scale.
+using CondFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& t)>;
 
-// Training-free sketch guidance: g = grad_{x_t} loss(pred_x0(x_t)); DDIM: eps <- eps + scale *
-// sqrt(1 - alpha_bar_t) * g (x0 and the mean recomputed); DDPM: mean <- mean - scale * variance * g.
+// condition_score (for DDIM): eps <- eps - sqrt(1 - alpha_bar_t) * grad; x0 and mean recomputed.
+Predictor with_score_guidance(const Schedule& schedule, const DiffusionConfig& config, Predictor inner, CondFn cond);
+// condition_mean (for DDPM): mean <- mean + variance * grad.
+Predictor with_mean_guidance(const Schedule& schedule, const DiffusionConfig& config, Predictor inner, CondFn cond);
+
+// ---- classifier guidance (Dhariwal & Nichol 2021; the paper's Eq. 4)
+
+// A noisy-image classifier: logits [B, classes] for x_t at original-scale timesteps t.
+using ClassifierFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& t)>;
+
+// d/dx sum_b log_softmax(classifier(x, t))[b, y_b] (classifier_sample.py's cond_fn without its
+// scale). Runs with autograd on even inside a no-grad sampling loop.
+torch::Tensor classifier_log_prob_grad(const ClassifierFn& classifier, const torch::Tensor& x, const torch::Tensor& t,
+                                       const torch::Tensor& y);
+// The gradient above toward labels y [B], times `scale`.
+CondFn classifier_cond_fn(ClassifierFn classifier, torch::Tensor y, double scale);
+// `cond` applied as each sampler needs it: condition_score for DDIM, condition_mean for DDPM.
+Predictor with_classifier_guidance(const Schedule& schedule, const DiffusionConfig& config, Predictor inner,
+                                   SamplerKind sampler, CondFn cond);
+
+// ---- training-free sketch guidance
+
+// g = grad_{x_t} loss(pred_x0(x_t)); DDIM: eps <- eps + scale * sqrt(1 - alpha_bar_t) * g (x0 and
+// the mean recomputed); DDPM: mean <- mean - scale * variance * g.
 // exact: the gradient passes through the model (its forward runs with a graph, ~3x a step's cost);
 // otherwise eps is held constant, so g = loss'(x0) / sqrt(alpha_bar_t) (cheap). `loss` maps x0
 // [B,3,H,W] to a scalar that sums the batch's losses.
 using X0Loss = std::function<torch::Tensor(const torch::Tensor& x0)>;
 Predictor with_sketch_guidance(const Schedule& schedule, Predictor inner, X0Loss loss, double scale, bool exact,
                                SamplerKind sampler);
+
+// ---- known-region blending (inpainting with any model; RePaint's step, Lugmayr et al. 2022)
+
+// After the step from index i, the known pixels (mask 0) are the known image noised to that step's
+// output level (q_sample at i - 1, the clean image after the last step) with `noise`; the pixels
+// to generate (mask 1) are the sample's. image [B,3,H,W] in [-1,1], mask [B,1,H,W] in {0,1}.
+// repaint_loop (sampler.h) calls it after every denoising step, time travel included.
+AfterStep known_region_blend(const Schedule& schedule, torch::Tensor image, torch::Tensor mask, NoiseFn noise);
 
 }  // namespace dsk

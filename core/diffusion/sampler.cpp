@@ -100,28 +100,6 @@ Predictor make_predictor(const Schedule& s, const DiffusionConfig& config, Model
   };
 }
 
-Predictor with_score_guidance(const Schedule& s, const DiffusionConfig& config, Predictor inner, CondFn cond) {
-  return [&s, config, inner = std::move(inner), cond = std::move(cond)](const Tensor& x, int i) {
-    Prediction p = inner(x, i);
-    // Eq. 4 of the paper / condition_score: eps_hat = eps - sqrt(1 - abar_t) * grad log p(y | x_t).
-    const float sqrt_one_minus_ab = std::sqrt(1.0f - at(s.alphas_cumprod, i));
-    auto eps = predict_eps_from_xstart(s, x, i, p.pred_xstart);
-    eps = eps - sqrt_one_minus_ab * cond(x, model_timesteps(s, config, i, x.size(0), x.device()));
-    p.pred_xstart = predict_xstart_from_eps(s, x, i, eps);
-    p.mean = q_posterior_mean(s, p.pred_xstart, x, i);
-    return p;
-  };
-}
-
-Predictor with_mean_guidance(const Schedule& s, const DiffusionConfig& config, Predictor inner, CondFn cond) {
-  return [&s, config, inner = std::move(inner), cond = std::move(cond)](const Tensor& x, int i) {
-    Prediction p = inner(x, i);
-    p.mean = p.mean.to(torch::kFloat32) +
-             p.variance * cond(x, model_timesteps(s, config, i, x.size(0), x.device())).to(torch::kFloat32);
-    return p;
-  };
-}
-
 Tensor ddim_step(const Schedule& s, const Tensor& x, int i, const Prediction& p, double eta, const Tensor& noise) {
   auto eps = predict_eps_from_xstart(s, x, i, p.pred_xstart);
   const float ab = at(s.alphas_cumprod, i), ab_prev = at(s.alphas_cumprod_prev, i);

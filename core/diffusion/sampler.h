@@ -17,8 +17,6 @@ namespace dsk {
 
 // The model's raw output for x_t at original-scale timesteps t: [B, C or 2C, H, W].
 using ModelFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& t)>;
-// A guidance gradient d/dx of log p(y | x_t), already multiplied by its scale.
-using CondFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& t)>;
 
 // p_mean_variance's result for one step.
 struct Prediction {
@@ -35,11 +33,6 @@ Predictor make_predictor(const Schedule& schedule, const DiffusionConfig& config
 // Timesteps tensor [B] the model sees at spaced index i (original scale).
 torch::Tensor model_timesteps(const Schedule& schedule, const DiffusionConfig& config, int index, int64_t batch,
                               torch::Device device);
-
-// condition_score (for DDIM): eps <- eps - sqrt(1 - alpha_bar_t) * grad; x0 and mean recomputed.
-Predictor with_score_guidance(const Schedule& schedule, const DiffusionConfig& config, Predictor inner, CondFn cond);
-// condition_mean (for DDPM): mean <- mean + variance * grad.
-Predictor with_mean_guidance(const Schedule& schedule, const DiffusionConfig& config, Predictor inner, CondFn cond);
 
 torch::Tensor predict_eps_from_xstart(const Schedule& s, const torch::Tensor& x, int i, const torch::Tensor& x0);
 torch::Tensor predict_xstart_from_eps(const Schedule& s, const torch::Tensor& x, int i, const torch::Tensor& eps);
@@ -78,14 +71,17 @@ using NoiseFn = std::function<torch::Tensor(const torch::Tensor& like)>;
 // A seeded standard-normal source (CPU generator, so results do not depend on the device).
 NoiseFn seeded_noise(uint64_t seed);
 
+// Replaces x_{t-1} after the step from spaced index `index`.
+using AfterStep = std::function<torch::Tensor(const torch::Tensor& x, int index)>;
+
 struct LoopOptions {
   SamplerKind sampler = SamplerKind::Ddim;
   double eta = 0.0;
   NoiseFn noise;
   // Called after every step: (steps done, total, x_{t-1}, predicted x0).
   std::function<void(int, int, const torch::Tensor&, const torch::Tensor&)> on_step;
-  // Replaces x_{t-1} after each step (e.g. known-region blending); gets the index just taken.
-  std::function<torch::Tensor(const torch::Tensor&, int)> after_step;
+  // Replaces x_{t-1} after each step (known-region blending: guidance.h); gets the index just taken.
+  AfterStep after_step;
   const CancelToken* cancel = nullptr;
   std::vector<torch::Tensor>* trajectory = nullptr;  // each step's sample, first step first
   int first_index = -1;  // start at this spaced index (SDEdit-style partial runs); -1 = the last

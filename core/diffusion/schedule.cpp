@@ -11,20 +11,6 @@
 
 namespace dsk {
 
-namespace {
-
-bool read_bool(const nlohmann::json& v, const std::string& key, const std::string& where) {
-  if (v.is_boolean()) return v.get<bool>();
-  if (v.is_string()) {
-    const auto s = v.get<std::string>();
-    if (s == "True" || s == "true" || s == "1") return true;
-    if (s == "False" || s == "false" || s == "0") return false;
-  }
-  throw InputError(where + ": flag '" + key + "' must be true or false, got " + v.dump());
-}
-
-}  // namespace
-
 const std::vector<std::string>& diffusion_flag_names() {
   static const std::vector<std::string> names = {
       "diffusion_steps", "noise_schedule", "timestep_respacing", "learn_sigma", "sigma_small",
@@ -36,22 +22,22 @@ DiffusionConfig diffusion_config_from_json(const nlohmann::json& flags, const st
   DiffusionConfig c;
   if (!flags.is_object()) throw InputError(where + ": flags must be a JSON object");
   if (flags.contains("diffusion_steps")) {
-    const auto& v = flags["diffusion_steps"];
-    if (v.is_number_integer()) c.diffusion_steps = v.get<int>();
-    else if (v.is_string()) c.diffusion_steps = std::atoi(v.get<std::string>().c_str());
-    else throw InputError(where + ": diffusion_steps must be an integer");
+    c.diffusion_steps = flag_int(flags["diffusion_steps"], "diffusion_steps", where);
   }
-  if (flags.contains("noise_schedule")) c.noise_schedule = flags["noise_schedule"].get<std::string>();
+  if (flags.contains("noise_schedule")) {
+    if (!flags["noise_schedule"].is_string()) throw InputError(where + ": noise_schedule must be \"linear\" or \"cosine\"");
+    c.noise_schedule = flags["noise_schedule"].get<std::string>();
+  }
   if (flags.contains("timestep_respacing")) {
     const auto& v = flags["timestep_respacing"];
     c.timestep_respacing = v.is_string() ? v.get<std::string>() : v.dump();
   }
-  if (flags.contains("learn_sigma")) c.learn_sigma = read_bool(flags["learn_sigma"], "learn_sigma", where);
-  if (flags.contains("sigma_small")) c.sigma_small = read_bool(flags["sigma_small"], "sigma_small", where);
-  if (flags.contains("predict_xstart")) c.predict_xstart = read_bool(flags["predict_xstart"], "predict_xstart", where);
-  if (flags.contains("predict_v")) c.predict_v = read_bool(flags["predict_v"], "predict_v", where);
+  if (flags.contains("learn_sigma")) c.learn_sigma = flag_bool(flags["learn_sigma"], "learn_sigma", where);
+  if (flags.contains("sigma_small")) c.sigma_small = flag_bool(flags["sigma_small"], "sigma_small", where);
+  if (flags.contains("predict_xstart")) c.predict_xstart = flag_bool(flags["predict_xstart"], "predict_xstart", where);
+  if (flags.contains("predict_v")) c.predict_v = flag_bool(flags["predict_v"], "predict_v", where);
   if (flags.contains("rescale_timesteps"))
-    c.rescale_timesteps = read_bool(flags["rescale_timesteps"], "rescale_timesteps", where);
+    c.rescale_timesteps = flag_bool(flags["rescale_timesteps"], "rescale_timesteps", where);
   c.validate(where);
   return c;
 }

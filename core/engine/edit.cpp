@@ -6,6 +6,7 @@
 #include "core/diffusion/guidance.h"
 #include "core/diffusion/sketch_loss.h"
 #include "core/engine/engine_internal.h"
+#include "core/engine/model_cache.h"
 #include "editing/composite.h"
 #include "editing/harmonize.h"
 #include "editing/image_io.h"
@@ -88,12 +89,12 @@ struct Job {
   int done = 0, total = 0;  // steps over all variants / tiles
 };
 
-Job open_job(const std::string& model, const SamplingParams& params, const std::string& command) {
+Job open_job(ModelCache& models, const std::string& model, const SamplingParams& params, const std::string& command) {
   Job job;
   job.device = resolve_device(params.device);
   job.params = params;
-  job.unet = load_unet(resolve_model(model), job.device, command);
-  if (!params.classifier.empty()) job.classifier = load_classifier(resolve_model(params.classifier), job.device, command);
+  job.unet = models.unet(model, job.device, command);
+  if (!params.classifier.empty()) job.classifier = models.classifier(params.classifier, job.device, command);
   return job;
 }
 
@@ -113,10 +114,10 @@ Tensor sample_square(Job& job, const SamplingParams& params, const Square& squar
   LoadedClassifier* cls = job.classifier ? &*job.classifier : nullptr;
   const auto y = class_labels(job.params, job.unet, cls, 1, job.device);
   const Tensor y_model = job.unet.net.class_cond ? y : Tensor();
-  Predictor predict = with_classifier_guidance(schedule, job.unet.diffusion,
-                                               make_predictor(schedule, job.unet.diffusion,
-                                                              square_model(job.unet, sq, job.sketch_scale, y_model)),
-                                               kind, cls, y, job.params.classifier_scale);
+  Predictor predict = guided_by_classifier(schedule, job.unet.diffusion,
+                                           make_predictor(schedule, job.unet.diffusion,
+                                                          square_model(job.unet, sq, job.sketch_scale, y_model)),
+                                           kind, cls, y, job.params.classifier_scale);
   if (job.guidance.scale > 0 && sq.guide) {
     // The sketch applies inside the hole (grown a little, as sketch_in_hole grows it).
     const int64_t r = std::max<int64_t>(1, sq.mask.size(2) / 32);
@@ -135,13 +136,7 @@ Tensor sample_square(Job& job, const SamplingParams& params, const Square& squar
   opts.noise = seeded_noise(seed);
   opts.cancel = job.cancel;
   opts.first_index = first_index;
-  const auto image = sq.image, mask = sq.mask;
-  if (blend_known) {
-    auto blend_noise = seeded_noise(seed ^ 0x9E3779B97F4A7C15ULL);
-    opts.after_step = [&schedule, image, mask, blend_noise](const Tensor& x, int i) {
-      return mask * x + (1 - mask) * q_sample(schedule, image, i - 1, blend_noise(image));
-    };
-  }
+  if (blend_known) opts.after_step = known_region_blend(schedule, sq.image, sq.mask, seeded_noise(seed ^ 0x9E3779B97F4A7C15ULL));
   const int base = job.done;
   if (job.progress && *job.progress) {
     opts.on_step = [&job, base](int step, int, const Tensor&, const Tensor& x0) {
@@ -217,6 +212,31 @@ void check_image(const cv::Mat& image, const std::string& what) {
                      " px; at least " + std::to_string(kMinSide) + "x" + std::to_string(kMinSide) + " is needed");
 }
 
+// `value` must be in `range` (core/engine/defaults.h), else an InputError saying so.
+template <class T>
+void require_in(const Range<T>& range, T value, const std::string& what, const std::string& hint) {
+  if (range.contains(value)) return;
+  std::ostringstream msg;
+  msg << what << " must be in " << range_text(range) << hint << "; got " << value;
+  throw InputError(msg.str());
+}
+
+void check_settings(const EditRequest& req) {
+  require_in(kVariantsRange, req.variants, "variants", "");
+  require_in(kSketchScaleRange, req.sketch_scale, "sketch scale", " (0 ignores the sketch, 1 plain, above 1 harder)");
+  require_in(kSketchGuidanceRange, req.sketch_guidance.scale, "sketch guidance", " (0 = off)");
+  require_in(kClassifierScaleRange, req.sampling.classifier_scale, "classifier scale", "");
+  require_in(kContextMarginRange, req.context_margin, "context margin", " (a fraction of the selection's size)");
+  require_in(kFeatherRange, req.feather, "feather", " (px inside the selection)");
+  require_in(kInitStrengthRange, req.init_strength, "init strength",
+             ": 1 starts the hole from noise, e.g. 0.8 from a smooth fill");
+  require_in(kRefineStrengthRange, req.refine_strength, "refine strength",
+             " (e.g. 0.3: each tile re-noised to 30% of the process)");
+  require_in(kRefineStepsRange, req.refine_steps, "refine steps", " (denoising steps per refinement tile, e.g. 2)");
+  require_in(kHarmonizeRange, req.harmonize, "harmonize",
+             ": 0 keeps the model's colours, 1 matches them to the surroundings");
+}
+
 // Refuses work that would not fit in memory, before it starts.
 void check_memory(const cv::Size& size, int variants) {
   const double available = available_memory();
@@ -286,33 +306,22 @@ struct Prepared {
   EditResult result;  // warnings so far
 };
 
-Prepared prepare(const EditRequest& req, const ProgressFn& progress, const CancelToken* cancel, const std::string& command) {
+Prepared prepare(ModelCache& models, const EditRequest& req, const ProgressFn& progress, const CancelToken* cancel,
+                 const std::string& command) {
   check_image(req.image, "the image");
   if (req.mask.empty()) throw InputError("the mask is empty (no file or no pixels); white = regenerate");
   if (req.mask.size() != req.image.size())
     throw InputError("the mask is " + std::to_string(req.mask.cols) + "x" + std::to_string(req.mask.rows) +
                      " px but the image is " + std::to_string(req.image.cols) + "x" + std::to_string(req.image.rows) +
                      "; they must have the same size");
-  if (req.variants < 1 || req.variants > 8) throw InputError("variants must be in 1..8");
-  if (req.sketch_scale < 0 || req.sketch_scale > 20) throw InputError("sketch scale must be in 0..20");
-  if (req.feather < 0 || req.context_margin < 0) throw InputError("feather and context margin must not be negative");
-  if (!(req.init_strength > 0 && req.init_strength <= 1))
-    throw InputError("init strength must be in (0, 1]: 1 starts the hole from noise, e.g. 0.8 from a smooth fill");
-  if (!(req.refine_strength > 0 && req.refine_strength <= 1))
-    throw InputError("refine strength must be in (0, 1] (e.g. 0.3: each tile re-noised to 30% of the process)");
-  if (req.refine_steps < 1 || req.refine_steps > 100)
-    throw InputError("refine steps must be in 1..100 (denoising steps per refinement tile, e.g. 2)");
-  if (!(req.harmonize >= 0 && req.harmonize <= 1))
-    throw InputError("harmonize must be in [0, 1]: 0 keeps the model's colours, 1 matches them to the surroundings");
-  if (!(req.sketch_guidance.scale >= 0 && req.sketch_guidance.scale <= 1000))
-    throw InputError("sketch guidance must be in 0..1000 (0 = off)");
+  check_settings(req);
   check_memory(req.image.size(), req.variants);
   Prepared p;
   p.soft = edit::soft_mask_from_image(req.mask);
   if (edit::mask_support_bbox(p.soft > 0.5).empty())
     throw InputError("the mask selects nothing (no pixel above 50%); paint the region to regenerate white");
   p.strokes = read_sketch(req.sketch, req.image.size(), p.result.warnings);
-  p.job = open_job(req.model, req.sampling, command);
+  p.job = open_job(models, req.model, req.sampling, command);
   Job& job = p.job;
   job.sketch_scale = req.sketch_scale;
   plan_refinement_schedule(job, req.refine_strength, req.refine_steps);
@@ -320,7 +329,7 @@ Prepared prepare(const EditRequest& req, const ProgressFn& progress, const Cance
   job.repaint_length = req.repaint_length;
   job.guidance = req.sketch_guidance;
   if (job.guidance.scale > 0)
-    job.sketch_loss = std::make_shared<SketchLoss>(open_sketch_features(job.guidance.features, job.device));
+    job.sketch_loss = std::make_shared<SketchLoss>(models.sketch_features(job.guidance.features, job.device));
   job.progress = &progress;
   job.cancel = cancel;
   job.preview = req.preview;
@@ -404,8 +413,8 @@ EditRequest generate_as_edit(const GenerateRequest& req) {
 
 }  // namespace
 
-EditResult edit_region(const EditRequest& req, const ProgressFn& progress, const CancelToken* cancel) {
-  Prepared p = prepare(req, progress, cancel, "edit");
+EditResult Engine::edit(const EditRequest& req, const ProgressFn& progress, const CancelToken* cancel) {
+  Prepared p = prepare(*models_, req, progress, cancel, "edit");
   for (int v = 0; v < req.variants; ++v) {
     const uint64_t seed = req.sampling.seed + v;
     p.result.images.push_back(render(p, req, seed));
@@ -414,28 +423,25 @@ EditResult edit_region(const EditRequest& req, const ProgressFn& progress, const
   return p.result;
 }
 
-EditResult generate_image(const GenerateRequest& req, const ProgressFn& progress, const CancelToken* cancel) {
-  return edit_region(generate_as_edit(req), progress, cancel);
+EditResult Engine::generate(const GenerateRequest& req, const ProgressFn& progress, const CancelToken* cancel) {
+  return edit(generate_as_edit(req), progress, cancel);
 }
 
-EditResult interpolate_seeds(const InterpolateRequest& req, const ProgressFn& progress, const CancelToken* cancel) {
+EditResult Engine::interpolate(const InterpolateRequest& req, const ProgressFn& progress, const CancelToken* cancel) {
   if (req.frames < 2 || req.frames > 64) throw InputError("--frames must be in 2..64 (both end points included)");
   if (req.generate.sampling.sampler != "ddim" || req.generate.sampling.eta != 0)
     throw InputError("interpolate runs deterministic DDIM (--sampler ddim --eta 0) so that the end frames are the seeds' samples");
   EditRequest e = generate_as_edit(req.generate);
   e.variants = 1;
-  Prepared p = prepare(e, progress, cancel, "interpolate");
+  Prepared p = prepare(*models_, e, progress, cancel, "interpolate");
   p.job.total *= req.frames;
   const int r = p.job.unet.net.image_size;
   // x_T of a seed is the first draw of that seed's generator, as in edit / generate / sample.
   auto noise_of = [&](uint64_t seed) { return seeded_noise(seed)(torch::empty({1, 3, r, r})).contiguous(); };
   const auto a = noise_of(req.seed_a), b = noise_of(req.seed_b);
   const std::span<const float> sa(a.data_ptr<float>(), a.numel()), sb(b.data_ptr<float>(), b.numel());
-  const auto mode = req.mode == InterpolationMode::Slerp    ? edit::InterpMode::Slerp
-                    : req.mode == InterpolationMode::Linear ? edit::InterpMode::Linear
-                                                            : edit::InterpMode::Trig;
   for (double frac : edit::frame_fractions(req.frames)) {
-    auto mixed = edit::interpolate(sa, sb, mode, frac);
+    auto mixed = edit::interpolate(sa, sb, req.mode, frac);
     auto x_T = torch::from_blob(mixed.data(), a.sizes(), torch::kFloat32).clone();
     const uint64_t seed = frac >= 1.0 ? req.seed_b : req.seed_a;  // the refinement's noise
     p.result.images.push_back(render(p, e, seed, x_T));

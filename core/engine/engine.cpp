@@ -3,6 +3,7 @@
 #include "core/base/error.h"
 #include "core/diffusion/guidance.h"
 #include "core/engine/engine_internal.h"
+#include "core/engine/model_cache.h"
 
 namespace dsk {
 
@@ -32,13 +33,13 @@ torch::Tensor class_labels(const SamplingParams& params, const LoadedUNet& unet,
                      torch::TensorOptions().dtype(torch::kInt64).device(device));
 }
 
-Predictor with_classifier_guidance(const Schedule& schedule, const DiffusionConfig& diffusion, Predictor predict,
-                                   SamplerKind sampler, LoadedClassifier* classifier, const torch::Tensor& y,
-                                   double scale) {
+Predictor guided_by_classifier(const Schedule& schedule, const DiffusionConfig& diffusion, Predictor predict,
+                               SamplerKind sampler, LoadedClassifier* classifier, const torch::Tensor& y, double scale) {
   if (!classifier) return predict;
-  auto cond = classifier_cond_fn(classifier->model, y, scale);
-  return sampler == SamplerKind::Ddim ? with_score_guidance(schedule, diffusion, std::move(predict), cond)
-                                      : with_mean_guidance(schedule, diffusion, std::move(predict), cond);
+  EncoderUNetModel net = classifier->model;
+  ClassifierFn logits = [net](const torch::Tensor& x, const torch::Tensor& t) mutable { return net(x, t); };
+  return with_classifier_guidance(schedule, diffusion, std::move(predict), sampler,
+                                  classifier_cond_fn(std::move(logits), y, scale));
 }
 
 ImageF32 to_image(const torch::Tensor& chw) {
@@ -57,14 +58,21 @@ std::vector<ImageF32> to_images(const torch::Tensor& x) {
   return out;
 }
 
-std::vector<ImageF32> sample(const SampleRequest& req, const ProgressFn& progress, const CancelToken* cancel) {
+Engine::Engine() : Engine(Options{}) {}
+Engine::Engine(const Options& options) : models_(std::make_unique<ModelCache>(options.models_kept)) {}
+Engine::~Engine() = default;
+
+int Engine::models_loaded() const { return models_->size(); }
+void Engine::unload() { models_->clear(); }
+
+std::vector<ImageF32> Engine::sample(const SampleRequest& req, const ProgressFn& progress, const CancelToken* cancel) {
   if (req.batch < 1 || req.batch > 64) throw InputError("batch " + std::to_string(req.batch) + " must be in 1..64");
   const auto device = resolve_device(req.sampling.device);
-  auto unet = load_unet(resolve_model(req.model), device, "sample");
+  auto unet = models_->unet(req.model, device, "sample");
   if (unet.info.kind != ModelKind::AdmUnet)
     require_kind(unet.info, {ModelKind::AdmUnet}, "sample (use 'generate' for editing models)");
   std::optional<LoadedClassifier> classifier;
-  if (!req.sampling.classifier.empty()) classifier = load_classifier(resolve_model(req.sampling.classifier), device, "sample");
+  if (!req.sampling.classifier.empty()) classifier = models_->classifier(req.sampling.classifier, device, "sample");
   if (classifier && classifier->net.image_size != unet.net.image_size)
     throw InputError("the classifier works on " + std::to_string(classifier->net.image_size) + " px images, the model on " +
                      std::to_string(unet.net.image_size) + " px");
@@ -74,8 +82,8 @@ std::vector<ImageF32> sample(const SampleRequest& req, const ProgressFn& progres
   const auto y = class_labels(req.sampling, unet, classifier ? &*classifier : nullptr, req.batch, device);
   const torch::Tensor y_model = unet.net.class_cond ? y : torch::Tensor();
   ModelFn model_fn = [&](const torch::Tensor& x, const torch::Tensor& t) { return unet.model(x, t, y_model); };
-  Predictor predict = with_classifier_guidance(schedule, unet.diffusion, make_predictor(schedule, unet.diffusion, model_fn),
-                                               kind, classifier ? &*classifier : nullptr, y, req.sampling.classifier_scale);
+  Predictor predict = guided_by_classifier(schedule, unet.diffusion, make_predictor(schedule, unet.diffusion, model_fn),
+                                           kind, classifier ? &*classifier : nullptr, y, req.sampling.classifier_scale);
 
   torch::NoGradGuard no_grad;
   LoopOptions opts;

@@ -6,18 +6,21 @@
 //   req.sampling.steps = 25;
 //   req.sampling.seed = 42;
 //   dsk::CancelToken cancel;
-//   auto images = dsk::sample(req, [](const dsk::Progress& p) { ... }, &cancel);
+//   dsk::Engine engine;
+//   auto images = engine.sample(req, [](const dsk::Progress& p) { ... }, &cancel);
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <opencv2/core.hpp>
 
 #include "core/base/cancel.h"
-#include "core/engine/edit_defaults.h"
+#include "core/engine/defaults.h"
+#include "editing/interp.h"
 
 namespace dsk {
 
@@ -29,15 +32,15 @@ struct ImageF32 {
 
 // Flags shared by every command that samples (same names on the CLI).
 struct SamplingParams {
-  int steps = 50;              // section respacing "N"; ignored when respacing is set
+  int steps = kDefaultSteps;   // section respacing "N"; ignored when respacing is set
   std::string respacing;       // any guided-diffusion string: "ddim25", "10,15,20"
-  std::string sampler = "ddim";  // ddim | ddpm
+  std::string sampler{kDefaultSampler};  // ddim | ddpm
   double eta = 0.0;
   uint64_t seed = 0;
   std::string device = "auto";  // auto | cpu | cuda
   std::string classifier;       // classifier model folder, "" = none
   int class_label = -1;         // -1 = none
-  double classifier_scale = 1.0;
+  double classifier_scale = kDefaultClassifierScale;
 };
 
 // Training-free sketch guidance (a sampling option of edit and generate, any model kind):
@@ -73,10 +76,10 @@ struct EditRequest {
   double sketch_scale = kDefaultSketchScale;  // classifier-free guidance on the sketch: 0 ignore, 1 plain, > 1 harder
   SketchGuidance sketch_guidance;
   int variants = 1;           // seeds seed, seed+1, ...
-  double context_margin = 0.25;
-  int feather = 8;            // px, inside the selection only
+  double context_margin = kDefaultContextMargin;
+  int feather = kDefaultFeather;  // px, inside the selection only
   int repaint_jumps = 0;      // RePaint resampling (adm-unet): extra passes per jump
-  int repaint_length = 10;    // RePaint jump length in steps
+  int repaint_length = kDefaultRepaintLength;  // RePaint jump length in steps
   bool refine = true;         // coarse-to-fine refinement of selections larger than the working size
   // How much of the diffusion process runs: 1 = the hole starts from pure noise; below 1 it starts
   // from a smooth fill of the hole (OpenCV Navier-Stokes, at the working size) noised to that
@@ -104,20 +107,20 @@ struct GenerateRequest {
   SamplingParams sampling;
   cv::Mat sketch;           // sets the output size unless width/height are given
   int width = 0, height = 0;
-  double sketch_scale = 1.0;
+  double sketch_scale = kDefaultGenerateSketchScale;
   SketchGuidance sketch_guidance;
   int variants = 1;
   bool preview = false;
 };
 
-enum class InterpolationMode { Slerp, Linear, Trig };
+using InterpolationMode = edit::InterpMode;  // parse_interp_mode reads its names
 
 // Frames between the samples of two seeds: x_T interpolated, deterministic DDIM from each.
 struct InterpolateRequest {
   GenerateRequest generate;  // its sampling.seed is ignored; seeds below
   uint64_t seed_a = 0, seed_b = 1;
-  int frames = 5;            // including both end points
-  InterpolationMode mode = InterpolationMode::Slerp;
+  int frames = kDefaultFrames;  // including both end points
+  InterpolationMode mode = edit::parse_interp_mode(std::string(kDefaultInterpolationMode));
 };
 
 struct EditResult {
@@ -126,14 +129,44 @@ struct EditResult {
   std::vector<std::string> warnings;  // e.g. "the sketch is blank: running unconditioned"
 };
 
-EditResult edit_region(const EditRequest& request, const ProgressFn& progress = {}, const CancelToken* cancel = nullptr);
-EditResult generate_image(const GenerateRequest& request, const ProgressFn& progress = {}, const CancelToken* cancel = nullptr);
-EditResult interpolate_seeds(const InterpolateRequest& request, const ProgressFn& progress = {},
-                       const CancelToken* cancel = nullptr);
+class ModelCache;
 
-// Unconditional or class-conditional synthesis from a plain ADM model, with optional classifier
-// guidance. Throws dsk::InputError for bad requests and dsk::Cancelled when cancelled.
-std::vector<ImageF32> sample(const SampleRequest& request, const ProgressFn& progress = {},
-                             const CancelToken* cancel = nullptr);
+// The engine: runs requests, and owns the models they load (kept between requests: the two most
+// recently used of each kind, see core/engine/model_cache.h). One per process is the rule (the
+// server keeps one for its life; a CLI command makes one); two engines share nothing. Every
+// request throws an error derived from std::invalid_argument for bad input (dsk::InputError, or
+// editing's and the networks' own), dsk::Cancelled when cancelled.
+class Engine {
+ public:
+  struct Options {
+    int models_kept = 2;  // per kind (U-Nets, classifiers, sketch-features models)
+  };
+  Engine();
+  explicit Engine(const Options& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  EditResult edit(const EditRequest& request, const ProgressFn& progress = {}, const CancelToken* cancel = nullptr);
+  // An edit whose image and mask are the part at `image_at` of the layer that request.sketch
+  // covers (what the GIMP plug-in sends: the selection's context, not the whole layer). The results
+  // have the image's size and equal the matching part of a whole-layer edit's.
+  EditResult edit_crop(EditRequest request, cv::Point image_at, const ProgressFn& progress = {},
+                       const CancelToken* cancel = nullptr);
+  EditResult generate(const GenerateRequest& request, const ProgressFn& progress = {},
+                      const CancelToken* cancel = nullptr);
+  EditResult interpolate(const InterpolateRequest& request, const ProgressFn& progress = {},
+                         const CancelToken* cancel = nullptr);
+  // Unconditional or class-conditional synthesis from a plain ADM model, with optional classifier
+  // guidance.
+  std::vector<ImageF32> sample(const SampleRequest& request, const ProgressFn& progress = {},
+                               const CancelToken* cancel = nullptr);
+
+  int models_loaded() const;
+  void unload();  // frees every loaded model
+
+ private:
+  std::unique_ptr<ModelCache> models_;
+};
 
 }  // namespace dsk

@@ -20,11 +20,10 @@ Schedule schedule_for(const SamplingParams& params, const DiffusionConfig& diffu
 torch::Tensor class_labels(const SamplingParams& params, const LoadedUNet& unet, const LoadedClassifier* classifier,
                            int64_t batch, torch::Device device);
 
-// Wraps `predict` with classifier guidance suited to the sampler (condition_score for DDIM,
-// condition_mean for DDPM) when a classifier is given.
-Predictor with_classifier_guidance(const Schedule& schedule, const DiffusionConfig& diffusion, Predictor predict,
-                                   SamplerKind sampler, LoadedClassifier* classifier, const torch::Tensor& y,
-                                   double scale);
+// `predict` with classifier guidance (core/diffusion/guidance.h) toward labels y when a classifier
+// is given; `predict` itself otherwise.
+Predictor guided_by_classifier(const Schedule& schedule, const DiffusionConfig& diffusion, Predictor predict,
+                               SamplerKind sampler, LoadedClassifier* classifier, const torch::Tensor& y, double scale);
 
 // [B,3,H,W] in [-1,1] -> images in [0,1].
 std::vector<ImageF32> to_images(const torch::Tensor& x);

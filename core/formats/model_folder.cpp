@@ -2,8 +2,6 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <mutex>
-#include <thread>
 
 #include "core/base/error.h"
 #include "core/formats/tensor_io.h"
@@ -31,46 +29,7 @@ void finish_load(Net& model, const ModelInfo& info, torch::Device device, bool f
 
 }  // namespace
 
-// Loaded networks stay in memory for the process (a `diffsketch serve` keeps models loaded between
-// requests), keyed by folder, weights file time and device; the two most recent are kept.
-template <class Loaded>
-class ModelCache {
- public:
-  template <class Load>
-  Loaded get(const std::string& dir, torch::Device device, Load load) {
-    std::error_code ec;
-    const auto weights = std::filesystem::path(dir) / "weights.safetensors";
-    const auto stamp = std::filesystem::last_write_time(weights, ec).time_since_epoch().count();
-    const std::string key = std::filesystem::weakly_canonical(dir, ec).string() + "|" + std::to_string(stamp) + "|" + device.str();
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& [k, v] : entries_)
-      if (k == key) return v;
-    Loaded loaded = load();
-    entries_.emplace_back(key, loaded);
-    if (entries_.size() > 2) entries_.erase(entries_.begin());
-    return loaded;
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<std::pair<std::string, Loaded>> entries_;
-};
-
 LoadedUNet load_unet(const std::string& dir, torch::Device device, const std::string& command) {
-  static ModelCache<LoadedUNet> cache;
-  auto out = cache.get(dir, device, [&] { return load_unet_uncached(dir, device, command); });
-  require_kind(out.info, {ModelKind::AdmUnet, ModelKind::EditingUnet}, command);
-  return out;
-}
-
-LoadedClassifier load_classifier(const std::string& dir, torch::Device device, const std::string& command) {
-  static ModelCache<LoadedClassifier> cache;
-  auto out = cache.get(dir, device, [&] { return load_classifier_uncached(dir, device, command); });
-  require_kind(out.info, {ModelKind::AdmClassifier}, command + " --classifier");
-  return out;
-}
-
-LoadedUNet load_unet_uncached(const std::string& dir, torch::Device device, const std::string& command) {
   configure_threads();
   LoadedUNet out;
   out.info = read_model_info(dir);
@@ -85,7 +44,7 @@ LoadedUNet load_unet_uncached(const std::string& dir, torch::Device device, cons
   return out;
 }
 
-LoadedClassifier load_classifier_uncached(const std::string& dir, torch::Device device, const std::string& command) {
+LoadedClassifier load_classifier(const std::string& dir, torch::Device device, const std::string& command) {
   configure_threads();
   LoadedClassifier out;
   out.info = read_model_info(dir);

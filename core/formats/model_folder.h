@@ -27,12 +27,9 @@ struct LoadedClassifier {
 
 // Reads model.json + weights.safetensors, builds the network, loads it whole (or throws), moves it
 // to `device` in eval mode; on CUDA with use_fp16 the block convolutions run in half precision.
-// Loaded networks are cached for the process (see model_folder.cpp); the *_uncached forms always
-// read the folder (fine-tuning, which changes the weights, uses them).
+// Every call reads the folder: an Engine keeps loaded models (core/engine/model_cache.h).
 LoadedUNet load_unet(const std::string& dir, torch::Device device, const std::string& command);
 LoadedClassifier load_classifier(const std::string& dir, torch::Device device, const std::string& command);
-LoadedUNet load_unet_uncached(const std::string& dir, torch::Device device, const std::string& command);
-LoadedClassifier load_classifier_uncached(const std::string& dir, torch::Device device, const std::string& command);
 
 // Builds networks from flat guided-diffusion flags (conformance cases, conversion, tests).
 UNetConfig unet_config_from_flags(const nlohmann::json& flags, const std::string& where);

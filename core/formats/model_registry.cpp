@@ -70,7 +70,7 @@ std::vector<ModelEntry> list_models() {
         const auto info = read_model_info(p.string());
         seen.insert(p.filename().string());
         out.push_back({p.filename().string(), kind_name(info.kind), info.name, p.string(), info.resolution});
-      } catch (const InputError&) {
+      } catch (const std::invalid_argument&) {
         // A broken folder is not a model; `diffsketch info DIR` says why.
       }
     }

@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "core/base/error.h"
-#include "core/engine/edit_defaults.h"
+#include "core/engine/defaults.h"
 
 namespace dsk::proto {
 
@@ -97,15 +97,15 @@ struct ModelsRequest {
 
 // The engine's SamplingParams, with the same names.
 struct Sampling {
-  int steps = 25;
+  int steps = kDefaultSteps;
   std::string respacing;
-  std::string sampler = "ddim";
+  std::string sampler{kDefaultSampler};
   double eta = 0.0;
   uint64_t seed = 0;
   std::string device = "auto";
   std::string classifier;  // "" = none
   int class_label = -1;    // -1 = none
-  double classifier_scale = 1.0;
+  double classifier_scale = kDefaultClassifierScale;
   bool operator==(const Sampling&) const = default;
 };
 
@@ -134,8 +134,8 @@ struct EditRequest {
   double sketch_scale = kDefaultSketchScale;
   SketchGuidance sketch_guidance;
   int variants = 1;
-  double context_margin = 0.25;
-  int feather = 8;
+  double context_margin = kDefaultContextMargin;
+  int feather = kDefaultFeather;
   double init_strength = kDefaultInitStrength;  // optional in the JSON: older clients get the defaults
   double refine_strength = kDefaultRefineStrength;
   int refine_steps = kDefaultRefineSteps;  // optional in the JSON, as the two above
@@ -149,7 +149,7 @@ struct GenerateRequest {
   Sampling sampling;
   Image sketch;  // sets the output size unless width/height are given
   int width = 0, height = 0;
-  double sketch_scale = 1.0;
+  double sketch_scale = kDefaultGenerateSketchScale;
   SketchGuidance sketch_guidance;
   int variants = 1;
   bool preview = false;
@@ -159,8 +159,8 @@ struct GenerateRequest {
 struct InterpolateRequest {
   GenerateRequest generate;
   uint64_t seed_a = 0, seed_b = 1;
-  int frames = 5;
-  std::string mode = "slerp";  // slerp | linear | trig
+  int frames = kDefaultFrames;
+  std::string mode{kDefaultInterpolationMode};  // slerp | linear | trig
   bool operator==(const InterpolateRequest&) const = default;
 };
 

@@ -79,11 +79,11 @@ BenchResult run_bench(const BenchOptions& o, std::ostream& out) {
   auto y = cfg.class_cond ? torch::zeros({o.batch}, opts.dtype(torch::kInt64)) : torch::Tensor();
 
   BenchResult r;
-  int64_t flops = 0;
-  flop_counter = &flops;
-  net(x, t, y);
-  flop_counter = nullptr;
-  r.gflop_per_forward = flops / 1e9;
+  {
+    FlopCount count;
+    net(x, t, y);
+    r.gflop_per_forward = count.flops() / 1e9;
+  }
   r.forward_ms_median = median(time_ms(o.warmup, o.iters, device, [&] { net(x, t, y); }));
   r.forward_gflops = r.gflop_per_forward / (r.forward_ms_median / 1e3);
 
@@ -140,12 +140,13 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
   if (o.sketch_scale >= 0) req.sketch_scale = o.sketch_scale;
   EditBenchResult r;
   ProgressFn count = [&r](const Progress& p) { r.unet_evaluations = p.total; };
-  edit_region(req, count);  // loads the model (its weights stay cached) and counts the evaluations
+  Engine engine;
+  engine.edit(req, count);  // loads the model (the engine keeps it) and counts the evaluations
   std::vector<double> s;
   for (int i = 0; i < o.warmup + o.iters; ++i) {
     const auto start = std::chrono::steady_clock::now();
     req.sampling.seed = static_cast<uint64_t>(i);
-    edit_region(req);
+    engine.edit(req);
     if (i >= o.warmup) s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   r.seconds_median = median(s);

@@ -80,13 +80,11 @@ ConformanceResult run_conformance(const std::string& dir, std::ostream& out) {
   const Schedule schedule = make_schedule(diffusion);
 
   ModelFn model_fn = [&](const torch::Tensor& x, const torch::Tensor& t) { return unet(x, t, y_model); };
+  const ClassifierFn logits = [&](const torch::Tensor& x, const torch::Tensor& t) { return classifier(x, t); };
   auto guided_sample = [&](SamplerKind kind, bool guided, NoiseFn noise, std::vector<torch::Tensor>* traj) {
     Predictor predict = make_predictor(schedule, diffusion, model_fn, /*clip_denoised=*/true);
-    if (guided) {
-      auto cond = classifier_cond_fn(classifier, y, classifier_scale);
-      predict = kind == SamplerKind::Ddim ? with_score_guidance(schedule, diffusion, predict, cond)
-                                          : with_mean_guidance(schedule, diffusion, predict, cond);
-    }
+    if (guided)
+      predict = with_classifier_guidance(schedule, diffusion, predict, kind, classifier_cond_fn(logits, y, classifier_scale));
     LoopOptions opts;
     opts.sampler = kind;
     opts.eta = 0.0;
@@ -109,7 +107,7 @@ ConformanceResult run_conformance(const std::string& dir, std::ostream& out) {
       {"unet_out", {[&] { return unet(need("x"), need("t"), y_model); }, kForwardTol}},
       {"classifier_logits", {[&] { return classifier(need("x"), need("t")); }, kForwardTol}},
       {"classifier_grad_log_p_y",
-       {[&] { return classifier_log_prob_grad(classifier, need("x"), need("t"), y); }, kForwardTol}},
+       {[&] { return classifier_log_prob_grad(logits, need("x"), need("t"), y); }, kForwardTol}},
       {"ddim_guided", {[&] { ddim_guided(); return cache["ddim_guided"]; }, kSamplingTol}},
       {"ddim_guided_trajectory", {[&] { ddim_guided(); return cache["ddim_guided_trajectory"]; }, kSamplingTol}},
       {"ddim_plain", {[&] { return guided_sample(SamplerKind::Ddim, false, zero_noise, nullptr); }, kSamplingTol}},

@@ -62,7 +62,7 @@ std::vector<Case> make_cases(const EvalOptions& o) {
     cv::Mat img;
     try {
       img = edit::read_image(file);
-    } catch (const InputError&) {
+    } catch (const std::invalid_argument&) {
       continue;
     }
     if (img.channels() == 4) {
@@ -132,6 +132,7 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
   for (const auto& b : o.baselines) methods.push_back(b);
   if (!o.save_dir.empty()) fs::create_directories(o.save_dir);
 
+  Engine engine;  // the model loaded once for every case
   std::map<std::string, Totals> totals;
   nlohmann::json rows = nlohmann::json::array();
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -158,7 +159,7 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
         req.harmonize = o.harmonize;
         req.refine_strength = o.refine_strength;
         req.refine_steps = o.refine_steps;
-        result = edit_region(req).images.at(0);
+        result = engine.edit(req).images.at(0);
       }
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const auto s = edit::score_inpaint(result, c.image, c.mask, c.sketch);

@@ -318,7 +318,7 @@ FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const Cance
       << ", T = " << o.steps << ", M = " << o.iters << ", lambda " << o.lambda << ", "
       << (o.recompute ? "per-step recomputation" : "whole graph kept") << ", " << o.precision << "\n";
 
-  LoadedUNet m = load_unet_uncached(model_dir, device, "finetune");
+  LoadedUNet m = load_unet(model_dir, device, "finetune");
   m.model->to(torch::kFloat32);
   m.model->eval();  // dropout off: the recomputed steps must equal the forward ones
   auto params = m.model->parameters();

@@ -90,7 +90,7 @@ SketchData load_sketches(const std::string& dir, int size, double val_fraction, 
       if (!e.is_regular_file() || !is_image_name(e.path())) continue;
       try {
         maps.emplace_back(stable_hash(e.path().filename().string()), read_sketch(e.path().string(), size));
-      } catch (const InputError& err) {
+      } catch (const std::invalid_argument& err) {
         log << "warning: skipped " << e.path().string() << ": " << err.what() << "\n";
         ++data.skipped;
       }

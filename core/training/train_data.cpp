@@ -102,7 +102,7 @@ TrainingData::TrainingData(const std::vector<std::string>& dirs, const DataOptio
       cv::Mat img;
       try {
         img = edit::read_image(f.string());
-      } catch (const InputError&) {
+      } catch (const std::invalid_argument&) {
         continue;  // an unreadable file in a data folder is skipped, not fatal
       }
       keys.insert(dir + "/" + key);

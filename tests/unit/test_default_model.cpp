@@ -12,6 +12,12 @@
 
 namespace {
 
+// One engine for the file's tests: the models stay loaded from test to test, as in a server.
+dsk::Engine& engine() {
+  static dsk::Engine e;
+  return e;
+}
+
 // DSK_TEST_DEFAULT_MODEL checks another folder (a training checkpoint's export) the same way.
 std::string default_model() {
   const char* v = std::getenv("DSK_TEST_DEFAULT_MODEL");
@@ -56,10 +62,10 @@ LineScores line_scores(double guidance, double sketch_scale = 1.0) {
     req.sketch = sketch;
     req.sketch_guidance.scale = guidance;
     req.sketch_scale = sketch_scale;
-    const auto drawn = dsk::edit_region(req).images.at(0);
+    const auto drawn = engine().edit(req).images.at(0);
     req.sketch = cv::Mat();
     req.sketch_guidance.scale = 0;
-    const auto blank = dsk::edit_region(req).images.at(0);
+    const auto blank = engine().edit(req).images.at(0);
     if (const char* dir = std::getenv("DSK_TEST_SAVE"); dir && *dir) {  // for looking at the results
       const std::string stem = std::string(dir) + "/line-g" + std::to_string(int(guidance)) + "-c" +
                               std::to_string(int(sketch_scale)) + "-s" + std::to_string(seed);

@@ -9,7 +9,9 @@
 #include <thread>
 
 #include "core/base/error.h"
+#include "core/diffusion/guidance.h"
 #include "core/diffusion/sampler.h"
+#include "core/engine/model_cache.h"
 #include "core/engine/engine.h"
 #include "core/formats/model_folder.h"
 #include "core/formats/tensor_io.h"
@@ -20,6 +22,12 @@
 namespace fs = std::filesystem;
 
 namespace {
+
+// One engine for the file's tests: the models stay loaded from test to test, as in a server.
+dsk::Engine& engine() {
+  static dsk::Engine e;
+  return e;
+}
 
 const std::string kAdm = DSK_TEST_DATA "/models/adm-small";
 
@@ -111,7 +119,7 @@ TEST(Edit, AdmKnownRegionBlendingKeepsPixelsOutsideTheMask8And16Bit) {
       const cv::Mat mask = box_mask(48, 40, {10, 8, 20, 16});
       auto req = adm_request(image, mask);
       req.feather = 3;
-      auto r = dsk::edit_region(req);
+      auto r = engine().edit(req);
       ASSERT_EQ(r.images.size(), 1u);
       EXPECT_EQ(r.images[0].depth(), depth);
       EXPECT_EQ(r.images[0].channels(), channels);
@@ -126,13 +134,59 @@ TEST(Edit, SameSeedSameResultAndVariantsUseConsecutiveSeeds) {
   const cv::Mat mask = box_mask(40, 40, {8, 8, 16, 16});
   auto req = adm_request(image, mask);
   req.variants = 2;
-  auto a = dsk::edit_region(req);
+  auto a = engine().edit(req);
   req.variants = 1;
   req.sampling.seed = 6;
-  auto b = dsk::edit_region(req);
+  auto b = engine().edit(req);
   ASSERT_EQ(a.seeds, (std::vector<uint64_t>{5, 6}));
   EXPECT_EQ(cv::norm(a.images[1], b.images[0], cv::NORM_INF), 0);
   EXPECT_GT(cv::norm(a.images[0], a.images[1], cv::NORM_INF), 0);
+}
+
+// ---- the engine's models: kept between requests, in the engine that loaded them
+
+TEST(ModelCache, KeepsALoadedModelAndReadsARewrittenOneAgain) {
+  const auto dir = dsk::test::temp_dir("edit", "cache");
+  for (const char* name : {"a", "b", "c"}) fs::copy(kAdm, dir / name, fs::copy_options::recursive);
+  dsk::ModelCache cache(2);
+  // Loaded networks are held here, so that a new one cannot reuse a freed one's address.
+  const auto load = [&](const char* name) { return cache.unet((dir / name).string(), torch::kCPU, "test"); };
+  const auto same = [](const dsk::LoadedUNet& x, const dsk::LoadedUNet& y) { return x.model.ptr() == y.model.ptr(); };
+  const auto a = load("a");
+  EXPECT_TRUE(same(load("a"), a));  // the same network, not read again
+  EXPECT_EQ(cache.size(), 1);
+  // Rewritten in place (a fine-tune's --out over the old folder): read again, the old one dropped.
+  const auto weights = dir / "a" / "weights.safetensors";
+  fs::last_write_time(weights, fs::last_write_time(weights) + std::chrono::seconds(5));
+  const auto a2 = load("a");
+  EXPECT_FALSE(same(a2, a));
+  EXPECT_EQ(cache.size(), 1);
+  // Two kept per kind: the least recently used goes.
+  const auto b = load("b"), c = load("c");
+  EXPECT_EQ(cache.size(), 2);
+  EXPECT_TRUE(same(load("c"), c));
+  EXPECT_FALSE(same(load("a"), a2));  // "a" was dropped for "c", read again now
+  // A folder that does not load is not kept, and what is kept stays.
+  EXPECT_THROW(cache.unet((dir / "missing").string(), torch::kCPU, "test"), std::invalid_argument);
+  EXPECT_EQ(cache.size(), 2);
+  cache.clear();
+  EXPECT_EQ(cache.size(), 0);
+}
+
+TEST(Engine, OwnsItsModels) {
+  dsk::Engine first, second;
+  dsk::SampleRequest req;
+  req.model = kAdm;
+  req.sampling.steps = 2;
+  req.sampling.class_label = 1;
+  req.sampling.device = "cpu";
+  const auto a = first.sample(req);
+  EXPECT_EQ(first.models_loaded(), 1);
+  EXPECT_EQ(second.models_loaded(), 0);  // two engines share nothing
+  const auto b = first.sample(req);       // the loaded model again: the same result
+  EXPECT_EQ(a.at(0).data, b.at(0).data);
+  first.unload();
+  EXPECT_EQ(first.models_loaded(), 0);
 }
 
 TEST(Edit, KnownRegionBlendingLastPasteIsTheCleanImage) {
@@ -148,9 +202,7 @@ TEST(Edit, KnownRegionBlendingLastPasteIsTheCleanImage) {
   dsk::LoopOptions opts;
   opts.noise = dsk::seeded_noise(3);
   auto blend = dsk::seeded_noise(4);
-  opts.after_step = [&](const torch::Tensor& x, int i) {
-    return mask * x + (1 - mask) * dsk::q_sample(schedule, image, i - 1, blend(image));
-  };
+  opts.after_step = dsk::known_region_blend(schedule, image, mask, blend);
   torch::NoGradGuard no_grad;
   auto out = dsk::sample_loop(schedule, predict, torch::randn({1, 3, 32, 32}), opts);
   EXPECT_TRUE(torch::equal(out * (1 - mask), image * (1 - mask)));
@@ -168,13 +220,13 @@ TEST(Edit, EditingModelFollowsItsInputsAndSketchScaleMatters) {
   req.sketch = sketch;
   req.sampling.steps = 4;
   req.sampling.device = "cpu";
-  auto with = dsk::edit_region(req);
+  auto with = engine().edit(req);
   expect_outside_identical(with.images[0], image, mask);
   req.sketch_scale = 0;
-  auto without = dsk::edit_region(req);
+  auto without = engine().edit(req);
   EXPECT_GT(cv::norm(with.images[0], without.images[0], cv::NORM_L1), 0) << "the sketch made no difference";
   req.sketch_scale = 3;
-  auto harder = dsk::edit_region(req);
+  auto harder = engine().edit(req);
   EXPECT_GT(cv::norm(harder.images[0], with.images[0], cv::NORM_L1), 0);
 }
 
@@ -199,7 +251,7 @@ TEST(Edit, StartingFromASmoothFillKeepsTheSurroundingsColours) {
   req.sampling.steps = 20;
   auto hole_error = [&](double init_strength) {
     req.init_strength = init_strength;
-    const auto r = dsk::edit_region(req).images.at(0);
+    const auto r = engine().edit(req).images.at(0);
     expect_outside_identical(r, image, mask);
     return cv::norm(r, image, cv::NORM_L1, mask) / (3.0 * cv::countNonZero(mask));
   };
@@ -218,7 +270,7 @@ TEST(Edit, EachRefinementTileTakesRefineSteps) {
     req.refine_steps = refine_steps;
     req.refine = refine;
     int total = 0, calls = 0;
-    dsk::edit_region(req, [&](const dsk::Progress& p) {
+    engine().edit(req, [&](const dsk::Progress& p) {
       total = p.total;
       ++calls;
     });
@@ -244,7 +296,7 @@ TEST(Edit, HarmonizingMatchesTheHolesColourToTheSurroundings) {
   req.sampling.steps = 3;
   auto mean_error = [&](double harmonize) {
     req.harmonize = harmonize;
-    const auto r = dsk::edit_region(req).images.at(0);
+    const auto r = engine().edit(req).images.at(0);
     expect_outside_identical(r, image, mask);
     const cv::Scalar m = cv::mean(r, mask);
     return (std::abs(m[0] - 40) + std::abs(m[1] - 160) + std::abs(m[2] - 90)) / 3;
@@ -271,9 +323,9 @@ TEST(Edit, ANullSketchModelTellsABlankRegionFromNoSketch) {
     req.mask = mask;
     req.sampling.steps = 3;
     req.sampling.device = "cpu";
-    const auto without = dsk::edit_region(req).images.at(0);
+    const auto without = engine().edit(req).images.at(0);
     req.sketch = sketch;
-    const auto with = dsk::edit_region(req).images.at(0);
+    const auto with = engine().edit(req).images.at(0);
     expect_outside_identical(with, image, mask);
     if (null == 0)
       EXPECT_EQ(cv::norm(with, without, cv::NORM_L1), 0) << "no stroke reaches the model: nothing may change";
@@ -293,12 +345,12 @@ TEST(Edit, InterpolationEndFramesEqualTheSeedsSamples) {
   req.seed_a = 11;
   req.seed_b = 12;
   req.frames = 3;
-  auto frames = dsk::interpolate_seeds(req);
+  auto frames = engine().interpolate(req);
   ASSERT_EQ(frames.images.size(), 3u);
   for (uint64_t seed : {11, 12}) {
     auto g = req.generate;
     g.sampling.seed = seed;
-    auto sample = dsk::generate_image(g);
+    auto sample = engine().generate(g);
     const auto& frame = seed == 11 ? frames.images.front() : frames.images.back();
     EXPECT_EQ(cv::norm(sample.images[0], frame, cv::NORM_INF), 0) << "seed " << seed;
   }
@@ -315,7 +367,7 @@ TEST(Edit, CancelStopsWithinOneStep) {
     last = p.step;
     if (p.step == 3) cancel.cancel();
   };
-  EXPECT_THROW(dsk::edit_region(req, progress, &cancel), dsk::Cancelled);
+  EXPECT_THROW(engine().edit(req, progress, &cancel), dsk::Cancelled);
   EXPECT_EQ(last, 3);
 }
 
@@ -323,7 +375,7 @@ template <class Fn>
 std::string input_error(Fn fn) {
   try {
     fn();
-  } catch (const dsk::InputError& e) {
+  } catch (const std::invalid_argument& e) {
     return e.what();
   }
   return "(no InputError)";
@@ -332,45 +384,45 @@ std::string input_error(Fn fn) {
 TEST(EditBadInput, ClearErrors) {
   const cv::Mat image = gradient_image(40, 40, CV_8U, 3);
   auto req = adm_request(image, box_mask(30, 40, {4, 4, 8, 8}));
-  EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("must have the same size"), std::string::npos);
+  EXPECT_NE(input_error([&] { engine().edit(req); }).find("must have the same size"), std::string::npos);
   req = adm_request(image, cv::Mat::zeros(40, 40, CV_8U));
-  EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("selects nothing"), std::string::npos);
+  EXPECT_NE(input_error([&] { engine().edit(req); }).find("selects nothing"), std::string::npos);
   req = adm_request(cv::Mat(1, 1, CV_8UC3, cv::Scalar::all(9)), cv::Mat(1, 1, CV_8U, cv::Scalar(255)));
-  EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("at least 8x8"), std::string::npos);
+  EXPECT_NE(input_error([&] { engine().edit(req); }).find("at least 8x8"), std::string::npos);
   req = adm_request(image, box_mask(40, 40, {4, 4, 8, 8}));
   req.model = DSK_TEST_DATA "/models/adm-small-classifier";
-  EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("kind adm-classifier"), std::string::npos);
+  EXPECT_NE(input_error([&] { engine().edit(req); }).find("kind adm-classifier"), std::string::npos);
   req.model = "/nonexistent/model";
-  EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("not a model folder"), std::string::npos);
+  EXPECT_NE(input_error([&] { engine().edit(req); }).find("not a model folder"), std::string::npos);
   req = adm_request(image, box_mask(40, 40, {4, 4, 8, 8}));
   for (double bad : {0.0, -0.5, 1.5}) {
     req.init_strength = bad;
-    EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("init strength must be in (0, 1]"), std::string::npos);
+    EXPECT_NE(input_error([&] { engine().edit(req); }).find("init strength must be in (0, 1]"), std::string::npos);
   }
   req.init_strength = 0.5;
   req.refine_strength = 0;
-  EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("refine strength must be in (0, 1]"), std::string::npos);
+  EXPECT_NE(input_error([&] { engine().edit(req); }).find("refine strength must be in (0, 1]"), std::string::npos);
   req.refine_strength = 0.3;
   for (int bad : {0, -2, 101}) {
     req.refine_steps = bad;
-    EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("refine steps must be in 1..100"), std::string::npos);
+    EXPECT_NE(input_error([&] { engine().edit(req); }).find("refine steps must be in 1..100"), std::string::npos);
   }
   req.refine_steps = 2;
   for (double bad : {-0.1, 1.5, std::nan("")}) {
     req.harmonize = bad;
-    EXPECT_NE(input_error([&] { dsk::edit_region(req); }).find("harmonize must be in [0, 1]"), std::string::npos);
+    EXPECT_NE(input_error([&] { engine().edit(req); }).find("harmonize must be in [0, 1]"), std::string::npos);
   }
   req.harmonize = 1;
   req.repaint_jumps = 1;  // RePaint runs from noise: the init strength is named in a warning, not used
   req.repaint_length = 2;
   req.sampling.steps = 3;
-  const auto r = dsk::edit_region(req);
+  const auto r = engine().edit(req);
   ASSERT_EQ(r.warnings.size(), 1u);
   EXPECT_NE(r.warnings[0].find("init strength (0.5) does not apply"), std::string::npos) << r.warnings[0];
   dsk::GenerateRequest g;
   g.model = kAdm;
   g.width = g.height = 32;
-  EXPECT_NE(input_error([&] { dsk::generate_image(g); }).find("needs editing-unet"), std::string::npos);
+  EXPECT_NE(input_error([&] { engine().generate(g); }).find("needs editing-unet"), std::string::npos);
   EXPECT_NE(input_error([&] { dsk::edit::read_image("/nonexistent.png"); }).find("/nonexistent.png"), std::string::npos);
 }
 
@@ -383,13 +435,13 @@ TEST(EditBadInput, BlankAndResizedSketchesWarn) {
   req.sampling.steps = 2;
   req.sampling.device = "cpu";
   req.sketch = cv::Mat(40, 40, CV_8UC3, cv::Scalar::all(255));
-  auto r = dsk::edit_region(req);
+  auto r = engine().edit(req);
   ASSERT_FALSE(r.warnings.empty());
   EXPECT_NE(r.warnings[0].find("blank"), std::string::npos);
   cv::Mat small(20, 20, CV_8UC3, cv::Scalar::all(255));
   cv::line(small, {2, 10}, {18, 10}, cv::Scalar::all(0), 1);
   req.sketch = small;
-  r = dsk::edit_region(req);
+  r = engine().edit(req);
   ASSERT_FALSE(r.warnings.empty());
   EXPECT_NE(r.warnings[0].find("resized"), std::string::npos);
 }

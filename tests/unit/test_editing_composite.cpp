@@ -3,7 +3,7 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "core/base/error.h"
+#include "editing/error.h"
 #include "editing/composite.h"
 
 using namespace dsk::edit;
@@ -121,11 +121,11 @@ TEST(Composite, RejectsMismatches) {
   cv::Mat mask = cv::Mat::zeros(size, CV_8UC1);
   mask(cv::Rect(5, 5, 30, 20)).setTo(255);
   const cv::Mat gen(20, 20, CV_32FC3, cv::Scalar::all(0.5));
-  EXPECT_THROW(composite(orig, gen, mask, 2, {10, 10}), dsk::InputError);  // mask beyond the crop
-  EXPECT_THROW(composite(orig, gen, mask, 2, {40, 30}), dsk::InputError);  // crop leaves the image
-  EXPECT_THROW(composite(orig, cv::Mat(size, CV_8UC3), mask, 2), dsk::InputError);
-  EXPECT_THROW(composite(orig, cv::Mat(size, CV_32FC3), cv::Mat::zeros(10, 10, CV_8UC1), 2), dsk::InputError);
-  EXPECT_THROW(composite(orig, cv::Mat(size, CV_32FC3), mask, -1), dsk::InputError);
+  EXPECT_THROW(composite(orig, gen, mask, 2, {10, 10}), dsk::edit::InputError);  // mask beyond the crop
+  EXPECT_THROW(composite(orig, gen, mask, 2, {40, 30}), dsk::edit::InputError);  // crop leaves the image
+  EXPECT_THROW(composite(orig, cv::Mat(size, CV_8UC3), mask, 2), dsk::edit::InputError);
+  EXPECT_THROW(composite(orig, cv::Mat(size, CV_32FC3), cv::Mat::zeros(10, 10, CV_8UC1), 2), dsk::edit::InputError);
+  EXPECT_THROW(composite(orig, cv::Mat(size, CV_32FC3), mask, -1), dsk::edit::InputError);
   // An empty mask changes nothing.
   const cv::Mat same = composite(orig, cv::Mat(size, CV_32FC3, cv::Scalar::all(0.5)), cv::Mat::zeros(size, CV_8UC1), 3);
   EXPECT_EQ(cv::norm(same, orig, cv::NORM_INF), 0.0);

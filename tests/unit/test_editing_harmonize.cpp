@@ -4,7 +4,7 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "core/base/error.h"
+#include "editing/error.h"
 #include "editing/harmonize.h"
 
 using namespace dsk::edit;
@@ -133,11 +133,11 @@ TEST(Harmonize, ALargeHoleConverges) {
 TEST(Harmonize, RefusesBadInputs) {
   const cv::Size s(40, 30);
   const cv::Mat a(s, CV_32FC3, cv::Scalar::all(0.5)), hole = cv::Mat::zeros(s, CV_8UC1);
-  EXPECT_THROW(harmonize(a, cv::Mat(cv::Size(41, 30), CV_32FC3), hole), dsk::InputError);
-  EXPECT_THROW(harmonize(a, cv::Mat(s, CV_8UC3), hole), dsk::InputError);
-  EXPECT_THROW(harmonize(a, a, cv::Mat(s, CV_32FC1)), dsk::InputError);
-  EXPECT_THROW(harmonize(cv::Mat(), a, hole), dsk::InputError);
-  EXPECT_THROW(harmonize(a, a, hole, 1.5), dsk::InputError);
-  EXPECT_THROW(harmonize(a, a, hole, -0.1), dsk::InputError);
-  EXPECT_THROW(harmonize(a, a, hole, std::nan("")), dsk::InputError);
+  EXPECT_THROW(harmonize(a, cv::Mat(cv::Size(41, 30), CV_32FC3), hole), dsk::edit::InputError);
+  EXPECT_THROW(harmonize(a, cv::Mat(s, CV_8UC3), hole), dsk::edit::InputError);
+  EXPECT_THROW(harmonize(a, a, cv::Mat(s, CV_32FC1)), dsk::edit::InputError);
+  EXPECT_THROW(harmonize(cv::Mat(), a, hole), dsk::edit::InputError);
+  EXPECT_THROW(harmonize(a, a, hole, 1.5), dsk::edit::InputError);
+  EXPECT_THROW(harmonize(a, a, hole, -0.1), dsk::edit::InputError);
+  EXPECT_THROW(harmonize(a, a, hole, std::nan("")), dsk::edit::InputError);
 }

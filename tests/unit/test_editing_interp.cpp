@@ -6,7 +6,7 @@
 #include <random>
 #include <vector>
 
-#include "core/base/error.h"
+#include "editing/error.h"
 #include "editing/interp.h"
 
 using namespace dsk::edit;
@@ -86,11 +86,11 @@ TEST(Interpolate, SlerpFallsBackToLinearWhenParallelOrZero) {
 
 TEST(Interpolate, ErrorsAndFrameFractions) {
   const std::vector<float> a = {1.f, 2.f}, b = {1.f};
-  EXPECT_THROW(interpolate(a, b, InterpMode::Linear, 0.5), dsk::InputError);
-  EXPECT_THROW(interpolate({}, {}, InterpMode::Linear, 0.5), dsk::InputError);
-  EXPECT_THROW(interpolate(a, a, InterpMode::Linear, std::nan("")), dsk::InputError);
-  EXPECT_THROW(frame_fractions(1), dsk::InputError);
-  EXPECT_THROW(frame_fractions(0), dsk::InputError);
+  EXPECT_THROW(interpolate(a, b, InterpMode::Linear, 0.5), dsk::edit::InputError);
+  EXPECT_THROW(interpolate({}, {}, InterpMode::Linear, 0.5), dsk::edit::InputError);
+  EXPECT_THROW(interpolate(a, a, InterpMode::Linear, std::nan("")), dsk::edit::InputError);
+  EXPECT_THROW(frame_fractions(1), dsk::edit::InputError);
+  EXPECT_THROW(frame_fractions(0), dsk::edit::InputError);
   const auto f = frame_fractions(5);
   ASSERT_EQ(f.size(), 5u);
   EXPECT_EQ(f[0], 0.0);
@@ -99,5 +99,5 @@ TEST(Interpolate, ErrorsAndFrameFractions) {
   EXPECT_EQ(frame_fractions(2), (std::vector<double>{0.0, 1.0}));
   EXPECT_EQ(parse_interp_mode("slerp"), InterpMode::Slerp);
   EXPECT_EQ(parse_interp_mode("trig"), InterpMode::Trig);
-  EXPECT_THROW(parse_interp_mode("cubic"), dsk::InputError);
+  EXPECT_THROW(parse_interp_mode("cubic"), dsk::edit::InputError);
 }

@@ -11,7 +11,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "core/base/error.h"
+#include "editing/error.h"
 #include "editing/image_io.h"
 
 namespace fs = std::filesystem;
@@ -54,7 +54,7 @@ void write_bytes(const std::string& p, const std::vector<unsigned char>& bytes) 
 std::string thrown_message(const std::function<void()>& f) {
   try {
     f();
-  } catch (const dsk::InputError& e) {
+  } catch (const dsk::edit::InputError& e) {
     return e.what();
   }
   return "";
@@ -89,10 +89,10 @@ TEST_F(TempDir, WriteLeavesNoTemporaryFilesAndOverwrites) {
 }
 
 TEST_F(TempDir, WriteRejectsBadInputsWithoutCreatingFiles) {
-  EXPECT_THROW(write_image(path("a.jpg"), random_image(4, 4, CV_8UC3, 1)), dsk::InputError);
-  EXPECT_THROW(write_image(path("nodir/a.png"), random_image(4, 4, CV_8UC3, 1)), dsk::InputError);
-  EXPECT_THROW(write_image(path("f.png"), cv::Mat(4, 4, CV_32FC3, cv::Scalar::all(0.5))), dsk::InputError);
-  EXPECT_THROW(write_image(path("e.png"), cv::Mat()), dsk::InputError);
+  EXPECT_THROW(write_image(path("a.jpg"), random_image(4, 4, CV_8UC3, 1)), dsk::edit::InputError);
+  EXPECT_THROW(write_image(path("nodir/a.png"), random_image(4, 4, CV_8UC3, 1)), dsk::edit::InputError);
+  EXPECT_THROW(write_image(path("f.png"), cv::Mat(4, 4, CV_32FC3, cv::Scalar::all(0.5))), dsk::edit::InputError);
+  EXPECT_THROW(write_image(path("e.png"), cv::Mat()), dsk::edit::InputError);
   EXPECT_TRUE(fs::is_empty(dir_));
 }
 
@@ -102,7 +102,7 @@ TEST_F(TempDir, MissingEmptyAndGarbageFilesGiveClearErrors) {
   EXPECT_NE(thrown_message([&] { read_image(path("empty.png")); }).find("empty"), std::string::npos);
   write_bytes(path("junk.png"), {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd'});
   EXPECT_NE(thrown_message([&] { read_image(path("junk.png")); }).find("cannot decode"), std::string::npos);
-  EXPECT_THROW(read_image(dir_.string()), dsk::InputError);  // a directory
+  EXPECT_THROW(read_image(dir_.string()), dsk::edit::InputError);  // a directory
 }
 
 TEST_F(TempDir, TruncatedPngIsRejected) {
@@ -110,7 +110,7 @@ TEST_F(TempDir, TruncatedPngIsRejected) {
   cv::imencode(".png", random_image(64, 64, CV_8UC3, 3), buf);
   buf.resize(buf.size() / 2);
   write_bytes(path("trunc.png"), buf);
-  EXPECT_THROW(read_image(path("trunc.png")), dsk::InputError);
+  EXPECT_THROW(read_image(path("trunc.png")), dsk::edit::InputError);
 }
 
 TEST_F(TempDir, PixelCapAndMinimumSide) {
@@ -201,9 +201,9 @@ TEST(ImageFloat, FromFloatClampsAndValidates) {
   rgb.at<cv::Vec3f>(0, 1) = {0.f, 0.f, 0.f};
   const cv::Mat out = from_float_rgb(rgb, cv::Mat(), CV_8U, 3);
   EXPECT_EQ(out.at<cv::Vec3b>(0, 0), cv::Vec3b(128, 255, 0));
-  EXPECT_THROW(from_float_rgb(cv::Mat(2, 2, CV_8UC3), cv::Mat(), CV_8U, 3), dsk::InputError);
-  EXPECT_THROW(from_float_rgb(rgb, cv::Mat(), CV_8U, 2), dsk::InputError);
-  EXPECT_THROW(from_float_rgb(rgb, cv::Mat(), CV_16S, 3), dsk::InputError);
+  EXPECT_THROW(from_float_rgb(cv::Mat(2, 2, CV_8UC3), cv::Mat(), CV_8U, 3), dsk::edit::InputError);
+  EXPECT_THROW(from_float_rgb(rgb, cv::Mat(), CV_8U, 2), dsk::edit::InputError);
+  EXPECT_THROW(from_float_rgb(rgb, cv::Mat(), CV_16S, 3), dsk::edit::InputError);
 }
 
 TEST(ImageFloat, LumaMatchesOpenCv) {

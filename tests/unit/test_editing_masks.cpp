@@ -5,7 +5,7 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "core/base/error.h"
+#include "editing/error.h"
 #include "editing/masks.h"
 
 using namespace dsk::edit;
@@ -63,12 +63,12 @@ TEST(TrainingMask, ShapesAreVariedNotJustBoxes) {
 
 TEST(TrainingMask, RejectsImpossibleRequests) {
   std::mt19937_64 rng(1);
-  EXPECT_THROW(random_training_mask(64, 64, rng, 0.5, 0.4), dsk::InputError);
-  EXPECT_THROW(random_training_mask(64, 64, rng, 0.0, 0.4), dsk::InputError);
-  EXPECT_THROW(random_training_mask(64, 64, rng, 0.1, 1.5), dsk::InputError);
-  EXPECT_THROW(random_training_mask(0, 64, rng), dsk::InputError);
-  EXPECT_THROW(random_training_mask(1, 1, rng), dsk::InputError);  // 1 pixel: 0 or 100%, never 10..60%
-  EXPECT_THROW(random_training_mask(128, 96, rng, 0.3, 0.3), dsk::InputError);  // 3686.4 pixels
+  EXPECT_THROW(random_training_mask(64, 64, rng, 0.5, 0.4), dsk::edit::InputError);
+  EXPECT_THROW(random_training_mask(64, 64, rng, 0.0, 0.4), dsk::edit::InputError);
+  EXPECT_THROW(random_training_mask(64, 64, rng, 0.1, 1.5), dsk::edit::InputError);
+  EXPECT_THROW(random_training_mask(0, 64, rng), dsk::edit::InputError);
+  EXPECT_THROW(random_training_mask(1, 1, rng), dsk::edit::InputError);  // 1 pixel: 0 or 100%, never 10..60%
+  EXPECT_THROW(random_training_mask(128, 96, rng, 0.3, 0.3), dsk::edit::InputError);  // 3686.4 pixels
 }
 
 TEST(EvalMask, DeterministicForASeed) {
@@ -116,5 +116,5 @@ TEST(MaskConvention, WhiteRegeneratesSoftThresholdIsHalf) {
   EXPECT_FLOAT_EQ(s.at<float>(0, 1), 1.f);
   cv::Mat m16(1, 1, CV_16UC1, cv::Scalar(65535));
   EXPECT_FLOAT_EQ(to_soft_mask(m16).at<float>(0, 0), 1.f);
-  EXPECT_THROW(to_soft_mask(cv::Mat()), dsk::InputError);
+  EXPECT_THROW(to_soft_mask(cv::Mat()), dsk::edit::InputError);
 }

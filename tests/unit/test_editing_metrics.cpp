@@ -5,7 +5,7 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "core/base/error.h"
+#include "editing/error.h"
 #include "editing/metrics.h"
 
 using namespace dsk::edit;
@@ -53,8 +53,8 @@ TEST(Psnr, KnownErrorGivesKnownDecibelsAndOnlyTheHoleCounts) {
   cv::Mat ref8(kSize, CV_8UC1, cv::Scalar(100)), res8 = ref8.clone();
   res8(aligned).setTo(110);
   EXPECT_NEAR(hole_psnr(res8, ref8, mask), 20.0 * std::log10(255.0 / 10.0), 1e-4);
-  EXPECT_THROW(hole_psnr(res8, ref8, cv::Mat::zeros(kSize, CV_8UC1)), dsk::InputError);
-  EXPECT_THROW(hole_psnr(res8, texture(kSize, 1), mask), dsk::InputError);  // channels differ
+  EXPECT_THROW(hole_psnr(res8, ref8, cv::Mat::zeros(kSize, CV_8UC1)), dsk::edit::InputError);
+  EXPECT_THROW(hole_psnr(res8, texture(kSize, 1), mask), dsk::edit::InputError);  // channels differ
 }
 
 TEST(Psnr, CoarsePsnrForgivesFineNoise) {
@@ -186,8 +186,8 @@ TEST(Baselines, TeleaAndNsFillTheHoleAndKeepTheRest) {
   cv::extractChannel(bgra, a0, 3);
   cv::extractChannel(out4, a1, 3);
   EXPECT_EQ(cv::countNonZero(a0 != a1), 0);
-  EXPECT_THROW(inpaint_baseline(img, mask, "patchmatch"), dsk::InputError);
-  EXPECT_THROW(inpaint_baseline(img, mask, "telea", 0.0), dsk::InputError);
+  EXPECT_THROW(inpaint_baseline(img, mask, "patchmatch"), dsk::edit::InputError);
+  EXPECT_THROW(inpaint_baseline(img, mask, "telea", 0.0), dsk::edit::InputError);
 }
 
 TEST(ScoreInpaint, BundlesTheMetrics) {

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <opencv2/imgcodecs.hpp>
 
-#include "core/base/error.h"
+#include "editing/error.h"
 #include "editing/plot.h"
 
 namespace fs = std::filesystem;
@@ -24,7 +24,7 @@ template <class Fn>
 std::string error_of(Fn fn) {
   try {
     fn();
-  } catch (const dsk::InputError& e) {
+  } catch (const dsk::edit::InputError& e) {
     return e.what();
   }
   return "";

@@ -3,7 +3,7 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "core/base/error.h"
+#include "editing/error.h"
 #include "editing/region.h"
 #include "editing/sketch.h"
 
@@ -150,19 +150,19 @@ TEST(PlanRegion, SketchDownscaleKeepsThinStrokes) {
 
 TEST(PlanRegion, ErrorsNameTheProblem) {
   const cv::Size image(100, 100);
-  EXPECT_THROW(plan_region(image, cv::Mat::zeros(image, CV_8UC1), 64), dsk::InputError);
-  EXPECT_THROW(plan_region(image, cv::Mat::zeros(50, 50, CV_8UC1), 64), dsk::InputError);
-  EXPECT_THROW(plan_region(image, box_mask(image, {1, 1, 5, 5}), 4), dsk::InputError);
-  EXPECT_THROW(plan_region(image, box_mask(image, {1, 1, 5, 5}), 64, -0.1), dsk::InputError);
+  EXPECT_THROW(plan_region(image, cv::Mat::zeros(image, CV_8UC1), 64), dsk::edit::InputError);
+  EXPECT_THROW(plan_region(image, cv::Mat::zeros(50, 50, CV_8UC1), 64), dsk::edit::InputError);
+  EXPECT_THROW(plan_region(image, box_mask(image, {1, 1, 5, 5}), 4), dsk::edit::InputError);
+  EXPECT_THROW(plan_region(image, box_mask(image, {1, 1, 5, 5}), 64, -0.1), dsk::edit::InputError);
   try {
     plan_region(image, cv::Mat::zeros(image, CV_32FC1), 64);
-  } catch (const dsk::InputError& e) {
+  } catch (const dsk::edit::InputError& e) {
     EXPECT_NE(std::string(e.what()).find("selects nothing"), std::string::npos);
   }
   const RegionPlan p = plan_region(image, box_mask(image, {10, 10, 5, 5}), 64);
-  EXPECT_THROW(to_work_image(p, cv::Mat(50, 50, CV_8UC3)), dsk::InputError);
-  EXPECT_THROW(to_work_sketch(p, cv::Mat(image, CV_8UC1)), dsk::InputError);
-  EXPECT_THROW(work_to_crop(p, cv::Mat(64, 32, CV_32FC3)), dsk::InputError);
+  EXPECT_THROW(to_work_image(p, cv::Mat(50, 50, CV_8UC3)), dsk::edit::InputError);
+  EXPECT_THROW(to_work_sketch(p, cv::Mat(image, CV_8UC1)), dsk::edit::InputError);
+  EXPECT_THROW(work_to_crop(p, cv::Mat(64, 32, CV_32FC3)), dsk::edit::InputError);
 }
 
 TEST(PlanRegion, SoftMaskBoundingBoxIncludesFaintPixels) {

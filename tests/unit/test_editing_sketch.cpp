@@ -3,7 +3,7 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "core/base/error.h"
+#include "editing/error.h"
 #include "editing/sketch.h"
 
 using namespace dsk::edit;
@@ -124,9 +124,9 @@ TEST(StrokeMap, BlankLayersGiveAllZero) {
 }
 
 TEST(StrokeMap, RejectsBadInput) {
-  EXPECT_THROW(stroke_map(cv::Mat()), dsk::InputError);
-  EXPECT_THROW(stroke_map(cv::Mat(4, 4, CV_8UC2)), dsk::InputError);
-  EXPECT_THROW(is_blank(cv::Mat(4, 4, CV_8UC1)), dsk::InputError);
+  EXPECT_THROW(stroke_map(cv::Mat()), dsk::edit::InputError);
+  EXPECT_THROW(stroke_map(cv::Mat(4, 4, CV_8UC2)), dsk::edit::InputError);
+  EXPECT_THROW(is_blank(cv::Mat(4, 4, CV_8UC1)), dsk::edit::InputError);
 }
 
 TEST(Skeleton, ThickStrokesBecomeOnePixelWide) {
@@ -161,7 +161,7 @@ TEST(NormalizeWidth, TwoAndTwelvePixelBrushesLookAlike) {
   const double width = cv::sum(b)[0] / cv::countNonZero(skeletonize(thick));
   EXPECT_GT(width, 2.3);
   EXPECT_LT(width, 3.7);
-  EXPECT_THROW(normalize_stroke_width(thin, 0), dsk::InputError);
+  EXPECT_THROW(normalize_stroke_width(thin, 0), dsk::edit::InputError);
   EXPECT_TRUE(is_blank(normalize_stroke_width(cv::Mat::zeros(10, 10, CV_32FC1), 3)));
 }
 
@@ -192,5 +192,5 @@ TEST(ResizeStrokes, GrowingIsSmoothAndBounded) {
   EXPECT_GE(mn, 0.0);
   EXPECT_LE(mx, 1.0);
   EXPECT_GT(mx, 0.5);
-  EXPECT_THROW(resize_strokes(map, {0, 10}), dsk::InputError);
+  EXPECT_THROW(resize_strokes(map, {0, 10}), dsk::edit::InputError);
 }

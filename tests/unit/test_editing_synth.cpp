@@ -6,7 +6,7 @@
 #include <opencv2/core/utility.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "core/base/error.h"
+#include "editing/error.h"
 #include "editing/sketch.h"
 #include "editing/synth_sketch.h"
 
@@ -86,7 +86,7 @@ TEST(CannySketch, SixteenBitAndGrayGiveTheSameEdges) {
   EXPECT_GT(cv::countNonZero(canny_sketch(gray)), 0);
   CannyParams bad;
   bad.sigma = -1;
-  EXPECT_THROW(canny_sketch(img, bad), dsk::InputError);
+  EXPECT_THROW(canny_sketch(img, bad), dsk::edit::InputError);
 }
 
 TEST(XDoGSketch, DrawsLinesAlongEdges) {
@@ -99,7 +99,7 @@ TEST(XDoGSketch, DrawsLinesAlongEdges) {
   EXPECT_TRUE(is_blank(xdog_sketch(cv::Mat(50, 50, CV_8UC1, cv::Scalar(200)))));
   XDoGParams bad;
   bad.k = 1.0;
-  EXPECT_THROW(xdog_sketch(photo(), bad), dsk::InputError);
+  EXPECT_THROW(xdog_sketch(photo(), bad), dsk::edit::InputError);
 }
 
 TEST(XDoGSketch, RandomParametersAreReproducible) {
@@ -123,8 +123,8 @@ TEST(ScribbleAugment, StrengthZeroIsIdentityAndBlankStaysBlank) {
   std::mt19937_64 rng(3);
   EXPECT_TRUE(same(scribble_augment(m, rng, 0.0), m));
   EXPECT_TRUE(is_blank(scribble_augment(cv::Mat::zeros(64, 64, CV_32FC1), rng, 1.0)));
-  EXPECT_THROW(scribble_augment(m, rng, -0.5), dsk::InputError);
-  EXPECT_THROW(scribble_augment(cv::Mat(4, 4, CV_8UC1), rng, 0.5), dsk::InputError);
+  EXPECT_THROW(scribble_augment(m, rng, -0.5), dsk::edit::InputError);
+  EXPECT_THROW(scribble_augment(cv::Mat(4, 4, CV_8UC1), rng, 0.5), dsk::edit::InputError);
 }
 
 TEST(ScribbleAugment, ReproducibleForASeedAndDifferentAcrossSeeds) {

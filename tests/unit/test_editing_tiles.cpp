@@ -3,7 +3,7 @@
 
 #include <opencv2/imgproc.hpp>
 
-#include "core/base/error.h"
+#include "editing/error.h"
 #include "editing/tiles.h"
 
 using namespace dsk::edit;
@@ -39,9 +39,9 @@ TEST(PlanTiles, CoversTheAreaWithTheRequestedOverlap) {
 }
 
 TEST(PlanTiles, RejectsBadGeometry) {
-  EXPECT_THROW(plan_tiles({200, 500}, 256, 32), dsk::InputError);
-  EXPECT_THROW(plan_tiles({500, 500}, 256, 129), dsk::InputError);
-  EXPECT_THROW(plan_tiles({500, 500}, 256, -1), dsk::InputError);
+  EXPECT_THROW(plan_tiles({200, 500}, 256, 32), dsk::edit::InputError);
+  EXPECT_THROW(plan_tiles({500, 500}, 256, 129), dsk::edit::InputError);
+  EXPECT_THROW(plan_tiles({500, 500}, 256, -1), dsk::edit::InputError);
 }
 
 TEST(TileWeight, SmoothPositiveAndOneInside) {
@@ -83,10 +83,10 @@ TEST(BlendTiles, SeamsAreSmooth) {
     max_step = std::max(max_step, std::abs(out.at<float>(64, x) - out.at<float>(64, x - 1)));
   EXPECT_LT(max_step, 0.1f);
   EXPECT_FLOAT_EQ(out.at<float>(64, 0), 0.f);
-  EXPECT_THROW(blend_tiles(tiles, {parts[0]}, area, 32), dsk::InputError);
+  EXPECT_THROW(blend_tiles(tiles, {parts[0]}, area, 32), dsk::edit::InputError);
   std::vector<cv::Mat> wrong = parts;
   wrong[1] = cv::Mat(64, 64, CV_32FC1);
-  EXPECT_THROW(blend_tiles(tiles, wrong, area, 32), dsk::InputError);
+  EXPECT_THROW(blend_tiles(tiles, wrong, area, 32), dsk::edit::InputError);
 }
 
 TEST(PlanRefinement, NativeWhenAffordableAtMostTwoTimesDownscaled) {
@@ -110,5 +110,5 @@ TEST(PlanRefinement, NativeWhenAffordableAtMostTwoTimesDownscaled) {
   EXPECT_DOUBLE_EQ(huge.scale, 0.5);  // the 2x cap wins over max_tiles
   EXPECT_EQ(huge.size, 4000);
   EXPECT_GT(huge.tiles.size(), 16u);
-  EXPECT_THROW(plan_refinement(1000, 256, 32, 0), dsk::InputError);
+  EXPECT_THROW(plan_refinement(1000, 256, 32, 0), dsk::edit::InputError);
 }

@@ -1,5 +1,5 @@
 // Loading model folders (core/formats/model_folder.h, core/formats/tensor_io.h): a good folder loads whole; every
-// bad file or config is one dsk::InputError naming the file, the tensor and what was expected; a
+// bad file or config is one std::invalid_argument naming the file, the tensor and what was expected; a
 // failed load never changes the module it was loading into.
 #include <gtest/gtest.h>
 
@@ -67,13 +67,13 @@ std::map<std::string, torch::Tensor> fresh_classifier_weights() {
   return sd;
 }
 
-// Runs fn, expects dsk::InputError whose message contains every word of `words`.
+// Runs fn, expects std::invalid_argument whose message contains every word of `words`.
 template <class Fn>
 std::string expect_input_error(Fn fn, const std::vector<std::string>& words) {
   try {
     fn();
-    ADD_FAILURE() << "no dsk::InputError thrown";
-  } catch (const dsk::InputError& e) {
+    ADD_FAILURE() << "no std::invalid_argument thrown";
+  } catch (const std::invalid_argument& e) {
     const std::string msg = e.what();
     for (const auto& w : words) EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' not in: " << msg;
     return msg;

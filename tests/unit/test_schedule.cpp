@@ -16,15 +16,15 @@
 
 namespace {
 
-using dsk::InputError;
+using std::invalid_argument;
 
-// Runs fn, expects dsk::InputError whose message contains every word of `words`.
+// Runs fn, expects std::invalid_argument whose message contains every word of `words`.
 template <class Fn>
 void expect_input_error(Fn fn, const std::vector<std::string>& words) {
   try {
     fn();
-    ADD_FAILURE() << "no dsk::InputError thrown";
-  } catch (const InputError& e) {
+    ADD_FAILURE() << "no std::invalid_argument thrown";
+  } catch (const invalid_argument& e) {
     const std::string msg = e.what();
     for (const auto& w : words) EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' not in: " << msg;
   }

@@ -143,7 +143,7 @@ TEST(Train, RefusesABadLrDecay) {
     std::ostringstream log;
     try {
       dsk::train(o, log);
-    } catch (const dsk::InputError& e) {
+    } catch (const std::invalid_argument& e) {
       return std::string(e.what());
     }
     return std::string("no error");
@@ -228,10 +228,10 @@ TEST(Train, RefusesToOverwriteACheckpointWithoutResume) {
   o.device = "cpu";
   std::ostringstream log;
   dsk::train(o, log);
-  EXPECT_THROW(dsk::train(o, log), dsk::InputError);
+  EXPECT_THROW(dsk::train(o, log), std::invalid_argument);
   o.resume = true;
   o.out_dir = (dir / "empty").string();
-  EXPECT_THROW(dsk::train(o, log), dsk::InputError);
+  EXPECT_THROW(dsk::train(o, log), std::invalid_argument);
 }
 
 }  // namespace
@@ -330,13 +330,13 @@ TEST(SketchNull, NoSketchIsTheNullMapNotABlankOne) {
   EXPECT_FALSE(dsk::to_json(dsk::unet_config_from_json(flags, "test")).contains("sketch_null"));
   for (const auto& bad : {nlohmann::json(0.5), nlohmann::json(-20), nlohmann::json("x")}) {
     flags["sketch_null"] = bad;
-    EXPECT_THROW(dsk::unet_config_from_json(flags, "test"), dsk::InputError) << bad;
+    EXPECT_THROW(dsk::unet_config_from_json(flags, "test"), std::invalid_argument) << bad;
   }
   nlohmann::json plain = {{"image_size", 32}, {"num_channels", 32}, {"channel_mult", "1,2"}, {"sketch_null", -1}};
   try {
     dsk::unet_config_from_json(plain, "m.json");
     ADD_FAILURE() << "sketch_null on a plain ADM model was accepted";
-  } catch (const dsk::InputError& e) {
+  } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("sketch_null needs an editing model"), std::string::npos) << e.what();
   }
 }
@@ -349,7 +349,7 @@ TEST(TrainData, PackedShardsTrainLikePictureFolders) {
   dsk::pack_training_data({pictures.string()}, options, (dir / "pack").string(), 10, 4, 1, false, log);
   EXPECT_TRUE(fs::exists(dir / "pack" / "shard-00002.safetensors")) << log.str();  // 4 + 4 + 2
   EXPECT_THROW(dsk::pack_training_data({pictures.string()}, options, (dir / "pack").string(), 10, 4, 1, false, log),
-               dsk::InputError);
+               std::invalid_argument);
   auto source = dsk::open_training_data({(dir / "pack").string()}, options, false);
   std::mt19937_64 rng(2);
   const auto b = source->next(6, rng);
@@ -357,9 +357,9 @@ TEST(TrainData, PackedShardsTrainLikePictureFolders) {
   EXPECT_GE(b.image.min().item<float>(), -1.f);
   EXPECT_LE(b.image.max().item<float>(), 1.f);
   EXPECT_EQ(b.mask.sizes(), (std::vector<int64_t>{6, 1, 32, 32}));
-  EXPECT_THROW(dsk::open_training_data({(dir / "pack").string(), pictures.string()}, options, false), dsk::InputError);
+  EXPECT_THROW(dsk::open_training_data({(dir / "pack").string(), pictures.string()}, options, false), std::invalid_argument);
   options.size = 64;
-  EXPECT_THROW(dsk::open_training_data({(dir / "pack").string()}, options, false), dsk::InputError);
+  EXPECT_THROW(dsk::open_training_data({(dir / "pack").string()}, options, false), std::invalid_argument);
 
   // And `train` takes the packed folder like a picture folder.
   dsk::TrainOptions o;
