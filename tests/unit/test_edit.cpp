@@ -12,6 +12,7 @@
 #include "core/diffusion/guidance.h"
 #include "core/diffusion/sampler.h"
 #include "core/engine/model_cache.h"
+#include "core/protocol/protocol.h"
 #include "core/engine/engine.h"
 #include "core/formats/model_folder.h"
 #include "core/formats/tensor_io.h"
@@ -171,6 +172,32 @@ TEST(ModelCache, KeepsALoadedModelAndReadsARewrittenOneAgain) {
   EXPECT_EQ(cache.size(), 2);
   cache.clear();
   EXPECT_EQ(cache.size(), 0);
+}
+
+// The engine's requests, the protocol's and the CLI's (which fills the engine's) start from the
+// same defaults: core/engine/defaults.h.
+TEST(Engine, ProtocolRequestsHaveTheEngineDefaults) {
+  const dsk::EditRequest e;
+  const dsk::proto::EditRequest pe;
+  EXPECT_EQ(pe.sampling.steps, e.sampling.steps);
+  EXPECT_EQ(pe.sampling.sampler, e.sampling.sampler);
+  EXPECT_EQ(pe.sampling.classifier_scale, e.sampling.classifier_scale);
+  EXPECT_EQ(pe.sketch_scale, e.sketch_scale);
+  EXPECT_EQ(pe.context_margin, e.context_margin);
+  EXPECT_EQ(pe.feather, e.feather);
+  EXPECT_EQ(pe.init_strength, e.init_strength);
+  EXPECT_EQ(pe.refine_strength, e.refine_strength);
+  EXPECT_EQ(pe.refine_steps, e.refine_steps);
+  EXPECT_EQ(pe.harmonize, e.harmonize);
+  EXPECT_EQ(pe.variants, e.variants);
+  const dsk::GenerateRequest g;
+  const dsk::proto::GenerateRequest pg;
+  EXPECT_EQ(pg.sketch_scale, g.sketch_scale);
+  const dsk::InterpolateRequest i;
+  const dsk::proto::InterpolateRequest pi;
+  EXPECT_EQ(pi.frames, i.frames);
+  EXPECT_EQ(dsk::edit::parse_interp_mode(pi.mode), i.mode);
+  EXPECT_EQ(e.sampling.steps, 25);  // the one default of the CLI, the plug-in and the protocol
 }
 
 TEST(Engine, OwnsItsModels) {
@@ -413,6 +440,23 @@ TEST(EditBadInput, ClearErrors) {
     EXPECT_NE(input_error([&] { engine().edit(req); }).find("harmonize must be in [0, 1]"), std::string::npos);
   }
   req.harmonize = 1;
+  // The ranges of core/engine/defaults.h, each named with the value given.
+  const auto named = [&](const char* words) { return input_error([&] { engine().edit(req); }).find(words) != std::string::npos; };
+  req.context_margin = 2.5;
+  EXPECT_TRUE(named("context margin must be in 0..2"));
+  req.context_margin = 0.25;
+  req.feather = 300;
+  EXPECT_TRUE(named("feather must be in 0..256"));
+  req.feather = 8;
+  req.sampling.classifier_scale = std::nan("");
+  EXPECT_TRUE(named("classifier scale must be in 0..100"));
+  req.sampling.classifier_scale = 1;
+  req.sketch_guidance.scale = 1001;
+  EXPECT_TRUE(named("sketch guidance must be in 0..1000 (0 = off); got 1001"));
+  req.sketch_guidance.scale = 0;
+  req.variants = 9;
+  EXPECT_TRUE(named("variants must be in 1..8"));
+  req.variants = 1;
   req.repaint_jumps = 1;  // RePaint runs from noise: the init strength is named in a warning, not used
   req.repaint_length = 2;
   req.sampling.steps = 3;

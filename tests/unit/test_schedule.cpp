@@ -107,6 +107,22 @@ TEST(Schedule, UnknownScheduleIsAnInputError) {
   expect_input_error([&] { cfg.validate("model.json"); }, {"model.json", "sqrt"});
 }
 
+// The diffusion flags are read by the same flag readers as the network's (models/adm_config.h):
+// guided-diffusion's strings are accepted, and a number must be all number.
+TEST(Schedule, DiffusionFlagsReadLikeTheNetworkFlags) {
+  const auto c = dsk::diffusion_config_from_json({{"diffusion_steps", "100"}, {"learn_sigma", "Yes"}, {"predict_xstart", 0}},
+                                                 "model.json");
+  EXPECT_EQ(c.diffusion_steps, 100);
+  EXPECT_TRUE(c.learn_sigma);
+  EXPECT_FALSE(c.predict_xstart);
+  expect_input_error([] { dsk::diffusion_config_from_json({{"diffusion_steps", "100x"}}, "model.json"); },
+                     {"model.json", "diffusion_steps", "integer", "100x"});
+  expect_input_error([] { dsk::diffusion_config_from_json({{"sigma_small", "maybe"}}, "model.json"); },
+                     {"model.json", "sigma_small", "true or false"});
+  expect_input_error([] { dsk::diffusion_config_from_json({{"noise_schedule", 3}}, "model.json"); },
+                     {"model.json", "noise_schedule"});
+}
+
 // ---- space_timesteps ----
 
 TEST(Respacing, DdimStrides) {
