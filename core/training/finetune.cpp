@@ -273,211 +273,272 @@ std::vector<int64_t> batch_at(long iter, int batch, int n, uint64_t seed) {
   return pick;
 }
 
+// What a run is given, checked before anything is loaded: the files, the model's description and
+// where it runs.
+struct FinetuneSetup {
+  std::vector<fs::path> sketch_files, photo_files;
+  std::string model_dir;
+  ModelInfo info;
+  UNetConfig net;
+  DiffusionConfig diffusion;
+  torch::Device device = torch::kCPU;
+  int n = 0, batch = 0;  // sketches, sketches per iteration
+};
+
+FinetuneSetup plan_finetune(const FinetuneOptions& o, std::ostream& log) {
+  check_options(o);
+  FinetuneSetup s;
+  s.sketch_files = image_files(o.sketches_dir, "the sketches");
+  if (s.sketch_files.empty())
+    throw InputError("no sketches: " + o.sketches_dir + " holds no image files (.png, .jpg, ...)");
+  if (!o.photos_dir.empty()) {
+    s.photo_files = image_files(o.photos_dir, "the photos");
+    if (s.photo_files.size() != s.sketch_files.size())
+      throw InputError(std::to_string(s.sketch_files.size()) + " sketches but " + std::to_string(s.photo_files.size()) +
+                       " photos: give one reference photo per sketch (paired by sorted file name), or no --photos");
+  }
+  s.model_dir = resolve_model(o.model);
+  s.info = read_model_info(s.model_dir);
+  require_kind(s.info, {ModelKind::AdmUnet, ModelKind::EditingUnet}, "finetune");
+  s.net = unet_config_from_flags(s.info.flags, s.model_dir);
+  s.diffusion = diffusion_config_from_json(s.info.flags, s.model_dir);
+  if (o.steps > s.diffusion.diffusion_steps)
+    throw InputError("--steps " + std::to_string(o.steps) + " exceeds the model's " +
+                     std::to_string(s.diffusion.diffusion_steps) + " diffusion steps");
+  if (s.net.class_cond && (o.class_label < 0 || o.class_label >= s.net.num_classes))
+    throw InputError(s.model_dir + " is class-conditional: give --class in 0.." + std::to_string(s.net.num_classes - 1));
+  s.device = resolve_device(o.device);
+  if (o.precision == "bf16" && !(s.device.is_cpu() && cpu_has_native_bf16()))
+    throw InputError("--precision bf16 needs a CPU with native bf16 (avx512_bf16 / amx_bf16); use fp32");
+  if (o.precision == "fp16" && !s.device.is_cuda())
+    throw InputError("--precision fp16 (with dynamic loss scaling) runs on CUDA only; on a CPU use fp32 or bf16");
+  s.n = static_cast<int>(s.sketch_files.size());
+  s.batch = o.batch > 0 ? std::min(o.batch, s.n) : (s.n >= 4 ? 4 : 1);
+  check_memory(s.info, s.net, o.steps, s.batch, s.device, log);
+  return s;
+}
+
+// A run of Algorithm 1: the network with its optimiser and EMA, the sketches, the fixed x_T and
+// identity references, and the deterministic DDIM chain the loss is differentiated through.
+class FinetuneRun {
+ public:
+  FinetuneRun(const FinetuneOptions& o, const FinetuneSetup& s, std::ostream& log)
+      : o_(o), s_(s), log_(log), ckpt_{fs::path(o.out_dir) / "checkpoint"}, rng_(o.seed),
+        gen_(at::detail::createCPUGenerator(o.seed)) {
+    const int r = s.net.image_size;
+    sketches_ = read_sketches(s.sketch_files, r).to(s.device);
+    if (!s.photo_files.empty()) photos_ = read_photos(s.photo_files, r).to(s.device);
+    log << "finetune: " << s.n << " sketches" << (photos_.defined() ? " with reference photos" : "") << ", batch "
+        << s.batch << ", T = " << o.steps << ", M = " << o.iters << ", lambda " << o.lambda << ", "
+        << (o.recompute ? "per-step recomputation" : "whole graph kept") << ", " << o.precision << "\n";
+    m_ = load_unet(s.model_dir, s.device, "finetune");
+    m_.model->to(torch::kFloat32);
+    m_.model->eval();  // dropout off: the recomputed steps must equal the forward ones
+    params_ = m_.model->parameters();
+    for (auto& p : params_) p.requires_grad_(true);
+    for (const auto& p : params_) ema_.push_back(p.detach().clone());
+    adam_ = std::make_unique<torch::optim::Adam>(params_, torch::optim::AdamOptions(o.lr).betas({0.9, 0.999}));
+    auto features = open_sketch_features(o.sketch_features, s.device);
+    sketch_loss_ = std::make_unique<SketchLoss>(features);
+    log << "sketch features: " << features->describe() << "\n";
+    DiffusionConfig spaced = s.diffusion;
+    spaced.timestep_respacing = std::to_string(o.steps);
+    schedule_ = make_schedule(spaced);
+    if (s.net.class_cond)
+      y_ = torch::full({s.batch}, o.class_label, torch::TensorOptions().dtype(torch::kInt64).device(s.device));
+    predict_ = make_predictor(schedule_, s.diffusion, [this](const Tensor& x, const Tensor& t) { return model(x, t); },
+                              /*clip_denoised=*/true);
+  }
+  FinetuneRun(const FinetuneRun&) = delete;
+  FinetuneRun& operator=(const FinetuneRun&) = delete;
+
+  // x_T and the identity references: from the checkpoint (--resume), or new.
+  void start() {
+    if (open_checkpoint(ckpt_, o_.out_dir, o_.resume, log_)) {
+      resume();
+      return;
+    }
+    fs::create_directories(o_.out_dir);
+    x_T_ = seeded_noise(o_.seed)(torch::empty({s_.n, 3, s_.net.image_size, s_.net.image_size})).to(s_.device);
+    // The identity reference: the user's photos, or the original model's x0 from the same x_T.
+    if (photos_.defined()) {
+      refs_ = photos_;
+      return;
+    }
+    std::vector<Tensor> parts;
+    for (int i = 0; i < s_.n; i += s_.batch) parts.push_back(chain_x0(slice(i)));
+    refs_ = torch::cat(parts);
+  }
+
+  // Mean losses over all sketches (no gradients): L_sketch, L_identity.
+  std::pair<double, double> evaluate() {
+    double ls = 0, li = 0;
+    for (int i = 0; i < s_.n; i += s_.batch) {
+      const Tensor idx = slice(i);
+      auto x0 = chain_x0(idx);
+      torch::NoGradGuard no_grad;
+      const double k = static_cast<double>(idx.size(0));
+      ls += k * (*sketch_loss_)(x0, sketches_.index_select(0, idx)).item<double>();
+      li += k * identity_loss(x0, refs_.index_select(0, idx)).item<double>();
+    }
+    return {ls / s_.n, li / s_.n};
+  }
+
+  // Iterations until M (or a cancel), with the loss log and timed checkpoints; a last checkpoint.
+  void train(const CancelToken* cancel) {
+    LossLog csv(fs::path(o_.out_dir) / "loss.csv", "iter,loss,sketch,identity,seconds", o_.resume);
+    LoopClock clock(iter_, o_.iters, o_.checkpoint_minutes);
+    NonFiniteGuard guard("fine-tuning", "iteration");
+    auto save = [&] {
+      // x_T and the references travel inside the atomic checkpoint: a kill never separates them.
+      ckpt_.save(*m_.model, ema_, *adam_, iter_, rng_, gen_, {{"sketches", s_.n}},
+                 {{"fixed.safetensors", {{"x_T", x_T_}, {"identity_ref", refs_}}}});
+      if (iter_ > 0) csv.plot("fine-tuning loss L", log_);
+      clock.checkpointed();
+    };
+    while (iter_ < o_.iters) {
+      if (cancel && cancel->cancelled()) break;
+      double ls = 0, li = 0;
+      const double l = step(ls, li);
+      if (!guard.accept(l, grad_norm_, iter_, "lower --lr, or use --precision fp32")) continue;
+      adam_->step();
+      ++iter_;
+      ema_update(ema_, params_, o_.ema_rate, iter_);
+      log_ << "iter " << iter_ << "/" << o_.iters << "  L " << std::fixed << std::setprecision(4) << l << " (sketch "
+           << ls << ", identity " << li << ")  " << std::setprecision(3) << clock.rate(iter_) << " it/s  ETA "
+           << std::setprecision(1) << clock.eta_minutes(iter_) << " min" << std::defaultfloat << std::endl;
+      csv.row(iter_, l, ls, li, clock.elapsed());
+      const bool every = o_.checkpoint_every > 0 && iter_ % o_.checkpoint_every == 0;
+      if (every || clock.checkpoint_due()) save();
+    }
+    save();
+  }
+
+  // OUT/model: the EMA weights as a model folder of the input's kind, with the fixed x_T.
+  void export_model_folder() {
+    ModelInfo out_info = s_.info;
+    out_info.name = s_.info.name + "-finetuned";
+    out_info.source = "diffsketch finetune of " + s_.info.name + " (" + s_.info.source + ")";
+    std::ostringstream note;
+    note << "Algorithm 1: " << iter_ << " iterations, T = " << o_.steps << ", " << s_.n << " sketches, lambda "
+         << o_.lambda << ", lr " << o_.lr << ", EMA weights; x_T.safetensors holds the fixed x_T (one per sketch)";
+    export_model(out_info, fs::path(o_.out_dir) / "model", *m_.model, &ema_, iter_, note.str(), torch::kFloat32,
+                 {{"x_T.safetensors", {{"x_T", x_T_}}}});
+  }
+
+  long iterations() const { return iter_; }
+
+ private:
+  void resume() {
+    const auto state = ckpt_.load(*m_.model, ema_, *adam_, rng_, gen_);
+    iter_ = state["step"].get<long>();
+    if (state.value("sketches", -1) != s_.n)
+      throw InputError(o_.out_dir + ": the checkpoint was made with " + std::to_string(state.value("sketches", -1)) +
+                       " sketches, now there are " + std::to_string(s_.n) + "; resume with the same --sketches");
+    auto f = st::File::open((ckpt_.dir / "fixed.safetensors").string());
+    x_T_ = read_tensor(f, f.at("x_T")).to(s_.device);
+    refs_ = read_tensor(f, f.at("identity_ref")).to(s_.device);
+    log_ << "resumed at iteration " << iter_ << "\n";
+  }
+
+  // The network on the current batch's conditioning (cond_sketch_, y_).
+  Tensor model(const Tensor& x, const Tensor& t) {
+    const Tensor yy = y_.defined() ? y_.narrow(0, 0, x.size(0)) : Tensor();
+    if (s_.info.kind != ModelKind::EditingUnet) return m_.model(x, t, yy);
+    auto zeros = torch::zeros_like(x), ones = torch::ones_like(x.narrow(1, 0, 1));
+    return m_.model(torch::cat({x, zeros, ones}, 1), t, yy, cond_sketch_);
+  }
+
+  // Sketches i .. i + batch (fewer at the end).
+  Tensor slice(int i) const {
+    return torch::arange(i, std::min(s_.n, i + s_.batch), torch::TensorOptions().dtype(torch::kInt64).device(s_.device));
+  }
+
+  AutocastScope autocast() const {
+    const bool fp16 = o_.precision == "fp16";
+    return AutocastScope(fp16 || o_.precision == "bf16", s_.device.is_cuda() ? at::kCUDA : at::kCPU,
+                         fp16 ? at::kHalf : at::kBFloat16);
+  }
+
+  // x0 of the chain from the fixed x_T of sketches `idx`, no gradients.
+  Tensor chain_x0(const Tensor& idx) {
+    torch::NoGradGuard no_grad;
+    const auto ac = autocast();
+    cond_sketch_ = sketches_.index_select(0, idx);
+    Tensor x = x_T_.index_select(0, idx);
+    for (int i = schedule_.size() - 1; i >= 0; --i) x = ddim_chain_step(schedule_, predict_, x, i);
+    return x.to(torch::kFloat32);
+  }
+
+  // One iteration's loss and gradients (not yet applied); NaN when not finite. ls, li: its parts.
+  double step(double& ls, double& li) {
+    const bool fp16 = o_.precision == "fp16";
+    auto idx = torch::tensor(batch_at(iter_, s_.batch, s_.n, o_.seed), torch::kInt64).to(s_.device);
+    cond_sketch_ = sketches_.index_select(0, idx);
+    const Tensor target = cond_sketch_, ref = refs_.index_select(0, idx);
+    auto loss_fn = [&](const Tensor& x0) {
+      auto sk = (*sketch_loss_)(x0.to(torch::kFloat32), target);
+      auto id = identity_loss(x0.to(torch::kFloat32), ref);
+      ls = sk.item<double>();
+      li = id.item<double>();
+      return o_.lambda * id + (1 - o_.lambda) * sk;
+    };
+    adam_->zero_grad();
+    double l;
+    {
+      const auto ac = autocast();
+      l = chain_backward(schedule_, predict_, x_T_.index_select(0, idx), loss_fn, o_.recompute, nullptr,
+                         fp16 ? scaler_.scale() : 1.0);
+    }
+    bool finite = std::isfinite(l);
+    if (fp16) {
+      finite = scaler_.unscale(params_) && finite;
+      scaler_.update(finite);
+    }
+    grad_norm_ = torch::nn::utils::clip_grad_norm_(params_, 1.0);
+    return finite ? l : NAN;
+  }
+
+  const FinetuneOptions& o_;
+  const FinetuneSetup& s_;
+  std::ostream& log_;
+  Checkpointer ckpt_;
+  std::mt19937_64 rng_;
+  at::Generator gen_;
+  Tensor sketches_, photos_, x_T_, refs_;
+  LoadedUNet m_;
+  std::vector<Tensor> params_, ema_;
+  std::unique_ptr<torch::optim::Adam> adam_;
+  std::unique_ptr<SketchLoss> sketch_loss_;
+  Schedule schedule_;
+  Tensor cond_sketch_, y_;  // the current batch's conditioning, read by model()
+  Predictor predict_;
+  LossScaler scaler_;
+  long iter_ = 0;
+  double grad_norm_ = 0;
+};
+
 }  // namespace
 
 FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const CancelToken* cancel) {
   configure_threads();
   const WithoutOneDnn no_onednn;
-  check_options(o);
-  const auto sketch_files = image_files(o.sketches_dir, "the sketches");
-  if (sketch_files.empty())
-    throw InputError("no sketches: " + o.sketches_dir + " holds no image files (.png, .jpg, ...)");
-  std::vector<fs::path> photo_files;
-  if (!o.photos_dir.empty()) {
-    photo_files = image_files(o.photos_dir, "the photos");
-    if (photo_files.size() != sketch_files.size())
-      throw InputError(std::to_string(sketch_files.size()) + " sketches but " + std::to_string(photo_files.size()) +
-                       " photos: give one reference photo per sketch (paired by sorted file name), or no --photos");
-  }
-  const std::string model_dir = resolve_model(o.model);
-  const ModelInfo info = read_model_info(model_dir);
-  require_kind(info, {ModelKind::AdmUnet, ModelKind::EditingUnet}, "finetune");
-  const UNetConfig net = unet_config_from_flags(info.flags, model_dir);
-  const DiffusionConfig diffusion = diffusion_config_from_json(info.flags, model_dir);
-  if (o.steps > diffusion.diffusion_steps)
-    throw InputError("--steps " + std::to_string(o.steps) + " exceeds the model's " + std::to_string(diffusion.diffusion_steps) +
-                     " diffusion steps");
-  const bool editing = info.kind == ModelKind::EditingUnet;
-  if (net.class_cond && (o.class_label < 0 || o.class_label >= net.num_classes))
-    throw InputError(model_dir + " is class-conditional: give --class in 0.." + std::to_string(net.num_classes - 1));
-  const auto device = resolve_device(o.device);
-  if (o.precision == "bf16" && !(device.is_cpu() && cpu_has_native_bf16()))
-    throw InputError("--precision bf16 needs a CPU with native bf16 (avx512_bf16 / amx_bf16); use fp32");
-  if (o.precision == "fp16" && !device.is_cuda())
-    throw InputError("--precision fp16 (with dynamic loss scaling) runs on CUDA only; on a CPU use fp32 or bf16");
-  const int n = static_cast<int>(sketch_files.size());
-  const int batch = o.batch > 0 ? std::min(o.batch, n) : (n >= 4 ? 4 : 1);
-
-  check_memory(info, net, o.steps, batch, device, log);
-
-  // --- data
-  const int r = net.image_size;
-  const Tensor sketches = read_sketches(sketch_files, r).to(device);
-  const Tensor photos = photo_files.empty() ? Tensor() : read_photos(photo_files, r).to(device);
-  log << "finetune: " << n << " sketches" << (photos.defined() ? " with reference photos" : "") << ", batch " << batch
-      << ", T = " << o.steps << ", M = " << o.iters << ", lambda " << o.lambda << ", "
-      << (o.recompute ? "per-step recomputation" : "whole graph kept") << ", " << o.precision << "\n";
-
-  LoadedUNet m = load_unet(model_dir, device, "finetune");
-  m.model->to(torch::kFloat32);
-  m.model->eval();  // dropout off: the recomputed steps must equal the forward ones
-  auto params = m.model->parameters();
-  for (auto& p : params) p.requires_grad_(true);
-  std::vector<Tensor> ema;
-  for (const auto& p : params) ema.push_back(p.detach().clone());
-  torch::optim::Adam adam(params, torch::optim::AdamOptions(o.lr).betas({0.9, 0.999}));
-  auto features = open_sketch_features(o.sketch_features, device);
-  const SketchLoss sketch_loss(features);
-  log << "sketch features: " << features->describe() << "\n";
-
-  DiffusionConfig spaced = diffusion;
-  spaced.timestep_respacing = std::to_string(o.steps);
-  const Schedule schedule = make_schedule(spaced);
-
-  // The conditioning of the current batch, read by the model function.
-  Tensor cond_sketch, y;
-  if (net.class_cond) y = torch::full({batch}, o.class_label, torch::TensorOptions().dtype(torch::kInt64).device(device));
-  ModelFn model_fn = [&](const Tensor& x, const Tensor& t) {
-    const Tensor yy = y.defined() ? y.narrow(0, 0, x.size(0)) : Tensor();
-    if (!editing) return m.model(x, t, yy);
-    auto zeros = torch::zeros_like(x), ones = torch::ones_like(x.narrow(1, 0, 1));
-    return m.model(torch::cat({x, zeros, ones}, 1), t, yy, cond_sketch);
-  };
-  const Predictor predict = make_predictor(schedule, diffusion, model_fn, /*clip_denoised=*/true);
-  const bool bf16 = o.precision == "bf16", fp16 = o.precision == "fp16";
-  const at::DeviceType autocast_device = device.is_cuda() ? at::kCUDA : at::kCPU;
-
-  // x0 of the chain from x_T for sketches `idx`, no gradients.
-  auto chain_x0 = [&](const Tensor& x_T, const Tensor& idx) {
-    torch::NoGradGuard no_grad;
-    AutocastScope ac(bf16 || fp16, autocast_device, fp16 ? at::kHalf : at::kBFloat16);
-    cond_sketch = sketches.index_select(0, idx);
-    Tensor x = x_T;
-    for (int i = schedule.size() - 1; i >= 0; --i) x = ddim_chain_step(schedule, predict, x, i);
-    return x.to(torch::kFloat32);
-  };
-
-  const fs::path out(o.out_dir);
-  Checkpointer ckpt{out / "checkpoint"};
-  const bool resume = open_checkpoint(ckpt, o.out_dir, o.resume, log);
-  std::mt19937_64 rng(o.seed);
-  at::Generator gen = at::detail::createCPUGenerator(o.seed);
-  Tensor x_T, refs;
-  long iter = 0;
-  LossScaler scaler;
-  if (resume) {
-    const auto state = ckpt.load(*m.model, ema, adam, rng, gen);
-    iter = state["step"].get<long>();
-    if (state.value("sketches", -1) != n)
-      throw InputError(o.out_dir + ": the checkpoint was made with " + std::to_string(state.value("sketches", -1)) +
-                       " sketches, now there are " + std::to_string(n) + "; resume with the same --sketches");
-    auto f = st::File::open((ckpt.dir / "fixed.safetensors").string());
-    x_T = read_tensor(f, f.at("x_T")).to(device);
-    refs = read_tensor(f, f.at("identity_ref")).to(device);
-    log << "resumed at iteration " << iter << "\n";
-  } else {
-    fs::create_directories(out);
-    x_T = seeded_noise(o.seed)(torch::empty({n, 3, r, r})).to(device);
-    // The identity reference: the user's photos, or the original model's x0 from the same x_T.
-    if (photos.defined()) {
-      refs = photos;
-    } else {
-      std::vector<Tensor> parts;
-      for (int i = 0; i < n; i += batch) {
-        auto idx = torch::arange(i, std::min(n, i + batch), torch::TensorOptions().dtype(torch::kInt64).device(device));
-        parts.push_back(chain_x0(x_T.index_select(0, idx), idx));
-      }
-      refs = torch::cat(parts);
-    }
-  }
-
-  // Mean losses over all sketches (no gradients): before and after.
-  auto evaluate = [&]() {
-    double ls = 0, li = 0;
-    for (int i = 0; i < n; i += batch) {
-      auto idx = torch::arange(i, std::min(n, i + batch), torch::TensorOptions().dtype(torch::kInt64).device(device));
-      auto x0 = chain_x0(x_T.index_select(0, idx), idx);
-      torch::NoGradGuard no_grad;
-      const double k = static_cast<double>(idx.size(0));
-      ls += k * sketch_loss(x0, sketches.index_select(0, idx)).item<double>();
-      li += k * identity_loss(x0, refs.index_select(0, idx)).item<double>();
-    }
-    return std::make_pair(ls / n, li / n);
-  };
-
+  const FinetuneSetup setup = plan_finetune(o, log);
+  FinetuneRun run(o, setup, log);
+  run.start();
   FinetuneReport report;
   const auto start = std::chrono::steady_clock::now();
-  auto before = evaluate();
-  report.first_sketch = before.first;
-  report.first_identity = before.second;
-  log << "before: L_sketch " << std::setprecision(4) << before.first << "  L_identity " << before.second << std::endl;
-
-  LossLog csv(out / "loss.csv", "iter,loss,sketch,identity,seconds", o.resume);
-  LoopClock clock(iter, o.iters, o.checkpoint_minutes);
-  NonFiniteGuard guard("fine-tuning", "iteration");
-  auto save = [&]() {
-    // x_T and the references travel inside the atomic checkpoint: a kill never separates them.
-    ckpt.save(*m.model, ema, adam, iter, rng, gen, {{"sketches", n}},
-              {{"fixed.safetensors", {{"x_T", x_T}, {"identity_ref", refs}}}});
-    if (iter > 0) csv.plot("fine-tuning loss L", log);
-    clock.checkpointed();
-  };
-  while (iter < o.iters) {
-    if (cancel && cancel->cancelled()) break;
-    auto idx = torch::tensor(batch_at(iter, batch, n, o.seed), torch::kInt64).to(device);
-    cond_sketch = sketches.index_select(0, idx);
-    const Tensor target = cond_sketch, ref = refs.index_select(0, idx);
-    double ls = 0, li = 0;
-    auto loss_fn = [&](const Tensor& x0) {
-      auto s = sketch_loss(x0.to(torch::kFloat32), target);
-      auto i = identity_loss(x0.to(torch::kFloat32), ref);
-      ls = s.item<double>();
-      li = i.item<double>();
-      return o.lambda * i + (1 - o.lambda) * s;
-    };
-    adam.zero_grad();
-    double l;
-    {
-      AutocastScope ac(bf16 || fp16, autocast_device, fp16 ? at::kHalf : at::kBFloat16);
-      l = chain_backward(schedule, predict, x_T.index_select(0, idx), loss_fn, o.recompute, nullptr,
-                         fp16 ? scaler.scale() : 1.0);
-    }
-    bool finite = std::isfinite(l);
-    if (fp16) {
-      finite = scaler.unscale(params) && finite;
-      scaler.update(finite);
-    }
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(params, 1.0);
-    if (!guard.accept(finite ? l : NAN, grad_norm, iter, "lower --lr, or use --precision fp32")) continue;
-    adam.step();
-    ++iter;
-    ema_update(ema, params, o.ema_rate, iter);
-    const double elapsed = clock.elapsed(), rate = clock.rate(iter);
-    log << "iter " << iter << "/" << o.iters << "  L " << std::fixed << std::setprecision(4) << l << " (sketch " << ls
-        << ", identity " << li << ")  " << std::setprecision(3) << rate << " it/s  ETA " << std::setprecision(1)
-        << clock.eta_minutes(iter) << " min" << std::defaultfloat << std::endl;
-    csv.row(iter, l, ls, li, elapsed);
-    const bool every = o.checkpoint_every > 0 && iter % o.checkpoint_every == 0;
-    if (every || clock.checkpoint_due()) save();
-  }
-  save();
-  report.iters = iter;
-  const auto after = evaluate();
-  report.last_sketch = after.first;
-  report.last_identity = after.second;
-  log << "after (raw weights): L_sketch " << std::setprecision(4) << after.first << "  L_identity " << after.second
+  std::tie(report.first_sketch, report.first_identity) = run.evaluate();
+  log << "before: L_sketch " << std::setprecision(4) << report.first_sketch << "  L_identity " << report.first_identity
       << std::endl;
-
-  ModelInfo out_info = info;
-  out_info.name = info.name + "-finetuned";
-  out_info.source = "diffsketch finetune of " + info.name + " (" + info.source + ")";
-  std::ostringstream note;
-  note << "Algorithm 1: " << iter << " iterations, T = " << o.steps << ", " << n << " sketches, lambda " << o.lambda
-       << ", lr " << o.lr << ", EMA weights; x_T.safetensors holds the fixed x_T (one per sketch)";
-  export_model(out_info, out / "model", *m.model, &ema, iter, note.str(), torch::kFloat32,
-               {{"x_T.safetensors", {{"x_T", x_T}}}});
+  run.train(cancel);
+  report.iters = run.iterations();
+  std::tie(report.last_sketch, report.last_identity) = run.evaluate();
+  log << "after (raw weights): L_sketch " << std::setprecision(4) << report.last_sketch << "  L_identity "
+      << report.last_identity << std::endl;
+  run.export_model_folder();
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  log << "saved " << (out / "model").string() << " after " << iter << " iterations\n";
+  log << "saved " << (fs::path(o.out_dir) / "model").string() << " after " << run.iterations() << " iterations\n";
   return report;
 }
 
