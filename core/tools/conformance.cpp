@@ -44,6 +44,35 @@ nlohmann::json read_case_config(const std::string& config_path) {
   }
 }
 
+// Each output of the case a recipe recomputes (KEYS; the others are inputs: x, t, y, x_T,
+// ddpm_noise), recomputed and compared within the recipe's tolerance, a line each on `out`.
+using Recipes = std::map<std::string, std::pair<std::function<torch::Tensor()>, double>>;
+ConformanceResult compare_outputs(const Recipes& recipes, const nlohmann::json& keys,
+                                  const std::function<const torch::Tensor&(const std::string&)>& expected_of,
+                                  const std::string& config_path, std::ostream& out) {
+  ConformanceResult result;
+  for (auto it = keys.begin(); it != keys.end(); ++it) {
+    const auto recipe = recipes.find(it.key());
+    if (recipe == recipes.end()) continue;  // inputs (x, t, y, x_T, ddpm_noise)
+    const auto& expected = expected_of(it.key());
+    const auto got = recipe->second.first().to(torch::kCPU);
+    const double tol = recipe->second.second;
+    bool ok = got.sizes() == expected.sizes();
+    double err = ok ? relative_error(got, expected) : INFINITY;
+    ok = ok && err <= tol;
+    out << std::left << std::setw(26) << it.key() << " rel_err " << std::scientific << std::setprecision(3) << err
+        << "  tol " << tol << "  " << (ok ? "ok" : "FAIL") << "\n";
+    (ok ? result.passed : result.failed)++;
+  }
+  if (result.passed + result.failed == 0) {
+    std::string known;
+    for (const auto& [key, recipe] : recipes) known += (known.empty() ? "" : ", ") + key;
+    throw InputError(config_path + ": KEYS names no output to recompute, so nothing would be checked (expected some of " +
+                     known + ")");
+  }
+  return result;
+}
+
 }  // namespace
 
 ConformanceResult run_conformance(const std::string& dir, std::ostream& out) {
@@ -103,7 +132,7 @@ ConformanceResult run_conformance(const std::string& dir, std::ostream& out) {
       cache["ddim_guided_trajectory"] = torch::stack(traj);
     }
   };
-  const std::map<std::string, std::pair<std::function<torch::Tensor()>, double>> recipes = {
+  const Recipes recipes = {
       {"unet_out", {[&] { return unet(need("x"), need("t"), y_model); }, kForwardTol}},
       {"classifier_logits", {[&] { return classifier(need("x"), need("t")); }, kForwardTol}},
       {"classifier_grad_log_p_y",
@@ -122,27 +151,8 @@ ConformanceResult run_conformance(const std::string& dir, std::ostream& out) {
       {"timestep_map", {[&] { return torch::tensor(schedule.timestep_map); }, 0.0}},
   };
 
-  ConformanceResult result;
   const auto& keys = config.contains("KEYS") ? config["KEYS"] : nlohmann::json::object();
-  for (auto it = keys.begin(); it != keys.end(); ++it) {
-    const auto recipe = recipes.find(it.key());
-    if (recipe == recipes.end()) continue;  // inputs (x, t, y, x_T, ddpm_noise)
-    const auto& expected = need(it.key());
-    const auto got = recipe->second.first().to(torch::kCPU);
-    const double tol = recipe->second.second;
-    bool ok = got.sizes() == expected.sizes();
-    double err = ok ? relative_error(got, expected) : INFINITY;
-    ok = ok && err <= tol;
-    out << std::left << std::setw(26) << it.key() << " rel_err " << std::scientific << std::setprecision(3) << err
-        << "  tol " << tol << "  " << (ok ? "ok" : "FAIL") << "\n";
-    (ok ? result.passed : result.failed)++;
-  }
-  if (result.passed + result.failed == 0) {
-    std::string known;
-    for (const auto& [key, recipe] : recipes) known += (known.empty() ? "" : ", ") + key;
-    throw InputError(config_path + ": KEYS names no output to recompute, so nothing would be checked (expected some of " +
-                     known + ")");
-  }
+  const ConformanceResult result = compare_outputs(recipes, keys, need, config_path, out);
   out << "conformance: " << result.passed << " passed, " << result.failed << " failed" << std::endl;
   return result;
 }

@@ -18,6 +18,7 @@
 #include "core/training/train_loop.h"
 #include "core/training/train_state.h"
 #include "editing/image_io.h"
+#include "editing/random.h"
 #include "editing/sketch.h"
 
 namespace dsk {
@@ -112,7 +113,7 @@ SketchData load_sketches(const std::string& dir, int size, double val_fraction, 
 
 // Random zoom-crop (1 to 1.2x), shift (+-8%), rotation (+-10 degrees) and horizontal flip, in one warp.
 cv::Mat augment(const cv::Mat& map, std::mt19937_64& rng) {
-  std::uniform_real_distribution<double> u(0, 1);
+  const auto u = [](std::mt19937_64& g) { return edit::rnd::uniform(g); };  // portable draws (editing/random.h)
   const double s = map.cols, angle = (u(rng) * 2 - 1) * 10, zoom = 1 + 0.2 * u(rng);
   cv::Mat m = cv::getRotationMatrix2D({static_cast<float>(s / 2), static_cast<float>(s / 2)}, angle, zoom);
   m.at<double>(0, 2) += (u(rng) * 2 - 1) * 0.08 * s;
@@ -176,6 +177,49 @@ ModelInfo exported_info(const SketchTrainOptions& o, const SketchFeaturesConfig&
   return info;
 }
 
+// The network to train: from scratch (residual branches zeroed, so blocks start as identities and
+// it trains faster) or from --init.
+ResNet make_network(const SketchTrainOptions& o, int64_t classes, torch::Device device, std::ostream& log) {
+  torch::manual_seed(o.seed);
+  ResNetConfig net_config;
+  net_config.num_classes = classes;
+  net_config.zero_init_residual = o.init.empty();
+  ResNet model(net_config);
+  if (!o.init.empty()) init_weights_from(*model, o.init, {ModelKind::SketchFeatures}, "train-sketch-features --init", log);
+  model->to(device);
+  model->train();
+  return model;
+}
+
+// A batch of augmented training sketches, drawn with `rng`: inputs [B,3,S,S] and labels [B].
+std::pair<Tensor, Tensor> draw_batch(const SketchSet& train, int batch, std::mt19937_64& rng, torch::Device device) {
+  std::vector<cv::Mat> maps;
+  std::vector<int64_t> labels;
+  for (int i = 0; i < batch; ++i) {
+    const auto k = static_cast<size_t>(edit::rnd::uniform_int(rng, 0, static_cast<int>(train.maps.size()) - 1));
+    maps.push_back(augment(train.maps[k], rng));
+    labels.push_back(train.labels[k]);
+  }
+  return {sketch_to_resnet_input(to_tensor(maps).to(device)), torch::tensor(labels).to(device)};
+}
+
+// Mean loss and accuracy between two log lines.
+struct LogWindow {
+  double loss = 0, acc = 0;
+  int n = 0;
+  void add(double l, double a) { loss += l, acc += a, ++n; }
+};
+
+void report_data(const SketchData& data, const SketchTrainOptions& o, SketchTrainReport& report, std::ostream& log) {
+  report.classes = static_cast<int>(data.classes.size());
+  report.train_images = static_cast<int>(data.train.maps.size());
+  report.val_images = static_cast<int>(data.val.maps.size());
+  report.skipped_files = data.skipped;
+  log << "data: " << data.classes.size() << " classes, " << report.train_images << " training and "
+      << report.val_images << " validation sketches at " << o.size << " px"
+      << (data.skipped ? ", " + std::to_string(data.skipped) + " unreadable file(s) skipped" : "") << "\n";
+}
+
 }  // namespace
 
 SketchTrainReport train_sketch_features(const SketchTrainOptions& o, std::ostream& log, const CancelToken* cancel) {
@@ -184,26 +228,12 @@ SketchTrainReport train_sketch_features(const SketchTrainOptions& o, std::ostrea
   const auto device = resolve_device(o.device);
   const auto data = load_sketches(o.data_dir, o.size, o.val_fraction, log);
   SketchTrainReport report;
-  report.classes = static_cast<int>(data.classes.size());
-  report.train_images = static_cast<int>(data.train.maps.size());
-  report.val_images = static_cast<int>(data.val.maps.size());
-  report.skipped_files = data.skipped;
-  log << "data: " << data.classes.size() << " classes, " << report.train_images << " training and "
-      << report.val_images << " validation sketches at " << o.size << " px"
-      << (data.skipped ? ", " + std::to_string(data.skipped) + " unreadable file(s) skipped" : "") << "\n";
-
+  report_data(data, o, report, log);
   SketchFeaturesConfig config;
   config.num_classes = static_cast<int64_t>(data.classes.size());
   config.image_size = o.size;
   config.classes = data.classes;
-  torch::manual_seed(o.seed);
-  ResNetConfig net_config;
-  net_config.num_classes = config.num_classes;
-  net_config.zero_init_residual = o.init.empty();  // from scratch: blocks start as identities (trains faster)
-  ResNet model(net_config);
-  if (!o.init.empty()) init_weights_from(*model, o.init, {ModelKind::SketchFeatures}, "train-sketch-features --init", log);
-  model->to(device);
-  model->train();
+  ResNet model = make_network(o, config.num_classes, device, log);
   const double lr = o.lr > 0 ? o.lr : o.init.empty() ? 3e-4 : 1e-4;
   torch::optim::Adam adam(model->parameters(), torch::optim::AdamOptions(lr).betas({0.9, 0.999}));
   std::mt19937_64 rng(o.seed);
@@ -227,35 +257,25 @@ SketchTrainReport train_sketch_features(const SketchTrainOptions& o, std::ostrea
   LossLog csv(out / "log.csv", "step,loss,accuracy,val_accuracy,steps_per_s,elapsed_s", o.resume);
   LoopClock clock(step, o.steps, o.checkpoint_minutes);
   NonFiniteGuard guard("training", "step");
-  double window_loss = 0, window_acc = 0;
-  int window_n = 0;
   auto checkpoint = [&] {
     ckpt.save(*model, no_ema, adam, step, rng, gen, identity);
     report.val_accuracy = validate(model, data.val, device);
+    const std::string acc = report.val_accuracy < 0 ? "n/a" : std::to_string(report.val_accuracy);
     std::ostringstream note;
-    note << "step " << step << "; " << data.classes.size() << " classes; validation accuracy "
-         << (report.val_accuracy < 0 ? std::string("n/a") : std::to_string(report.val_accuracy)) << " on "
+    note << "step " << step << "; " << data.classes.size() << " classes; validation accuracy " << acc << " on "
          << data.val.maps.size() << " sketches";
     export_model(info, out / "model", *model, nullptr, step, note.str(), torch::kFloat32);
     log << "checkpoint at step " << step << ": validation accuracy "
-        << (report.val_accuracy < 0 ? std::string("n/a (no held-out sketches)") : std::to_string(report.val_accuracy))
-        << std::endl;
+        << (report.val_accuracy < 0 ? "n/a (no held-out sketches)" : acc) << std::endl;
     csv.row(step, "", "", report.val_accuracy, "", "");
     clock.checkpointed();
   };
 
-  std::uniform_int_distribution<size_t> pick(0, data.train.maps.size() - 1);
+  LogWindow window;
   while (step < o.steps) {
     if (cancel && cancel->cancelled()) break;
-    std::vector<cv::Mat> maps;
-    std::vector<int64_t> labels;
-    for (int i = 0; i < o.batch; ++i) {
-      const size_t k = pick(rng);
-      maps.push_back(augment(data.train.maps[k], rng));
-      labels.push_back(data.train.labels[k]);
-    }
-    auto y = torch::tensor(labels).to(device);
-    auto logits = model->forward(sketch_to_resnet_input(to_tensor(maps).to(device)));
+    const auto [input, y] = draw_batch(data.train, o.batch, rng, device);
+    auto logits = model->forward(input);
     auto loss = torch::nn::functional::cross_entropy(logits, y);
     adam.zero_grad();
     loss.backward();
@@ -263,22 +283,18 @@ SketchTrainReport train_sketch_features(const SketchTrainOptions& o, std::ostrea
     if (!guard.accept(l, 0.0, step, "lower --lr")) continue;
     adam.step();
     ++step;
-    window_loss += l;
-    window_acc += accuracy(logits.detach(), y);
-    ++window_n;
+    window.add(l, accuracy(logits.detach(), y));
     if (step % o.log_every == 0 || step == o.steps) {
-      const double rate = clock.rate(step);
-      const double mean = window_loss / window_n, acc = window_acc / window_n;
+      const double rate = clock.rate(step), mean = window.loss / window.n, acc = window.acc / window.n;
       if (report.first_loss == 0) report.first_loss = mean;
       report.last_loss = mean;
-      std::ostringstream line;
+      std::ostringstream line;  // its own stream: the log's number format stays as it was
       line << "step " << step << "/" << o.steps << "  loss " << std::fixed << std::setprecision(4) << mean << "  acc "
            << std::setprecision(3) << acc << "  " << rate << " steps/s  ETA " << std::setprecision(1)
            << clock.eta_minutes(step) << " min";
       log << line.str() << std::endl;
       csv.row(step, mean, acc, "", rate, clock.elapsed());
-      window_loss = window_acc = 0;
-      window_n = 0;
+      window = {};
     }
     if (clock.checkpoint_due()) checkpoint();
   }
