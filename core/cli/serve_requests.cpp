@@ -96,7 +96,6 @@ bool looks_like_oom(const std::string& msg) {
          msg.find("Tried to allocate") != std::string::npos;
 }
 
-
 EditRequest edit_request(const proto::EditRequest& e) {
   EditRequest req;
   req.model = e.model;

@@ -212,15 +212,6 @@ void check_image(const cv::Mat& image, const std::string& what) {
                      " px; at least " + std::to_string(kMinSide) + "x" + std::to_string(kMinSide) + " is needed");
 }
 
-// `value` must be in `range` (core/engine/defaults.h), else an InputError saying so.
-template <class T>
-void require_in(const Range<T>& range, T value, const std::string& what, const std::string& hint) {
-  if (range.contains(value)) return;
-  std::ostringstream msg;
-  msg << what << " must be in " << range_text(range) << hint << "; got " << value;
-  throw InputError(msg.str());
-}
-
 void check_settings(const EditRequest& req) {
   require_in(kVariantsRange, req.variants, "variants", "");
   require_in(kSketchScaleRange, req.sketch_scale, "sketch scale", " (0 ignores the sketch, 1 plain, above 1 harder)");

@@ -5,13 +5,25 @@
 #include <torch/torch.h>
 
 #include <optional>
+#include <sstream>
 
 #include "core/diffusion/sampler.h"
+#include "core/base/error.h"
+#include "core/engine/defaults.h"
 #include "core/engine/engine.h"
 #include "core/formats/model_folder.h"
 #include "core/formats/model_registry.h"
 
 namespace dsk {
+
+// `value` must be in `range` (core/engine/defaults.h), else an InputError saying so.
+template <class T>
+inline void require_in(const Range<T>& range, T value, const std::string& what, const std::string& hint) {
+  if (range.contains(value)) return;
+  std::ostringstream msg;
+  msg << what << " must be in " << range_text(range) << hint << "; got " << value;
+  throw InputError(msg.str());
+}
 
 // The respaced schedule a request asks for: --respacing, else --steps N (section respacing "N").
 Schedule schedule_for(const SamplingParams& params, const DiffusionConfig& diffusion);
