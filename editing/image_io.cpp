@@ -168,6 +168,14 @@ cv::Mat read_image(const std::string& path, const ReadLimits& limits) {
   return img;
 }
 
+bool is_image_path(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const char* e : {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".jp2"})
+    if (ext == e) return true;
+  return false;
+}
+
 void write_image(const std::string& path, const cv::Mat& image) {
   if (image.empty()) throw InputError("write_image: the image to write to '" + path + "' is empty");
   if (image.depth() != CV_8U && image.depth() != CV_16U) {

@@ -30,6 +30,11 @@ struct ReadLimits {
 // limits.min_side.
 cv::Mat read_image(const std::string& path, const ReadLimits& limits = {});
 
+// Whether a folder's file is taken as a picture, by its extension in any case: .png, .jpg, .jpeg,
+// .bmp, .tif, .tiff, .webp, .pgm, .ppm, .pbm, .jp2 (the formats this OpenCV reads). Every command
+// that reads a folder of pictures or sketches lists it with this.
+bool is_image_path(const std::string& path);
+
 // Writes a CV_8U or CV_16U image with 1, 3 (BGR) or 4 (BGRA) channels as PNG. The file name must end
 // in ".png". The data goes to a temporary file in the same directory which is then renamed over
 // `path`, so a failed or interrupted write never leaves a partial file behind. Throws

@@ -35,6 +35,8 @@ inline constexpr int kDefaultSteps = 25;  // DDIM steps: section respacing "25" 
 // The engine refuses more steps than the model was trained with; 1000 is ADM's (the plug-in's limit).
 inline constexpr Range<int> kStepsRange{1, 1000};
 inline constexpr std::string_view kDefaultSampler = "ddim";
+// DDIM's eta: 0 deterministic, 1 as much noise as DDPM's posterior.
+inline constexpr Range<double> kEtaRange{0, 1};
 inline constexpr double kDefaultClassifierScale = 1.0;
 inline constexpr Range<double> kClassifierScaleRange{0, 100};
 
@@ -61,7 +63,9 @@ inline constexpr int kDefaultRefineSteps = 2;  // denoised back in 2 DDIM steps
 inline constexpr Range<int> kRefineStepsRange{1, 100};
 inline constexpr double kDefaultHarmonize = 1.0;  // full colour matching to the surroundings
 inline constexpr Range<double> kHarmonizeRange{0, 1};
-inline constexpr int kDefaultRepaintLength = 10;  // RePaint jump length in steps (jumps: 0 = off)
+inline constexpr int kDefaultRepaintLength = 10;  // RePaint jump length in steps
+inline constexpr Range<int> kRepaintLengthRange{1, 1000};
+inline constexpr Range<int> kRepaintJumpsRange{0, 20};  // extra passes per jump; 0 = off (the default)
 
 // ---- interpolate
 inline constexpr int kDefaultFrames = 5;  // both end points included

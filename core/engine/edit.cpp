@@ -216,7 +216,9 @@ void check_settings(const EditRequest& req) {
   require_in(kVariantsRange, req.variants, "variants", "");
   require_in(kSketchScaleRange, req.sketch_scale, "sketch scale", " (0 ignores the sketch, 1 plain, above 1 harder)");
   require_in(kSketchGuidanceRange, req.sketch_guidance.scale, "sketch guidance", " (0 = off)");
-  require_in(kClassifierScaleRange, req.sampling.classifier_scale, "classifier scale", "");
+  check_sampling(req.sampling);
+  require_in(kRepaintJumpsRange, req.repaint_jumps, "RePaint jumps", " (extra passes per jump; 0 = off)");
+  require_in(kRepaintLengthRange, req.repaint_length, "RePaint jump length", " (steps)");
   require_in(kContextMarginRange, req.context_margin, "context margin", " (a fraction of the selection's size)");
   require_in(kFeatherRange, req.feather, "feather", " (px inside the selection)");
   require_in(kInitStrengthRange, req.init_strength, "init strength",

@@ -67,7 +67,7 @@ void Engine::unload() { models_->clear(); }
 
 std::vector<ImageF32> Engine::sample(const SampleRequest& req, const ProgressFn& progress, const CancelToken* cancel) {
   if (req.batch < 1 || req.batch > 64) throw InputError("batch " + std::to_string(req.batch) + " must be in 1..64");
-  require_in(kClassifierScaleRange, req.sampling.classifier_scale, "classifier scale", "");
+  check_sampling(req.sampling);
   const auto device = resolve_device(req.sampling.device);
   auto unet = models_->unet(req.model, device, "sample");
   if (unet.info.kind != ModelKind::AdmUnet)

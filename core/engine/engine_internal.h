@@ -25,6 +25,12 @@ inline void require_in(const Range<T>& range, T value, const std::string& what, 
   throw InputError(msg.str());
 }
 
+// The sampling settings every request shares, against core/engine/defaults.h's ranges.
+inline void check_sampling(const SamplingParams& p) {
+  require_in(kEtaRange, p.eta, "eta", " (DDIM: 0 deterministic, 1 as noisy as DDPM)");
+  require_in(kClassifierScaleRange, p.classifier_scale, "classifier scale", "");
+}
+
 // The respaced schedule a request asks for: --respacing, else --steps N (section respacing "N").
 Schedule schedule_for(const SamplingParams& params, const DiffusionConfig& diffusion);
 

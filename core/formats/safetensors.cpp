@@ -431,14 +431,6 @@ std::optional<DType> dtype_from_name(std::string_view s) {
   return std::nullopt;
 }
 
-bool dtype_is_float(DType t) {
-  switch (t) {
-    case DType::F16: case DType::BF16: case DType::F32: case DType::F64:
-    case DType::F8_E4M3: case DType::F8_E5M2: return true;
-    default: return false;
-  }
-}
-
 int64_t TensorInfo::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) {

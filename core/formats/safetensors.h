@@ -25,7 +25,6 @@ inline constexpr DType kAllDTypes[] = {
 size_t dtype_size(DType);
 const char* dtype_name(DType);  // "F32", ...
 std::optional<DType> dtype_from_name(std::string_view);
-bool dtype_is_float(DType);  // the dtypes check_finite looks at
 
 // The largest header a reader accepts (same limit as the reference implementation).
 inline constexpr uint64_t kMaxHeaderBytes = 100'000'000;

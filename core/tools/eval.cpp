@@ -31,14 +31,11 @@ struct Case {
 };
 
 std::vector<std::pair<std::string, std::string>> list_pictures(const EvalOptions& o) {
-  static const std::set<std::string> exts = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"};
   std::vector<std::pair<std::string, std::string>> files;  // (root, file)
   for (const auto& dir : o.image_dirs) {
     if (!fs::is_directory(dir)) throw InputError(dir + ": not a folder of images");
     for (const auto& e : fs::recursive_directory_iterator(dir)) {
-      std::string ext = e.path().extension().string();
-      std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-      if (!e.is_regular_file() || !exts.count(ext)) continue;
+      if (!e.is_regular_file() || !edit::is_image_path(e.path().string())) continue;
       if (o.split != "all") {
         const bool val = is_validation(picture_key(dir, e.path().string()), o.val_fraction);
         if (val != (o.split == "val")) continue;

@@ -138,19 +138,12 @@ void LossScaler::update(bool finite) {
 
 namespace {
 
-bool is_image_file(const fs::path& p) {
-  std::string e = p.extension().string();
-  std::transform(e.begin(), e.end(), e.begin(), ::tolower);
-  static const char* exts[] = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"};
-  return std::any_of(std::begin(exts), std::end(exts), [&](const char* x) { return e == x; });
-}
-
 std::vector<fs::path> image_files(const std::string& dir, const std::string& what) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw InputError(what + " folder '" + dir + "' does not exist or is not a folder");
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_regular_file() && is_image_file(e.path())) files.push_back(e.path());
+    if (e.is_regular_file() && edit::is_image_path(e.path().string())) files.push_back(e.path());
   std::sort(files.begin(), files.end());
   return files;
 }

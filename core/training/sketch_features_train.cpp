@@ -39,14 +39,6 @@ struct SketchData {
   int skipped = 0;
 };
 
-bool is_image_name(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  for (const char* e : {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".jp2"})
-    if (ext == e) return true;
-  return false;
-}
-
 // FNV-1a: a split that does not depend on the standard library's std::hash.
 uint64_t stable_hash(const std::string& s) {
   uint64_t h = 1469598103934665603ull;
@@ -88,7 +80,7 @@ SketchData load_sketches(const std::string& dir, int size, double val_fraction, 
     const fs::path folder = fs::path(dir) / data.classes[c];
     std::vector<std::pair<uint64_t, cv::Mat>> maps;
     for (const auto& e : fs::directory_iterator(folder)) {
-      if (!e.is_regular_file() || !is_image_name(e.path())) continue;
+      if (!e.is_regular_file() || !edit::is_image_path(e.path().string())) continue;
       try {
         maps.emplace_back(stable_hash(e.path().filename().string()), read_sketch(e.path().string(), size));
       } catch (const std::invalid_argument& err) {

@@ -63,13 +63,6 @@ cv::Mat shrink(const cv::Mat& img, double limit, bool short_side) {
   return out;
 }
 
-bool is_image_file(const fs::path& p) {
-  static const std::set<std::string> exts = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"};
-  std::string e = p.extension().string();
-  std::transform(e.begin(), e.end(), e.begin(), ::tolower);
-  return exts.count(e) > 0;
-}
-
 // Alpha-composites `obj` (BGRA) onto `dst` (BGR) with its top-left at (x, y), clipped.
 void paste(cv::Mat& dst, const cv::Mat& obj, int x, int y) {
   const cv::Rect r = cv::Rect(x, y, obj.cols, obj.rows) & cv::Rect(0, 0, dst.cols, dst.rows);
@@ -94,7 +87,7 @@ TrainingData::TrainingData(const std::vector<std::string>& dirs, const DataOptio
     if (!fs::is_directory(dir)) throw InputError(dir + ": not a folder of training pictures");
     std::vector<fs::path> files;
     for (const auto& e : fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink))
-      if (e.is_regular_file() && is_image_file(e.path())) files.push_back(e.path());
+      if (e.is_regular_file() && edit::is_image_path(e.path().string())) files.push_back(e.path());
     std::sort(files.begin(), files.end());
     for (const auto& f : files) {
       const std::string key = picture_key(dir, f.string());

@@ -457,6 +457,15 @@ TEST(EditBadInput, ClearErrors) {
   req.variants = 9;
   EXPECT_TRUE(named("variants must be in 1..8"));
   req.variants = 1;
+  req.sampling.eta = std::nan("");
+  EXPECT_TRUE(named("eta must be in [0, 1]"));
+  req.sampling.eta = 0;
+  req.repaint_jumps = 1000000000;
+  EXPECT_TRUE(named("RePaint jumps must be in 0..20"));
+  req.repaint_jumps = 0;
+  req.repaint_length = 0;
+  EXPECT_TRUE(named("RePaint jump length must be in 1..1000"));
+  req.repaint_length = 10;
   req.repaint_jumps = 1;  // RePaint runs from noise: the init strength is named in a warning, not used
   req.repaint_length = 2;
   req.sampling.steps = 3;

@@ -214,3 +214,13 @@ TEST(ImageFloat, LumaMatchesOpenCv) {
   for (int y = 0; y < 5; ++y)
     for (int x = 0; x < 5; ++x) EXPECT_NEAR(l.at<float>(y, x) * 255.f, ref.at<uchar>(y, x), 0.51);
 }
+
+// One list of picture extensions for every folder the commands read (training, fine-tuning,
+// sketch features, evaluation).
+TEST(ImageIo, PictureFilesAreKnownByTheirExtensionInAnyCase) {
+  for (const char* name : {"a.png", "dir/b.JPG", "c.jpeg", "d.Webp", "e.tif", "f.TIFF", "g.bmp", "h.pgm", "i.ppm", "j.pbm",
+                           "k.jp2"})
+    EXPECT_TRUE(is_image_path(name)) << name;
+  for (const char* name : {"a.txt", "b.png.part", "c", ".png", "model.json", "weights.safetensors"})
+    EXPECT_FALSE(is_image_path(name)) << name;
+}
