@@ -158,6 +158,9 @@ std::vector<double> parse_channel_mult(const std::string& text, const std::strin
     }
   }
   if (out.empty()) fail(where, "channel_mult is empty");
+  if (out.size() > 12) fail(where, "channel_mult '" + text + "' has more than 12 levels");
+  for (double m : out)
+    if (m > 64) fail(where, "channel_mult '" + text + "': a multiplier above 64");
   return out;
 }
 
@@ -190,9 +193,16 @@ void UNetConfig::validate(const std::string& where) const {
   auto bad = [&](bool cond, const std::string& what) {
     if (cond) fail(where, what);
   };
-  bad(image_size <= 0, "image_size must be positive");
-  bad(in_channels <= 0, "in_channels must be positive");
-  bad(num_res_blocks <= 0, "num_res_blocks must be positive");
+  // Sizes far beyond any ADM model (the 512 px one: 256 channels, 2 blocks, 559 M parameters) are
+  // refused before anything is built: a typo must not allocate gigabytes.
+  bad(image_size <= 0 || image_size > 4096, "image_size must be in 1..4096");
+  bad(in_channels <= 0 || in_channels > 64, "in_channels must be in 1..64");
+  bad(num_channels <= 0 || num_channels > 4096, "num_channels must be in 1..4096");
+  bad(num_res_blocks <= 0 || num_res_blocks > 16, "num_res_blocks must be in 1..16");
+  bad(num_heads > 1024 || num_heads_upsample > 1024 || num_head_channels > 4096, "attention heads beyond any ADM model");
+  bad(num_head_channels != -1 && num_head_channels <= 0, "num_head_channels must be positive, or -1 (use num_heads)");
+  bad(num_heads_upsample != -1 && num_heads_upsample <= 0, "num_heads_upsample must be positive, or -1 (num_heads)");
+  bad(num_classes > 100000, "num_classes must be at most 100000");
   bad(class_cond && num_classes <= 0, "num_classes must be positive for a class-conditional model");
   bad(dropout < 0 || dropout >= 1, "dropout must be in [0, 1)");
   bad(!(sketch_null >= -10 && sketch_null <= 0),
@@ -205,6 +215,11 @@ void UNetConfig::validate(const std::string& where) const {
       "image_size " + std::to_string(image_size) + " cannot be halved " + std::to_string(levels - 1) +
           " times (channel_mult has " + std::to_string(levels) + " levels)");
   const auto rates = rates_from_resolutions(attention_resolutions, image_size, "attention_resolutions", where);
+  double conv_params = 0;  // 3x3 convolutions of the res blocks, down and up: most of the network
+  for (double m : mults) conv_params += (3.0 * num_res_blocks + 1) * 2 * 9 * (m * num_channels) * (m * num_channels);
+  if (conv_params > 4e9)
+    fail(where, "the network would have about " + std::to_string(static_cast<int64_t>(conv_params / 1e6)) +
+                    " M parameters; the limit is 4000 M");
   for (int level = 0; level < levels; ++level) {
     const double m = mults[level];
     const int ch = static_cast<int>(m * num_channels);
@@ -232,9 +247,11 @@ std::vector<int> ClassifierConfig::attention_rates() const {
 }
 
 void ClassifierConfig::validate(const std::string& where) const {
-  if (image_size <= 0) fail(where, "image_size must be positive");
-  if (classifier_depth <= 0) fail(where, "classifier_depth must be positive");
-  if (num_classes <= 0) fail(where, "num_classes must be positive");
+  if (image_size <= 0 || image_size > 4096) fail(where, "image_size must be in 1..4096");
+  if (in_channels <= 0 || in_channels > 64) fail(where, "in_channels must be in 1..64");
+  if (classifier_width <= 0 || classifier_width > 4096) fail(where, "classifier_width must be in 1..4096");
+  if (classifier_depth <= 0 || classifier_depth > 16) fail(where, "classifier_depth must be in 1..16");
+  if (num_classes <= 0 || num_classes > 100000) fail(where, "num_classes must be in 1..100000");
   static const std::set<std::string> pools = {"adaptive", "attention", "spatial", "spatial_v2"};
   if (!pools.count(classifier_pool))
     fail(where, "classifier_pool '" + classifier_pool + "' is not one of adaptive, attention, spatial, spatial_v2");

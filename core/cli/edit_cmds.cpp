@@ -254,7 +254,9 @@ void register_models(CLI::App& app, Runners& runners) {
   models->require_subcommand(1);
   runners.push_back([list] {
     if (!list->parsed()) return -1;
-    const auto all = list_models();
+    std::vector<std::string> skipped;
+    const auto all = list_models(&skipped);
+    for (const auto& why : skipped) std::cerr << "diffsketch: warning: skipped a broken model folder: " << why << "\n";
     if (as_json) {
       nlohmann::json j = nlohmann::json::array();
       for (const auto& m : all)

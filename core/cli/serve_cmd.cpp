@@ -60,6 +60,10 @@ class Session {
         reply(proto::ErrorReply{proto::ErrorKind::Protocol, e.what()});
         std::cerr << "diffsketch serve: " << e.what() << "\n";
         break;
+      } catch (const std::exception& e) {  // no frame makes the server exit: this client is dropped
+        reply(proto::ErrorReply{proto::ErrorKind::Protocol, std::string("unreadable frame: ") + e.what()});
+        std::cerr << "diffsketch serve: unreadable frame: " << e.what() << "\n";
+        break;
       }
       if (!msg) break;  // the client closed its end
       if (std::holds_alternative<proto::CancelRequest>(*msg)) {

@@ -3,6 +3,7 @@
 #include "core/cli/serve_requests.h"
 
 #include <cstring>
+#include <iostream>
 #include <opencv2/imgproc.hpp>
 
 #include "core/base/error.h"
@@ -146,7 +147,9 @@ proto::ProgressUpdate progress_update(const Progress& p) {
 
 proto::ModelList model_list() {
   proto::ModelList list;
-  for (const auto& m : list_models()) list.models.push_back({m.id, m.kind, m.name, m.path, m.resolution});
+  std::vector<std::string> skipped;
+  for (const auto& m : list_models(&skipped)) list.models.push_back({m.id, m.kind, m.name, m.path, m.resolution});
+  for (const auto& why : skipped) std::cerr << "diffsketch serve: skipped a broken model folder: " << why << "\n";
   list.search_path = model_search_path();
   return list;
 }

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "core/base/error.h"
+#include "models/adm_config.h"
 
 namespace dsk {
 
@@ -25,8 +26,15 @@ ModelInfo read_model_info(const std::string& dir) {
   if (!fs::is_directory(dir))
     throw InputError(dir + ": not a model folder (a model is a folder with model.json and weights.safetensors)");
   const std::string path = info.json_path();
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw InputError(path + ": missing; a model folder needs model.json beside weights.safetensors");
+  // A FIFO or a device would block the read, a huge file exhaust memory: a small regular file only.
+  if (!fs::is_regular_file(path, ec)) throw InputError(path + ": not a regular file");
+  constexpr uintmax_t kMaxJsonBytes = 1u << 20;
+  if (fs::file_size(path, ec) > kMaxJsonBytes)
+    throw InputError(path + ": over " + std::to_string(kMaxJsonBytes >> 20) + " MiB; model.json holds a few flags");
   std::ifstream in(path);
-  if (!in) throw InputError(path + ": missing; a model folder needs model.json beside weights.safetensors");
+  if (!in) throw InputError(path + ": cannot be read");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
@@ -36,9 +44,14 @@ ModelInfo read_model_info(const std::string& dir) {
   if (!j.is_object()) throw InputError(path + ": must be a JSON object");
   if (!j.contains("format_version") || !j["format_version"].is_number_integer())
     throw InputError(path + ": missing integer 'format_version'");
-  if (j["format_version"].get<int>() > kModelFormatVersion)
-    throw InputError(path + ": format_version " + std::to_string(j["format_version"].get<int>()) +
-                     " is newer than this DiffSketch reads (" + std::to_string(kModelFormatVersion) + "); update DiffSketch");
+  const auto version = j["format_version"].get<int64_t>();  // 64 bits: 2^32 + 1 must not read as 1
+  if (version > kModelFormatVersion)
+    throw InputError(path + ": format_version " + std::to_string(version) + " is newer than this DiffSketch reads (" +
+                     std::to_string(kModelFormatVersion) + "); update DiffSketch");
+  if (version != kModelFormatVersion)
+    throw InputError(path + ": format_version " + std::to_string(version) + " is not a version DiffSketch wrote (" +
+                     std::to_string(kModelFormatVersion) + ")");
+  if (j.contains("kind") && !j["kind"].is_string()) throw InputError(path + ": 'kind' must be a string");
   const std::string kind = j.value("kind", "");
   if (kind == "adm-unet") info.kind = ModelKind::AdmUnet;
   else if (kind == "adm-classifier") info.kind = ModelKind::AdmClassifier;
@@ -54,7 +67,7 @@ ModelInfo read_model_info(const std::string& dir) {
   if (!j.contains("flags") || !j["flags"].is_object())
     throw InputError(path + ": missing object 'flags' (the network's guided-diffusion flags)");
   info.flags = j["flags"];
-  info.resolution = info.flags.value("image_size", 64);
+  info.resolution = info.flags.contains("image_size") ? flag_int(info.flags["image_size"], "image_size", path) : 64;
   if (!fs::exists(info.weights_path()))
     throw InputError(info.weights_path() + ": missing; the model folder has model.json but no weights");
   return info;

@@ -55,23 +55,25 @@ std::vector<std::string> model_search_path() {
   return dirs;
 }
 
-std::vector<ModelEntry> list_models() {
+std::vector<ModelEntry> list_models(std::vector<std::string>* skipped) {
   std::vector<ModelEntry> out;
   std::set<std::string> seen;
   for (const auto& dir : model_search_path()) {
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) continue;
     std::vector<fs::path> entries;
-    for (const auto& e : fs::directory_iterator(dir, ec)) entries.push_back(e.path());
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) entries.push_back(it->path());
     std::sort(entries.begin(), entries.end());
     for (const auto& p : entries) {
-      if (!fs::exists(p / "model.json") || seen.count(p.filename().string())) continue;
+      // error_code forms throughout: a symlink loop or an unreadable entry is skipped, not thrown.
+      if (!fs::exists(p / "model.json", ec) || seen.count(p.filename().string())) continue;
       try {
         const auto info = read_model_info(p.string());
         seen.insert(p.filename().string());
         out.push_back({p.filename().string(), kind_name(info.kind), info.name, p.string(), info.resolution});
-      } catch (const std::invalid_argument&) {
-        // A broken folder is not a model; `diffsketch info DIR` says why.
+      } catch (const std::exception& e) {
+        // A broken folder is not a model, and the others stay usable; `diffsketch info DIR` says why too.
+        if (skipped) skipped->push_back(e.what());
       }
     }
   }

@@ -17,7 +17,9 @@ struct ModelEntry {
 // (~/.local/share/...), each $XDG_DATA_DIRS/diffsketch/models, <exe>/../share/diffsketch/models,
 // and the source tree's models/ for a build that was not installed.
 std::vector<std::string> model_search_path();
-std::vector<ModelEntry> list_models();
+// A folder with a model.json that does not read is skipped (its error goes to `skipped` when given):
+// one broken folder never hides the others.
+std::vector<ModelEntry> list_models(std::vector<std::string>* skipped = nullptr);
 // A model argument: a folder path, or an id from list_models(). Throws InputError listing the ids.
 std::string resolve_model(const std::string& id_or_path);
 

@@ -183,14 +183,20 @@ struct Decoder {
   std::vector<Image>& payloads;
   std::vector<bool> used = std::vector<bool>(payloads.size(), false);
 
+  // The message's type for error messages; "?" when it has none or it is not a string.
+  std::string type_name() const {
+    const auto it = root.find("type");
+    return it != root.end() && it->is_string() ? it->get<std::string>() : "?";
+  }
+
   template <typename T>
   T get(const json& j, const char* key) const {
     if (!j.is_object() || !j.contains(key))
-      throw ProtocolError(std::string(root.value("type", "?")) + " message: field '" + key + "' is missing");
+      throw ProtocolError(type_name() + " message: field '" + key + "' is missing");
     try {
       return j.at(key).get<T>();
     } catch (const json::exception&) {
-      throw ProtocolError(std::string(root.value("type", "?")) + " message: field '" + key + "' has the wrong type");
+      throw ProtocolError(type_name() + " message: field '" + key + "' has the wrong type");
     }
   }
 
@@ -198,7 +204,7 @@ struct Decoder {
     if (!j.contains(key) || j.at(key).is_null()) return {};
     const auto index = get<size_t>(j, key);
     if (index >= payloads.size() || used[index])
-      throw ProtocolError(std::string(root.value("type", "?")) + " message: field '" + key + "' names payload " +
+      throw ProtocolError(type_name() + " message: field '" + key + "' names payload " +
                           std::to_string(index) + ", which is missing or already used");
     used[index] = true;
     return std::move(payloads[index]);
@@ -232,7 +238,7 @@ struct Decoder {
     g.scale = get<double>(o, "scale");
     const auto mode = get_or<std::string>(o, "mode", "cheap");
     if (mode != "cheap" && mode != "exact")
-      throw ProtocolError(std::string(root.value("type", "?")) + " message: sketch_guidance mode '" + mode +
+      throw ProtocolError(type_name() + " message: sketch_guidance mode '" + mode +
                           "' is not cheap or exact");
     g.exact = mode == "exact";
     g.features = get_or<std::string>(o, "features", "");
@@ -372,7 +378,30 @@ std::vector<Image> payload_shapes(const json& root, uint16_t count, const Limits
   return out;
 }
 
-json parse_json(const uint8_t* p, size_t n) {
+// Refuses a header nested deeper than the limit before it is parsed: nothing recursive (a parser, a
+// dump for an error message, a destructor) ever sees it.
+void check_depth(const uint8_t* p, size_t n, int max_depth) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < n; ++i) {
+    const char c = static_cast<char>(p[i]);
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth)
+        throw ProtocolError("the frame's JSON header is nested deeper than " + std::to_string(max_depth) + " levels");
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+}
+
+json parse_json(const uint8_t* p, size_t n, const Limits& limits) {
+  check_depth(p, n, limits.max_json_depth);
   json root = json::parse(p, p + n, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded() || !root.is_object()) throw ProtocolError("the frame's JSON header is not a JSON object");
   return root;
@@ -441,14 +470,18 @@ std::optional<Message> read_message(ByteSource& in, const Limits& limits) {
   const FrameHeader h = parse_head(head, limits);
   std::vector<uint8_t> text(h.json_bytes);
   read_exact(in, text.data(), text.size(), false, "JSON header");
-  const json root = parse_json(text.data(), text.size());
-  std::vector<Image> payloads = payload_shapes(root, h.payload_count, limits);
-  for (auto& im : payloads) read_payload(in, im);
-  Decoder dec{root, payloads};
-  Message m = dec.message();
-  if (std::find(dec.used.begin(), dec.used.end(), false) != dec.used.end())
-    throw ProtocolError(std::string(message_type(m)) + " message: the frame carries images that no field names");
-  return m;
+  const json root = parse_json(text.data(), text.size(), limits);
+  try {
+    std::vector<Image> payloads = payload_shapes(root, h.payload_count, limits);
+    for (auto& im : payloads) read_payload(in, im);
+    Decoder dec{root, payloads};
+    Message m = dec.message();
+    if (std::find(dec.used.begin(), dec.used.end(), false) != dec.used.end())
+      throw ProtocolError(std::string(message_type(m)) + " message: the frame carries images that no field names");
+    return m;
+  } catch (const json::exception& e) {  // a field of an unexpected kind that no check above foresaw
+    throw ProtocolError(std::string("the frame's JSON header does not make a message: ") + e.what());
+  }
 }
 
 void write_message(ByteSink& out, const Message& m) {

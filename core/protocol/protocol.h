@@ -50,6 +50,7 @@ inline constexpr size_t kFrameHeaderBytes = 12;
 // Bounds a reader enforces before it trusts a header; memory grows only with bytes received.
 struct Limits {
   uint32_t max_json_bytes = 1u << 20;         // 1 MiB
+  int max_json_depth = 16;                    // nested arrays and objects (requests use 3)
   uint16_t max_payloads = 64;
   uint64_t max_payload_bytes = 1ull << 30;   // 1 GiB: a 64-megapixel RGBA float image
   int max_side = 65536;

@@ -7,7 +7,8 @@ Checks: model list; an edit with progress and a result; an edit of a crop of the
 whole layer's pixels (transparent and paper sketches, and strokes covering the crop); sketch
 guidance in generate requests, and its range; a version mismatch answered with a clear error; a cancel request stops the job and the engine keeps serving; closing stdin mid-job makes
 the engine exit at once; the socket server (mode 0600, one client after another, removed on
-SIGTERM) and a client vanishing mid-job there.
+SIGTERM) and a client vanishing mid-job there; hostile frames (a non-string type, a header nested
+400000 deep, a bad frame after a job) and a broken model folder never make the server exit.
 """
 import json
 import os
@@ -283,7 +284,14 @@ except subprocess.TimeoutExpired:
 # 7: the socket server.
 sock_path = os.path.join(WORK, "run", "diffsketch.sock")
 os.makedirs(os.path.dirname(sock_path), mode=0o700, exist_ok=True)
-server = subprocess.Popen([ENGINE, "serve", "--socket", sock_path], env=dict(os.environ, DSK_MODEL_PATH=MODELS),
+# A broken model folder on the search path (its kind is not a string) must hide nothing.
+broken = os.path.join(WORK, "broken-models", "bad")
+os.makedirs(broken, exist_ok=True)
+with open(os.path.join(broken, "model.json"), "w") as f:
+    json.dump({"format_version": 1, "kind": 5, "flags": {}}, f)
+open(os.path.join(broken, "weights.safetensors"), "wb").close()
+server = subprocess.Popen([ENGINE, "serve", "--socket", sock_path],
+                          env=dict(os.environ, DSK_MODEL_PATH=MODELS + ":" + os.path.dirname(broken)),
                           stderr=open(os.path.join(WORK, "serve-socket.log"), "ab"))
 for _ in range(200):
     if os.path.exists(sock_path):
@@ -307,6 +315,36 @@ s, r = connect()
 s.sendall(edit_request())
 m, _ = until_final(r)
 check(m is not None and m["type"] == "result", f"socket: the next client gets its result ({time.time() - t0:.1f} s)")
+s.close()
+
+
+# 7b: hostile frames end their own connection, never the server (each of these killed it once).
+def hostile(raw, what):
+    s, r = connect()
+    s.sendall(raw)
+    m = r.message()
+    check(m is not None and m["type"] == "error" and m["kind"] == "protocol",
+          f"socket: {what}: a protocol error ({m and m.get('message')})")
+    s.close()
+
+
+hostile(frame({"type": 5, "payloads": []}), "a type that is not a string")
+deep = b'{"type":"models","payloads":' + b"[" * 400000 + b"]" * 400000 + b"}"
+hostile(b"DSKP" + struct.pack("<HHI", 2, 0, len(deep)) + deep, "a header nested 400000 deep")
+s, r = connect()
+s.sendall(edit_request())
+m, _ = until_final(r)
+s.sendall(frame({"type": 5, "payloads": []}))
+m2 = r.message()
+check(m is not None and m["type"] == "result" and m2 is not None and m2["type"] == "error",
+      "socket: a bad frame after a finished job on the same connection is an error")
+s.close()
+s, r = connect()
+s.sendall(frame({"type": "models", "payloads": []}))
+m = r.message()
+check(server.poll() is None and m is not None and m["type"] == "model-list" and
+      "adm-small" in [x["id"] for x in m["models"]],
+      "socket: the server still serves, and a broken model folder hides no model")
 s.close()
 server.send_signal(signal.SIGTERM)
 server.wait(timeout=15)

@@ -2,6 +2,7 @@
 // bad file or config is one std::invalid_argument naming the file, the tensor and what was expected; a
 // failed load never changes the module it was loading into.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 
 #include "core/base/error.h"
 #include "core/formats/model_folder.h"
+#include "core/formats/model_registry.h"
 #include "core/formats/model_info.h"
 #include "core/formats/safetensors.h"
 #include "core/formats/tensor_io.h"
@@ -265,6 +267,66 @@ TEST_F(ModelLoading, FormatVersionTooNew) {
   j.erase("format_version");
   std::ofstream(dir + "/model.json") << j.dump();
   expect_input_error([&] { load(dir); }, {dir + "/model.json", "format_version"});
+}
+
+// model.json read strictly: each of these is one input error naming the file, never a crash, a
+// hang or a wrong model (issue 19's probes).
+TEST_F(ModelLoading, HostileModelJsonIsAnInputError) {
+  const auto w = fresh_unet_weights();
+  auto j = model_json("adm-unet", unet_flags());
+  for (const int64_t v : {int64_t{-1}, int64_t{0}, (int64_t{1} << 32) + 1}) {
+    j["format_version"] = v;
+    const auto dir = make_folder("version" + std::to_string(v), j, &w);
+    expect_input_error([&] { load(dir); }, {dir + "/model.json", "format_version " + std::to_string(v)});
+  }
+  j = model_json("adm-unet", unet_flags());
+  j["kind"] = 5;
+  auto dir = make_folder("kind5", j, &w);
+  expect_input_error([&] { load(dir); }, {dir + "/model.json", "'kind' must be a string"});
+  j = model_json("adm-unet", unet_flags());
+  j["flags"]["image_size"] = "large";
+  dir = make_folder("size-string", j, &w);
+  expect_input_error([&] { load(dir); }, {dir + "/model.json", "image_size", "integer"});
+  // Flags that divided by zero or built a network of any size.
+  const std::vector<std::pair<json, std::string>> flags = {
+      {{{"num_head_channels", 0}}, "num_head_channels must be positive"},
+      {{{"num_head_channels", -2}}, "num_head_channels must be positive"},
+      {{{"num_heads_upsample", 0}}, "num_heads_upsample must be positive"},
+      {{{"num_res_blocks", 1000000}}, "num_res_blocks must be in 1..16"},
+      {{{"num_channels", 4096}, {"channel_mult", "1,2,4,8"}}, "M parameters; the limit is 4000 M"},
+      {{{"channel_mult", "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1"}},
+       "more than 12 levels"},
+  };
+  for (size_t i = 0; i < flags.size(); ++i) {
+    const auto& [bad, words] = flags[i];
+    auto f = unet_flags();
+    f.update(bad);
+    dir = make_folder("flags" + std::to_string(i), model_json("adm-unet", f), &w);
+    expect_input_error([&] { load(dir); }, {dir + "/model.json", words});
+  }
+  // A FIFO named model.json would block a reader forever.
+  dir = (root_ / "fifo").string();
+  fs::create_directories(dir);
+  ASSERT_EQ(::mkfifo((dir + "/model.json").c_str(), 0600), 0);
+  expect_input_error([&] { load(dir); }, {dir + "/model.json", "not a regular file"});
+}
+
+// One broken folder on the search path hides nothing else, and is reported.
+TEST_F(ModelLoading, ListingSkipsABrokenFolderAndSaysWhy) {
+  const auto w = fresh_unet_weights();
+  make_unet("good", w);
+  auto j = model_json("adm-unet", unet_flags());
+  j["kind"] = 5;
+  make_folder("broken", j, &w);
+  fs::create_directory_symlink(root_ / "loop", root_ / "loop");  // a symlink loop, too
+  ::setenv("DSK_MODEL_PATH", root_.c_str(), 1);
+  std::vector<std::string> skipped;
+  const auto models = dsk::list_models(&skipped);
+  ::unsetenv("DSK_MODEL_PATH");
+  ASSERT_FALSE(models.empty());
+  EXPECT_EQ(models.front().id, "good");
+  EXPECT_TRUE(std::any_of(skipped.begin(), skipped.end(),
+                          [](const std::string& why) { return why.find("broken/model.json") != std::string::npos; }));
 }
 
 TEST_F(ModelLoading, ChannelsNotDivisibleBy32Groups) {

@@ -207,6 +207,28 @@ TEST(Protocol, VersionMismatchNamesBothVersions) {
   }
 }
 
+// Frames that killed the server (issue 19): a "type" that is not a string (the error path read it
+// as one), a field of an unforeseen kind, and a header nested deep enough to overflow the stack of
+// anything recursive. Each is one ProtocolError.
+TEST(Protocol, HostileHeadersAreProtocolErrors) {
+  EXPECT_NE(error_of(frame_with_json(R"({"type":5,"payloads":[]})")).find("field 'type' has the wrong type"),
+            std::string::npos)
+      << error_of(frame_with_json(R"({"type":5,"payloads":[]})"));
+  const std::string no_type_edit = R"({"type":[1],"payloads":[]})";
+  EXPECT_FALSE(error_of(frame_with_json(no_type_edit)).empty());
+  const std::string bad_model = R"({"type":"edit","model":{"a":1},"payloads":[]})";
+  EXPECT_NE(error_of(frame_with_json(bad_model)).find("edit message: field 'model' has the wrong type"), std::string::npos)
+      << error_of(frame_with_json(bad_model));
+  const std::string descriptor = R"({"type":"models","payloads":[7]})";
+  EXPECT_NE(error_of(frame_with_json(descriptor, 1)).find("payload descriptor 7"), std::string::npos)
+      << error_of(frame_with_json(descriptor, 1));
+  const std::string deep = R"({"type":"models","payloads":)" + std::string(400000, '[') + std::string(400000, ']') + "}";
+  EXPECT_NE(error_of(frame_with_json(deep)).find("nested deeper than 16 levels"), std::string::npos);
+  // Brackets inside strings are text, not nesting.
+  const std::string text = R"({"type":"models","note":")" + std::string(100, '[') + R"(\"[","payloads":[]})";
+  EXPECT_EQ(error_of(frame_with_json(text)), "(no error)");
+}
+
 TEST(Protocol, OversizedLengthsAreRefusedBeforeAllocating) {
   // Lengths near 4 GiB / 64 Ki in the fixed header: refused from the 12 header bytes alone.
   Bytes huge_json = frame_with_json("{}");
