@@ -205,11 +205,20 @@ cv::Mat read_sketch(const cv::Mat& layer, cv::Size size, std::vector<std::string
   return strokes;
 }
 
+// An image of w x h px is at least kMinSide on each side and at most edit::kDefaultMaxPixels (the
+// limit read_image applies to files, here for every request however it arrives).
+void check_size(int w, int h, const std::string& what) {
+  if (w < kMinSide || h < kMinSide)
+    throw InputError(what + " is " + std::to_string(w) + "x" + std::to_string(h) + " px; at least " +
+                     std::to_string(kMinSide) + "x" + std::to_string(kMinSide) + " is needed");
+  if (static_cast<int64_t>(w) * h > edit::kDefaultMaxPixels)
+    throw InputError(what + " is " + std::to_string(w) + "x" + std::to_string(h) + " px, over the limit of " +
+                     std::to_string(edit::kDefaultMaxPixels / 1000000) + " megapixels");
+}
+
 void check_image(const cv::Mat& image, const std::string& what) {
   if (image.empty()) throw InputError(what + " is empty");
-  if (image.cols < kMinSide || image.rows < kMinSide)
-    throw InputError(what + " is " + std::to_string(image.cols) + "x" + std::to_string(image.rows) +
-                     " px; at least " + std::to_string(kMinSide) + "x" + std::to_string(kMinSide) + " is needed");
+  check_size(image.cols, image.rows, what);
 }
 
 void check_settings(const EditRequest& req) {
@@ -387,6 +396,9 @@ EditRequest generate_as_edit(const GenerateRequest& req) {
   const int w = req.width > 0 ? req.width : req.sketch.cols, h = req.height > 0 ? req.height : req.sketch.rows;
   if (w <= 0 || h <= 0) throw InputError("generate needs a sketch or an output size (--width, --height)");
   if (w < kMinSide || h < kMinSide) throw InputError("the output must be at least 8x8 px");
+  // Before the canvas and the mask are made: a huge size is refused, not allocated.
+  check_size(w, h, "the output");
+  check_memory(cv::Size(w, h), std::clamp(req.variants, kVariantsRange.min, kVariantsRange.max));
   const auto info = read_model_info(resolve_model(req.model));
   require_kind(info, {ModelKind::EditingUnet}, "generate (plain ADM models: use 'sample')");
   EditRequest e;

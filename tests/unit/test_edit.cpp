@@ -476,6 +476,13 @@ TEST(EditBadInput, ClearErrors) {
   g.model = kAdm;
   g.width = g.height = 32;
   EXPECT_NE(input_error([&] { engine().generate(g); }).find("needs editing-unet"), std::string::npos);
+  // A huge output is refused from its size, before the canvas is made (it once allocated 24 GB).
+  g.model = tiny_editing_model();
+  g.width = g.height = 65536;
+  EXPECT_NE(input_error([&] { engine().generate(g); }).find("65536x65536 px, over the limit of 64 megapixels"),
+            std::string::npos);
+  g.width = g.height = 5;
+  EXPECT_NE(input_error([&] { engine().generate(g); }).find("at least 8x8"), std::string::npos);
   EXPECT_NE(input_error([&] { dsk::edit::read_image("/nonexistent.png"); }).find("/nonexistent.png"), std::string::npos);
 }
 
