@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "core/base/error.h"
+#include "core/base/files.h"
 #include "models/adm_config.h"
 
 namespace dsk {
@@ -87,13 +88,7 @@ void write_model_info(const ModelInfo& info) {
                       {"source", info.source},       {"licence", info.licence},      {"notes", info.notes},
                       {"flags", info.flags}};
   fs::create_directories(info.dir);
-  const std::string tmp = info.json_path() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << j.dump(2) << "\n";
-    if (!out) throw Error(tmp + ": cannot write");
-  }
-  fs::rename(tmp, info.json_path());
+  write_file(info.json_path(), j.dump(2) + "\n");
 }
 
 }  // namespace dsk

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/base/error.h"
+#include "core/base/files.h"
 #include "core/formats/tensor_io.h"
 #include "editing/image_io.h"
 #include "editing/masks.h"
@@ -280,8 +281,7 @@ void pack_training_data(const std::vector<std::string>& dirs, const DataOptions&
   }
   const nlohmann::json index = {{"format", "diffsketch-pack"}, {"version", 1}, {"size", s}, {"count", count},
                                 {"split", validation ? "val" : "train"}, {"shards", shards}};
-  std::ofstream(out + "/pack.json.tmp") << index.dump(2) << "\n";
-  fs::rename(out + "/pack.json.tmp", out + "/pack.json");
+  write_file(out + "/pack.json", index.dump(2) + "\n");
 }
 
 }  // namespace dsk

@@ -5,6 +5,7 @@
 #include <optional>
 #include <sstream>
 
+#include "core/base/files.h"
 #include "core/base/remove_tree.h"
 #include "core/formats/tensor_io.h"
 
@@ -51,7 +52,7 @@ void Checkpointer::save(torch::nn::Module& model, const std::vector<Tensor>& ema
     nlohmann::json state = extra;
     state["step"] = step;
     state["rng"] = rng_state.str();
-    std::ofstream((tmp / "state.json").string()) << state.dump(2);
+    write_file(tmp / "state.json", state.dump(2));  // checked: a full disk must not pass for a checkpoint
     replace_tree(tmp, dir);
   }
 
