@@ -5,6 +5,7 @@
 
 #include "core/base/error.h"
 #include "core/base/files.h"
+#include "core/base/json_depth.h"
 #include "models/adm_config.h"
 
 namespace dsk {
@@ -36,9 +37,13 @@ ModelInfo read_model_info(const std::string& dir) {
     throw InputError(path + ": over " + std::to_string(kMaxJsonBytes >> 20) + " MiB; model.json holds a few flags");
   std::ifstream in(path);
   if (!in) throw InputError(path + ": cannot be read");
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  constexpr int kMaxDepth = 16;  // model.json nests 3 deep
+  if (json_nesting_depth(text, kMaxDepth) > kMaxDepth)
+    throw InputError(path + ": nested deeper than " + std::to_string(kMaxDepth) + " levels; not a model.json");
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw InputError(path + ": invalid JSON (" + e.what() + ")");
   }

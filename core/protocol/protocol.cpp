@@ -9,6 +9,8 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "core/base/json_depth.h"
+
 namespace dsk::proto {
 
 static_assert(std::endian::native == std::endian::little,
@@ -378,30 +380,11 @@ std::vector<Image> payload_shapes(const json& root, uint16_t count, const Limits
   return out;
 }
 
-// Refuses a header nested deeper than the limit before it is parsed: nothing recursive (a parser, a
-// dump for an error message, a destructor) ever sees it.
-void check_depth(const uint8_t* p, size_t n, int max_depth) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (size_t i = 0; i < n; ++i) {
-    const char c = static_cast<char>(p[i]);
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_depth)
-        throw ProtocolError("the frame's JSON header is nested deeper than " + std::to_string(max_depth) + " levels");
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-}
-
 json parse_json(const uint8_t* p, size_t n, const Limits& limits) {
-  check_depth(p, n, limits.max_json_depth);
+  // Refused before parsing: nothing recursive (a dump for an error message, a destructor) sees it.
+  if (json_nesting_depth({reinterpret_cast<const char*>(p), n}, limits.max_json_depth) > limits.max_json_depth)
+    throw ProtocolError("the frame's JSON header is nested deeper than " + std::to_string(limits.max_json_depth) +
+                        " levels");
   json root = json::parse(p, p + n, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded() || !root.is_object()) throw ProtocolError("the frame's JSON header is not a JSON object");
   return root;

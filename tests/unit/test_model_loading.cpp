@@ -304,6 +304,12 @@ TEST_F(ModelLoading, HostileModelJsonIsAnInputError) {
     dir = make_folder("flags" + std::to_string(i), model_json("adm-unet", f), &w);
     expect_input_error([&] { load(dir); }, {dir + "/model.json", words});
   }
+  // Nested deep enough to overflow the stack of anything recursive: refused before parsing.
+  dir = (root_ / "deep").string();
+  fs::create_directories(dir);
+  std::ofstream(dir + "/model.json") << R"({"format_version": 1, "kind": "adm-unet", "flags": {"x": )"
+                                     << std::string(200000, '[') << std::string(200000, ']') << "}}";
+  expect_input_error([&] { load(dir); }, {dir + "/model.json", "nested deeper than 16 levels"});
   // A FIFO named model.json would block a reader forever.
   dir = (root_ / "fifo").string();
   fs::create_directories(dir);
