@@ -120,6 +120,12 @@ void register_edit_command(CLI::App& app, Runners& runners) {
     if (!cmd->parsed()) return -1;
     check_sketch_guidance(req.sketch_guidance);
     check_out(out);
+    if (!compare.empty()) {  // checked before the work, so that nothing is overwritten after it
+      check_out(compare);
+      for (int v = 0; v < std::max(1, req.variants); ++v)
+        if (fs::weakly_canonical(compare) == fs::weakly_canonical(numbered(out, v, std::max(1, req.variants))))
+          throw InputError("--compare " + compare + " is also a result's file; give it another name");
+    }
     const auto start = std::chrono::steady_clock::now();
     req.image = edit::read_image(image);
     req.mask = edit::read_image(mask);
@@ -128,7 +134,6 @@ void register_edit_command(CLI::App& app, Runners& runners) {
     auto r = Engine().edit(req, progress_line());
     auto paths = write_results(r, out);
     if (!compare.empty()) {
-      check_out(compare);
       edit::write_image(compare, compare_strip(req.image, req.sketch, req.mask, r.images[0]));
       paths.push_back(compare);
       r.seeds.push_back(r.seeds[0]);

@@ -7,7 +7,10 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <type_traits>
 
 #include "core/base/json_depth.h"
 
@@ -180,6 +183,33 @@ std::vector<uint8_t> frame_head(const Message& msg, std::vector<const Image*>& p
 
 // ---- decoding: JSON header + payloads -> message
 
+// A JSON value as T when it is one: an integer field takes only a JSON integer within T's range
+// (nlohmann would cast 1e20 or -1 to an int or an unsigned without a word), a floating-point field
+// any finite number, a bool a boolean. std::nullopt otherwise.
+template <typename T>
+std::optional<T> checked(const json& v) {
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!v.is_boolean()) return std::nullopt;
+  } else if constexpr (std::is_integral_v<T>) {
+    if (!v.is_number_integer()) return std::nullopt;
+    if (v.is_number_unsigned()) {
+      if (v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<T>::max())) return std::nullopt;
+    } else {
+      const auto i = v.get<int64_t>();
+      if (i < 0 ? (std::is_unsigned_v<T> || i < static_cast<int64_t>(std::numeric_limits<T>::min()))
+                : static_cast<uint64_t>(i) > static_cast<uint64_t>(std::numeric_limits<T>::max()))
+        return std::nullopt;
+    }
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!v.is_number()) return std::nullopt;
+  }
+  try {
+    return v.get<T>();
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+}
+
 struct Decoder {
   const json& root;
   std::vector<Image>& payloads;
@@ -195,11 +225,8 @@ struct Decoder {
   T get(const json& j, const char* key) const {
     if (!j.is_object() || !j.contains(key))
       throw ProtocolError(type_name() + " message: field '" + key + "' is missing");
-    try {
-      return j.at(key).get<T>();
-    } catch (const json::exception&) {
-      throw ProtocolError(type_name() + " message: field '" + key + "' has the wrong type");
-    }
+    if (auto v = checked<T>(j.at(key))) return std::move(*v);
+    throw ProtocolError(type_name() + " message: field '" + key + "' has the wrong type or is out of range");
   }
 
   Image image(const json& j, const char* key) {
@@ -360,14 +387,15 @@ std::vector<Image> payload_shapes(const json& root, uint16_t count, const Limits
   std::vector<Image> out;
   for (const auto& d : *it) {
     Image im;
-    try {
-      im.width = d.at("width").get<int>();
-      im.height = d.at("height").get<int>();
-      im.channels = d.at("channels").get<int>();
-      im.dtype = dtype_from_name(d.at("dtype").get<std::string>());
-    } catch (const json::exception&) {
+    const auto field = [&](const char* key) { return d.is_object() && d.contains(key) ? d.at(key) : json(); };
+    const auto w = checked<int>(field("width")), h = checked<int>(field("height")), c = checked<int>(field("channels"));
+    const auto dtype = checked<std::string>(field("dtype"));
+    if (!w || !h || !c || !dtype)
       throw ProtocolError("payload descriptor " + d.dump() + " needs integer width, height, channels and a dtype");
-    }
+    im.width = *w;
+    im.height = *h;
+    im.channels = *c;
+    im.dtype = dtype_from_name(*dtype);
     if (im.width < 1 || im.height < 1 || im.width > limits.max_side || im.height > limits.max_side)
       throw ProtocolError("payload of " + std::to_string(im.width) + "x" + std::to_string(im.height) +
                           " px: each side must be in 1.." + std::to_string(limits.max_side));

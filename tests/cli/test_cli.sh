@@ -154,6 +154,12 @@ expect 0 'RePaint jumps run the whole process from noise' "--repaint-jumps with 
   --repaint-length 2 --out "$work/x.png"
 expect 2 '--sketch-guidance 1500 must be in 0\.\.1000' "--sketch-guidance 1500" -- "${edit[@]}" --sketch-guidance 1500 --out "$work/x.png"
 expect 2 '--sketch-guidance -1 must be in 0\.\.1000' "--sketch-guidance -1" -- "${edit[@]}" --sketch-guidance -1 --out "$work/x.png"
+# NaN and absurd values are refused by the engine's ranges (core/engine/defaults.h), before any work.
+expect 2 'sketch scale must be in 0\.\.20' "--sketch-scale nan" -- "${edit[@]}" --sketch-scale nan --out "$work/x.png"
+expect 2 'eta must be in \[0, 1\]' "--eta 1e308" -- "${edit[@]}" --eta 1e308 --out "$work/x.png"
+expect 2 'feather must be in 0\.\.256' "--feather 2000000000" -- "${edit[@]}" --feather 2000000000 --out "$work/x.png"
+expect 2 'RePaint jumps must be in 0\.\.20' "--repaint-jumps 1000000000" -- "${edit[@]}" --repaint-jumps 1000000000 --out "$work/x.png"
+expect 2 'also a result' "--compare naming the result" -- "${edit[@]}" --compare "$work/ed.png" --out "$work/ed.png"
 expect nonzero "sketch-guidance-mode" "--sketch-guidance-mode fast" -- "${edit[@]}" --sketch-guidance-mode fast --out "$work/x.png"
 gen=(generate --model "$editing" --sketch "$work/sketch.pgm" --steps 3 --device cpu)
 expect 0 'gen-2\.png' "generate two variants" -- "${gen[@]}" --seed 21 --variants 2 --out "$work/gen.png"

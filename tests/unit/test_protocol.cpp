@@ -222,6 +222,17 @@ TEST(Protocol, HostileHeadersAreProtocolErrors) {
   const std::string descriptor = R"({"type":"models","payloads":[7]})";
   EXPECT_NE(error_of(frame_with_json(descriptor, 1)).find("payload descriptor 7"), std::string::npos)
       << error_of(frame_with_json(descriptor, 1));
+  // Numbers out of a field's range were cast without a word (undefined behaviour for 1e20 -> int;
+  // found by fuzz_protocol, tests/fuzz/corpus/protocol/regression-height-1e20.frame).
+  const std::string huge_height = R"({"type":"models","payloads":[{"width":4,"height":92233720368547758084,"channels":1,"dtype":"u8"}]})";
+  EXPECT_NE(error_of(frame_with_json(huge_height, 1)).find("needs integer width, height"), std::string::npos)
+      << error_of(frame_with_json(huge_height, 1));
+  const std::string fraction = R"({"type":"models","payloads":[{"width":4.5,"height":4,"channels":1,"dtype":"u8"}]})";
+  EXPECT_NE(error_of(frame_with_json(fraction, 1)).find("needs integer width, height"), std::string::npos);
+  const std::string error_step = R"({"type":"progress","step":4294967297,"total":2,"preview":null,"payloads":[]})";
+  EXPECT_NE(error_of(frame_with_json(error_step)).find("field 'step' has the wrong type or is out of range"),
+            std::string::npos)
+      << error_of(frame_with_json(error_step));
   const std::string deep = R"({"type":"models","payloads":)" + std::string(400000, '[') + std::string(400000, ']') + "}";
   EXPECT_NE(error_of(frame_with_json(deep)).find("nested deeper than 16 levels"), std::string::npos);
   // Brackets inside strings are text, not nesting.
