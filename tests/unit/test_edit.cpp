@@ -2,6 +2,7 @@
 // model (known-region blending) and a tiny randomly initialised editing model.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 
 #include <filesystem>
@@ -440,32 +441,23 @@ TEST(EditBadInput, ClearErrors) {
     EXPECT_NE(input_error([&] { engine().edit(req); }).find("harmonize must be in [0, 1]"), std::string::npos);
   }
   req.harmonize = 1;
-  // The ranges of core/engine/defaults.h, each named with the value given.
-  const auto named = [&](const char* words) { return input_error([&] { engine().edit(req); }).find(words) != std::string::npos; };
-  req.context_margin = 2.5;
-  EXPECT_TRUE(named("context margin must be in 0..2"));
-  req.context_margin = 0.25;
-  req.feather = 300;
-  EXPECT_TRUE(named("feather must be in 0..256"));
-  req.feather = 8;
-  req.sampling.classifier_scale = std::nan("");
-  EXPECT_TRUE(named("classifier scale must be in 0..100"));
-  req.sampling.classifier_scale = 1;
-  req.sketch_guidance.scale = 1001;
-  EXPECT_TRUE(named("sketch guidance must be in 0..1000 (0 = off); got 1001"));
-  req.sketch_guidance.scale = 0;
-  req.variants = 9;
-  EXPECT_TRUE(named("variants must be in 1..8"));
-  req.variants = 1;
-  req.sampling.eta = std::nan("");
-  EXPECT_TRUE(named("eta must be in [0, 1]"));
-  req.sampling.eta = 0;
-  req.repaint_jumps = 1000000000;
-  EXPECT_TRUE(named("RePaint jumps must be in 0..20"));
-  req.repaint_jumps = 0;
-  req.repaint_length = 0;
-  EXPECT_TRUE(named("RePaint jump length must be in 1..1000"));
-  req.repaint_length = 10;
+  // The ranges of core/engine/defaults.h, each named (NaN is in no range).
+  using Set = std::function<void(dsk::EditRequest&)>;
+  const std::vector<std::pair<Set, std::string>> out_of_range = {
+      {[](auto& r) { r.context_margin = 2.5; }, "context margin must be in 0..2"},
+      {[](auto& r) { r.feather = 300; }, "feather must be in 0..256"},
+      {[](auto& r) { r.sampling.classifier_scale = std::nan(""); }, "classifier scale must be in 0..100"},
+      {[](auto& r) { r.sketch_guidance.scale = 1001; }, "sketch guidance must be in 0..1000 (0 = off); got 1001"},
+      {[](auto& r) { r.variants = 9; }, "variants must be in 1..8"},
+      {[](auto& r) { r.sampling.eta = std::nan(""); }, "eta must be in [0, 1]"},
+      {[](auto& r) { r.repaint_jumps = 1000000000; }, "RePaint jumps must be in 0..20"},
+      {[](auto& r) { r.repaint_length = 0; }, "RePaint jump length must be in 1..1000"},
+  };
+  for (const auto& [set, words] : out_of_range) {
+    auto bad = req;
+    set(bad);
+    EXPECT_NE(input_error([&] { engine().edit(bad); }).find(words), std::string::npos) << words;
+  }
   req.repaint_jumps = 1;  // RePaint runs from noise: the init strength is named in a warning, not used
   req.repaint_length = 2;
   req.sampling.steps = 3;
