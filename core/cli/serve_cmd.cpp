@@ -44,6 +44,8 @@ class Session {
  public:
   Session(Engine& engine, proto::ByteSource& in, proto::ByteSink& out) : engine_(engine), in_(in), out_(out) {}
 
+  bool busy() const { return busy_; }
+
   void run() {
     for (;;) {
       std::optional<proto::Message> msg;
@@ -202,7 +204,8 @@ int listen_on(const std::string& path) {
   return fd;
 }
 
-int serve_socket(std::string path) {
+// A socket client that sends nothing for `idle_seconds` while no job of its runs is dropped (0: never).
+int serve_socket(std::string path, int idle_seconds) {
   if (path.empty()) {
     path = default_socket_path();
     if (!std::getenv("XDG_RUNTIME_DIR") || !*std::getenv("XDG_RUNTIME_DIR")) make_private_dir(fs::path(path).parent_path());
@@ -218,7 +221,10 @@ int serve_socket(std::string path) {
     }
     proto::FdSource in(client);
     proto::FdSink out(client);
-    Session(engine, in, out).run();
+    Session session(engine, in, out);
+    if (idle_seconds > 0)
+      in.set_timeout([&session, ms = idle_seconds * 1000] { return session.busy() ? -1 : ms; });
+    session.run();
     ::close(client);
   }
 }
@@ -241,14 +247,21 @@ void register_serve(CLI::App& app, Runners& runners) {
   auto* cmd = app.add_subcommand("serve", "serve the GIMP plug-in: framed protocol over stdin/stdout or a UNIX socket");
   static bool stdio = false;
   static std::string socket_path;
+  static int idle_seconds = 60;
   auto* stdio_flag = cmd->add_flag("--stdio", stdio, "one client on stdin/stdout (how the plug-in starts the engine)");
   cmd->add_option("--socket", socket_path,
                   "UNIX socket path (default $XDG_RUNTIME_DIR/diffsketch.sock, or /tmp/diffsketch-$UID/diffsketch.sock)")
       ->excludes(stdio_flag);
+  cmd->add_option("--idle-timeout", idle_seconds,
+                  "socket: drop a client that sends nothing for this many seconds while no job of its runs, so "
+                  "that the next one is served (0: never)")
+      ->capture_default_str()
+      ->excludes(stdio_flag);
   runners.push_back([cmd] {
     if (!cmd->parsed()) return -1;
     ::signal(SIGPIPE, SIG_IGN);  // a vanished client is a write error, not a dead engine
-    return stdio ? serve_stdio() : serve_socket(socket_path);
+    if (idle_seconds < 0) throw InputError("--idle-timeout must be 0 (never) or a number of seconds");
+    return stdio ? serve_stdio() : serve_socket(socket_path, idle_seconds);
   });
 }
 

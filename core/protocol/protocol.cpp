@@ -2,10 +2,12 @@
 #include "core/protocol/protocol.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -445,6 +447,26 @@ void read_payload(ByteSource& in, Image& im) {
   }
 }
 
+// Waits until `fd` has data or its end, in slices of a second, asking `timeout_ms` each time (it
+// may change: no limit while a job runs); throws ProtocolError when the limit passes idle.
+void wait_readable(int fd, const std::function<int()>& timeout_ms) {
+  auto idle_since = std::chrono::steady_clock::now();
+  for (;;) {
+    const int limit = timeout_ms();
+    const auto now = std::chrono::steady_clock::now();
+    if (limit < 0) idle_since = now;
+    const auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(now - idle_since).count();
+    if (limit >= 0 && idle >= limit)
+      throw ProtocolError("the client sent nothing for " + std::to_string(limit / 1000) +
+                          " s; it is dropped so that other clients can be served");
+    pollfd p{fd, POLLIN, 0};
+    const int slice = limit < 0 ? 1000 : static_cast<int>(std::min<int64_t>(1000, limit - idle));
+    const int r = ::poll(&p, 1, slice);
+    if (r > 0) return;  // data, an end or an error: read() tells which
+    if (r < 0 && errno != EINTR) throw ProtocolError(std::string("poll failed: ") + std::strerror(errno));
+  }
+}
+
 }  // namespace
 
 const char* message_type(const Message& m) {
@@ -454,6 +476,7 @@ const char* message_type(const Message& m) {
 }
 
 size_t FdSource::read_some(uint8_t* buf, size_t n) {
+  if (timeout_ms_) wait_readable(fd_, timeout_ms_);
   for (;;) {
     const ssize_t r = ::read(fd_, buf, n);
     if (r >= 0) return static_cast<size_t>(r);

@@ -29,6 +29,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -232,9 +233,13 @@ class FdSource : public ByteSource {
  public:
   explicit FdSource(int fd) : fd_(fd) {}
   size_t read_some(uint8_t* buf, size_t n) override;
+  // A read waits at most timeout_ms() for data (asked again every second; negative: no limit),
+  // then throws ProtocolError: a stalled client is dropped and the next one served.
+  void set_timeout(std::function<int()> timeout_ms) { timeout_ms_ = std::move(timeout_ms); }
 
  private:
   int fd_;
+  std::function<int()> timeout_ms_;
 };
 
 class FdSink : public ByteSink {

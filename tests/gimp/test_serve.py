@@ -8,7 +8,8 @@ whole layer's pixels (transparent and paper sketches, and strokes covering the c
 guidance in generate requests, and its range; a version mismatch answered with a clear error; a cancel request stops the job and the engine keeps serving; closing stdin mid-job makes
 the engine exit at once; the socket server (mode 0600, one client after another, removed on
 SIGTERM) and a client vanishing mid-job there; hostile frames (a non-string type, a header nested
-400000 deep, a bad frame after a job) and a broken model folder never make the server exit.
+400000 deep, a bad frame after a job) and a broken model folder never make the server exit; a
+client stalled inside a frame is dropped after --idle-timeout and the next one served.
 """
 import json
 import os
@@ -290,7 +291,7 @@ os.makedirs(broken, exist_ok=True)
 with open(os.path.join(broken, "model.json"), "w") as f:
     json.dump({"format_version": 1, "kind": 5, "flags": {}}, f)
 open(os.path.join(broken, "weights.safetensors"), "wb").close()
-server = subprocess.Popen([ENGINE, "serve", "--socket", sock_path],
+server = subprocess.Popen([ENGINE, "serve", "--socket", sock_path, "--idle-timeout", "2"],
                           env=dict(os.environ, DSK_MODEL_PATH=MODELS + ":" + os.path.dirname(broken)),
                           stderr=open(os.path.join(WORK, "serve-socket.log"), "ab"))
 for _ in range(200):
@@ -339,6 +340,19 @@ m2 = r.message()
 check(m is not None and m["type"] == "result" and m2 is not None and m2["type"] == "error",
       "socket: a bad frame after a finished job on the same connection is an error")
 s.close()
+# 7c: a client that stalls inside a frame is dropped after --idle-timeout (2 s here; 60 by
+# default), and the next client is served (before, it waited until the stalled one closed).
+stalled, _ = connect()
+stalled.sendall(b"DSKP\x02")
+t0 = time.time()
+s, r = connect()
+s.sendall(frame({"type": "models", "payloads": []}))
+m = r.message()
+waited = time.time() - t0
+check(m is not None and m["type"] == "model-list" and 1.5 < waited < 10,
+      f"socket: a stalled client is dropped after the idle timeout and the next one served ({waited:.1f} s)")
+s.close()
+stalled.close()
 s, r = connect()
 s.sendall(frame({"type": "models", "payloads": []}))
 m = r.message()
