@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iomanip>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include "core/base/error.h"
@@ -347,6 +348,7 @@ class FinetuneRun {
 
   // x_T and the identity references: from the checkpoint (--resume), or new.
   void start() {
+    lock_.emplace(o_.out_dir);
     if (open_checkpoint(ckpt_, o_.out_dir, o_.resume, log_)) {
       resume();
       return;
@@ -495,6 +497,7 @@ class FinetuneRun {
   const FinetuneOptions& o_;
   const FinetuneSetup& s_;
   std::ostream& log_;
+  std::optional<RunLock> lock_;  // from start() to the end of the run
   Checkpointer ckpt_;
   std::mt19937_64 rng_;
   at::Generator gen_;

@@ -233,7 +233,7 @@ SketchTrainReport train_sketch_features(const SketchTrainOptions& o, std::ostrea
   std::vector<Tensor> no_ema;
 
   const fs::path out(o.out_dir);
-  fs::create_directories(out);
+  const RunLock lock(out);
   Checkpointer ckpt{out / "checkpoint"};
   const nlohmann::json identity = {{"classes", data.classes}, {"size", o.size}};
   long step = 0;

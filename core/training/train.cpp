@@ -269,7 +269,7 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   at::Generator gen = at::detail::createCPUGenerator(s.seed + 1);
 
   const fs::path out(o.out_dir);
-  fs::create_directories(out);
+  const RunLock lock(out);
   Checkpointer ckpt{out / "checkpoint"};
   long step = 0;
   if (open_checkpoint(ckpt, o.out_dir, o.resume, log)) {

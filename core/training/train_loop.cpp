@@ -1,7 +1,13 @@
 #include "core/training/train_loop.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 
 #include "core/base/error.h"
 #include "core/formats/tensor_io.h"
@@ -10,6 +16,29 @@
 namespace dsk {
 
 namespace fs = std::filesystem;
+
+RunLock::RunLock(const fs::path& out_dir) {
+  fs::create_directories(out_dir);
+  const std::string path = (out_dir / ".lock").string();
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error(path + ": cannot create the run's lock file: " + std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {};
+    const ssize_t n = ::pread(fd_, pid, sizeof pid - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    throw InputError(out_dir.string() + " is in use by another run" +
+                     (n > 0 ? " (process " + std::string(pid, static_cast<size_t>(n)) + ")" : std::string()) +
+                     "; wait for it to end, or choose another --out");
+  }
+  // The process number is only for a refused second run's message; the lock holds without it.
+  const std::string me = std::to_string(::getpid());
+  if (::ftruncate(fd_, 0) == 0) (void)!::pwrite(fd_, me.data(), me.size(), 0);
+}
+
+RunLock::~RunLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing drops the lock
+}
 
 bool open_checkpoint(const Checkpointer& ckpt, const std::string& out_dir, bool resume, std::ostream& log) {
   ckpt.recover(log);

@@ -17,6 +17,20 @@
 
 namespace dsk {
 
+// Held for a run's life: a second run on the same OUT (two --resume runs, a run started twice) is
+// refused, instead of both writing the same checkpoint. An flock on OUT/.lock, which the kernel
+// drops when the process ends, however it ends. Creates OUT.
+class RunLock {
+ public:
+  explicit RunLock(const std::filesystem::path& out_dir);
+  ~RunLock();
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 // OUT/checkpoint for a run: an interrupted save is put back first (Checkpointer::recover); then
 // --resume needs a checkpoint, and a new run refuses to overwrite one. True: the caller loads it.
 bool open_checkpoint(const Checkpointer& ckpt, const std::string& out_dir, bool resume, std::ostream& log);

@@ -12,6 +12,7 @@
 #include "core/formats/model_folder.h"
 #include "core/formats/tensor_io.h"
 #include "core/training/finetune.h"
+#include "core/training/train_loop.h"
 #include "kill_helper.h"
 #include "models/unet.h"
 #include "numerics.h"
@@ -402,6 +403,22 @@ TEST(Finetune, ResumesAfterAKillAsIfNeverInterrupted) {
                                   max_difference(straight / "checkpoint" / file, out / "checkpoint" / file), kResumeBound))
         << file << " (killed at iteration " << killed_at << ")";
   fs::remove_all(root);
+}
+
+// Two runs on one OUT (two --resume runs, a run started twice) would write the same checkpoint:
+// the second is refused while the first holds the folder, for train, finetune and
+// train-sketch-features alike (RunLock, core/training/train_loop.h).
+TEST(Finetune, ASecondRunOnTheSameFolderIsRefused) {
+  const auto root = temp_dir("lock");
+  auto o = base_options(root, 1);
+  {
+    const dsk::RunLock first(o.out_dir);
+    const std::string msg = error_of(o);
+    EXPECT_NE(msg.find("is in use by another run (process " + std::to_string(::getpid()) + ")"), std::string::npos)
+        << msg;
+    EXPECT_FALSE(fs::exists(fs::path(o.out_dir) / "checkpoint"));  // refused before anything was written
+  }
+  EXPECT_EQ(error_of(o), "(no error)");  // free again: the run goes
 }
 
 TEST(Finetune, BadInputsAreClearErrors) {
