@@ -395,7 +395,6 @@ cv::Mat render(Prepared& p, const EditRequest& req, uint64_t seed, const Tensor&
 EditRequest generate_as_edit(const GenerateRequest& req) {
   const int w = req.width > 0 ? req.width : req.sketch.cols, h = req.height > 0 ? req.height : req.sketch.rows;
   if (w <= 0 || h <= 0) throw InputError("generate needs a sketch or an output size (--width, --height)");
-  if (w < kMinSide || h < kMinSide) throw InputError("the output must be at least 8x8 px");
   // Before the canvas and the mask are made: a huge size is refused, not allocated.
   check_size(w, h, "the output");
   check_memory(cv::Size(w, h), std::clamp(req.variants, kVariantsRange.min, kVariantsRange.max));
