@@ -72,6 +72,33 @@ cv::Rect grown_bbox(const cv::Mat& hole, int by) {
   return cv::Rect(b.x - by, b.y - by, b.width + 2 * by, b.height + 2 * by) & cv::Rect(cv::Point(0, 0), hole.size());
 }
 
+// The hole eroded by 2 px: the seam excluded (the whole hole if erosion empties it).
+cv::Mat inner_hole(const cv::Mat& hole) {
+  cv::Mat inner;
+  cv::erode(hole, inner, cv::getStructuringElement(cv::MORPH_RECT, {5, 5}), {-1, -1}, 1, cv::BORDER_CONSTANT,
+            cv::Scalar(255));
+  return cv::countNonZero(inner) == 0 ? hole : inner;
+}
+
+// Sobel (3x3) gradient magnitudes of the luma (of an as-read image) at the region's pixels, sorted.
+std::vector<float> sorted_gradients(const cv::Mat& image, const cv::Mat& region) {
+  const cv::Mat luma = to_luma(image);
+  cv::Mat gx, gy, mag;
+  cv::Sobel(luma, gx, CV_32F, 1, 0, 3, 1.0, 0.0, cv::BORDER_REFLECT);
+  cv::Sobel(luma, gy, CV_32F, 0, 1, 3, 1.0, 0.0, cv::BORDER_REFLECT);
+  cv::magnitude(gx, gy, mag);
+  std::vector<float> v;
+  v.reserve(cv::countNonZero(region));
+  for (int y = 0; y < mag.rows; ++y) {
+    const float* m = mag.ptr<float>(y);
+    const uchar* r = region.ptr<uchar>(y);
+    for (int x = 0; x < mag.cols; ++x)
+      if (r[x]) v.push_back(m[x]);
+  }
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
 double laplacian_var(const cv::Mat& image, const cv::Mat& region) {
   cv::Mat lap;
   cv::Laplacian(to_luma(image), lap, CV_32F, 1, 1.0, 0.0, cv::BORDER_REFLECT);
@@ -168,13 +195,23 @@ double sharpness_ratio(const cv::Mat& result, const cv::Mat& reference, const cv
   }
   const cv::Mat hole = binary_mask(mask);
   if (cv::countNonZero(hole) == 0) throw InputError("sharpness_ratio: the hole is empty; pass the edit's mask");
-  cv::Mat inner;
-  cv::erode(hole, inner, cv::getStructuringElement(cv::MORPH_RECT, {5, 5}), {-1, -1}, 1,
-            cv::BORDER_CONSTANT, cv::Scalar(255));
-  if (cv::countNonZero(inner) == 0) inner = hole;
+  const cv::Mat inner = inner_hole(hole);
   const double vr = laplacian_var(result, inner), vo = laplacian_var(reference, inner);
   if (vo < 1e-12) return vr < 1e-12 ? 1.0 : std::numeric_limits<double>::infinity();
   return vr / vo;
+}
+
+double texture_distance(const cv::Mat& result, const cv::Mat& reference, const cv::Mat& mask) {
+  const Pair p = prepare(result, reference, mask, "texture_distance");
+  const cv::Mat inner = inner_hole(p.hole);
+  const auto a = sorted_gradients(result, inner), b = sorted_gradients(reference, inner);
+  // Both samples have one size: W1 is the mean distance between equal quantiles.
+  double w1 = 0, mean_ref = 0;
+  for (size_t i = 0; i < a.size(); ++i) w1 += std::abs(static_cast<double>(a[i]) - b[i]), mean_ref += b[i];
+  w1 /= static_cast<double>(a.size());
+  mean_ref /= static_cast<double>(b.size());
+  if (mean_ref < 1e-12) return w1 < 1e-12 ? 0.0 : std::numeric_limits<double>::infinity();
+  return w1 / mean_ref;
 }
 
 cv::Mat inpaint_baseline(const cv::Mat& image, const cv::Mat& mask, const std::string& method, double radius) {
@@ -231,6 +268,7 @@ InpaintScores score_inpaint(const cv::Mat& result, const cv::Mat& reference, con
   s.ssim = hole_ssim(result, reference, mask);
   s.coarse_psnr = coarse_psnr(result, reference, mask);
   s.sharpness = sharpness_ratio(result, reference, mask);
+  s.texture = texture_distance(result, reference, mask);
   if (sketch.empty()) {
     const double nan = std::numeric_limits<double>::quiet_NaN();
     s.edge = {nan, nan, nan, 0, 0};

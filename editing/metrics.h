@@ -56,6 +56,15 @@ EdgeScore edge_f1(const cv::Mat& result, const cv::Mat& sketch, const cv::Mat& m
 // +inf.
 double sharpness_ratio(const cv::Mat& result, const cv::Mat& reference, const cv::Mat& mask);
 
+// Position-free texture distance: inside the hole eroded by 2 px (as sharpness_ratio), the
+// 1-Wasserstein distance between the distributions of Sobel gradient magnitudes (3x3, on the luma
+// in [0, 1]) of the result and of the reference, over the reference's mean gradient magnitude.
+// 0 = the same texture statistics; a blur and added noise both raise it; a texture that is
+// plausible but not pixel-aligned with the reference is not punished as PSNR punishes it.
+// Calibration: docs/editing.md ("Texture distance"). Reference mean ~0 (< 1e-12): 0 if the
+// result's is too, else +inf.
+double texture_distance(const cv::Mat& result, const cv::Mat& reference, const cv::Mat& mask);
+
 // Classical fill with cv::inpaint: method "telea" or "ns" (Navier-Stokes), radius in pixels (> 0).
 // Any as-read image (8/16-bit or float, gray / BGR / BGRA; 16-bit and float color are filled per
 // channel, alpha is kept); pixels outside the hole are copied unchanged.
@@ -63,7 +72,7 @@ cv::Mat inpaint_baseline(const cv::Mat& image, const cv::Mat& mask, const std::s
                          double radius = 3.0);
 
 struct InpaintScores {
-  double psnr = 0, ssim = 0, coarse_psnr = 0, sharpness = 0;
+  double psnr = 0, ssim = 0, coarse_psnr = 0, sharpness = 0, texture = 0;
   EdgeScore edge;  // all NaN / 0 when no sketch is given
 };
 

@@ -189,6 +189,14 @@ void add_arguments(GimpProcedure* p, Operation op) {
                                     "Large selections: denoising steps per tile of the refinement (more: a little more "
                                     "detail, slower)",
                                     kRefineStepsRange.min, kRefineStepsRange.max, kDefaultRefineSteps, rw);
+    gimp_procedure_add_choice_argument(
+        p, "detail", "_Detail",
+        "Large selections: where the detail at full resolution comes from. Texture: the picture's own texture, "
+        "following the model's result and the sketch (fast). Model tiles: the model redraws the result in tiles "
+        "(slower, smoother). None: the model's result enlarged",
+        gimp_choice_new_with_values("patch", 0, "Texture from the picture", nullptr, "tiles", 1, "Model tiles", nullptr,
+                                    "none", 2, "None (enlarge)", nullptr, nullptr),
+        std::string(kDefaultDetail).c_str(), rw);
     gimp_procedure_add_double_argument(p, "harmonize", "_Match colours",
                                        "How far the result's colours are matched to the surroundings along the "
                                        "selection's edge (0: the model's own colours)",

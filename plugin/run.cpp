@@ -22,6 +22,7 @@ namespace proto = dsk::proto;
 struct Args {
   GimpLayer* sketch = nullptr;  // not owned (the config holds it)
   std::string model, sampler{kDefaultSampler}, classifier, mode{kDefaultInterpolationMode}, sketch_guidance_mode = "cheap";
+  std::string detail{kDefaultDetail};
   int steps = kDefaultSteps, class_label = -1, seed = -1, variants = 1, feather = kDefaultFeather;
   int refine_steps = kDefaultRefineSteps, seed_a = 0, seed_b = 1, frames = kDefaultFrames;
   double sketch_strength = kDefaultGenerateSketchScale, classifier_scale = kDefaultClassifierScale;
@@ -57,6 +58,7 @@ Args read_args(GimpProcedure* procedure, GimpProcedureConfig* config) {
   if (has_arg(procedure, "init-strength"))
     g_object_get(config, "init-strength", &a.init_strength, "refine-strength", &a.refine_strength, "refine-steps",
                  &a.refine_steps, "harmonize", &a.harmonize, nullptr);
+  if (has_arg(procedure, "detail")) a.detail = get_string(config, "detail");
   if (has_arg(procedure, "frames")) {
     g_object_get(config, "seed-a", &a.seed_a, "seed-b", &a.seed_b, "frames", &a.frames, nullptr);
     a.mode = get_string(config, "mode");
@@ -172,7 +174,7 @@ void record(GimpLayer* layer, const char* what, const Args& a, uint64_t seed, co
                       {"sketch-guidance", a.sketch_guidance}, {"sketch-guidance-mode", a.sketch_guidance_mode}};
   if (std::string(what) == "inpaint")
     j["init-strength"] = a.init_strength, j["refine-strength"] = a.refine_strength, j["refine-steps"] = a.refine_steps,
-    j["harmonize"] = a.harmonize;
+    j["harmonize"] = a.harmonize, j["detail"] = a.detail;
   const std::string text = j.dump();
   GimpParasite* parasite = gimp_parasite_new("diffsketch", GIMP_PARASITE_PERSISTENT | GIMP_PARASITE_UNDOABLE,
                                              static_cast<guint32>(text.size() + 1), text.c_str());
@@ -307,6 +309,7 @@ std::vector<GimpLayer*> inpaint(GimpImage* image, GimpDrawable** drawables, cons
   req.refine_strength = a.refine_strength;
   req.refine_steps = a.refine_steps;
   req.harmonize = a.harmonize;
+  req.detail = a.detail;
   req.preview = preview != nullptr;
   const proto::Image mask = req.mask;
   const uint64_t seed = req.sampling.seed;

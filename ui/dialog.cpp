@@ -68,7 +68,7 @@ bool run_dialog(GimpProcedure* procedure, GimpProcedureConfig* config, const cha
             {"steps", "sampler", "seed", "variants", "seed-a", "seed-b", "frames", "mode"}, &top);
   add_group(dialog, procedure, "guidance-frame", "Guidance",
             {"sketch-strength", "sketch-guidance", "sketch-guidance-mode", "classifier", "class", "classifier-scale"}, &top);
-  add_group(dialog, procedure, "selection-frame", "Selection", {"context-margin", "feather", "init-strength", "refine-strength", "refine-steps", "harmonize"}, &top);
+  add_group(dialog, procedure, "selection-frame", "Selection", {"context-margin", "feather", "init-strength", "detail", "refine-strength", "refine-steps", "harmonize"}, &top);
   gimp_procedure_dialog_fill_list(dialog, top);
   g_list_free(top);
 

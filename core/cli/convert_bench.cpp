@@ -1,6 +1,7 @@
 #include <iostream>
 
 #include "core/cli/commands.h"
+#include "core/cli/sampling_flags.h"
 #include "core/tools/bench.h"
 #include "core/tools/convert.h"
 
@@ -40,14 +41,14 @@ void register_bench(CLI::App& app, Runners& runners) {
 void register_bench_edit(CLI::App& app, Runners& runners) {
   auto* cmd = app.add_subcommand("bench-edit", "wall time of editing a SIZE x SIZE selection (median of runs)");
   static EditBenchOptions o;
-  static bool no_refine = false;
+  static DetailFlag detail;
   cmd->add_option("--model", o.model, "model folder or id")->capture_default_str();
   cmd->add_option("--size", o.size, "selection side, px")->capture_default_str();
   cmd->add_option("--steps", o.steps)->capture_default_str();
   cmd->add_option("--iters", o.iters)->capture_default_str();
   cmd->add_option("--warmup", o.warmup)->capture_default_str();
   cmd->add_option("--device", o.device)->capture_default_str();
-  cmd->add_flag("--no-refine", no_refine, "no tiled refinement (a plain upscale)");
+  detail.add(cmd);
   cmd->add_option("--init-strength", o.init_strength, "as edit's (default: edit's default)");
   cmd->add_option("--refine-strength", o.refine_strength, "as edit's (default: edit's default)");
   cmd->add_option("--refine-steps", o.refine_steps, "as edit's (default: edit's default)");
@@ -55,7 +56,7 @@ void register_bench_edit(CLI::App& app, Runners& runners) {
   cmd->add_option("--sketch-scale", o.sketch_scale, "as edit's (default: edit's default; above 1 the U-Net runs twice per step)");
   runners.push_back([cmd] {
     if (!cmd->parsed()) return -1;
-    o.refine = !no_refine;
+    o.detail = detail.mode();
     run_edit_bench(o, std::cout);
     return 0;
   });

@@ -98,7 +98,7 @@ void register_edit_command(CLI::App& app, Runners& runners) {
   auto* cmd = app.add_subcommand("edit", "regenerate the masked part of an image, following a sketch");
   static EditRequest req;
   static std::string image, mask, sketch, out;
-  static bool no_refine = false;
+  static DetailFlag detail;
   static std::string compare;
   cmd->add_option("--model", req.model, "model folder or id (editing-unet, or adm-unet with known-region blending)")->required();
   cmd->add_option("--image", image, "the picture (any format OpenCV reads, 8/16-bit, gray/RGB/RGBA)")->required();
@@ -110,7 +110,7 @@ void register_edit_command(CLI::App& app, Runners& runners) {
   cmd->add_option("--feather", req.feather, "feather width inside the selection, px")->capture_default_str();
   cmd->add_option("--repaint-jumps", req.repaint_jumps, "RePaint resampling passes (adm-unet models)")->capture_default_str();
   cmd->add_option("--repaint-length", req.repaint_length, "RePaint jump length, steps")->capture_default_str();
-  cmd->add_flag("--no-refine", no_refine, "no tiled refinement of large selections (a plain upscale)");
+  detail.add(cmd);
   add_strength_flags(cmd, req.init_strength, req.refine_strength, req.refine_steps, req.harmonize);
   cmd->add_option("--compare", compare, "also write input | sketch | mask | result | Telea side by side (PNG)");
   cmd->add_option("--out", out, "result PNG")->required();
@@ -130,7 +130,7 @@ void register_edit_command(CLI::App& app, Runners& runners) {
     req.image = edit::read_image(image);
     req.mask = edit::read_image(mask);
     if (!sketch.empty()) req.sketch = edit::read_image(sketch);
-    req.refine = !no_refine;
+    req.detail = detail.mode();
     auto r = Engine().edit(req, progress_line());
     auto paths = write_results(r, out);
     if (!compare.empty()) {
@@ -223,14 +223,14 @@ void register_eval_inpaint(CLI::App& app, Runners& runners) {
   cmd->add_option("--images", o.image_dirs, "folders of pictures (repeatable)")->required();
   cmd->add_option("--count", o.count, "crops")->capture_default_str();
   cmd->add_option("--size", o.size, "crop side, px")->capture_default_str();
-  cmd->add_option("--baselines", baselines, "telea,ns (or empty)")->capture_default_str();
+  cmd->add_option("--baselines", baselines, "telea,ns (or empty); calibrations of the texture distance, which see the original: shift (its own pixels moved 24-48 px), blur (sigma 2), noise (sigma 10)")->capture_default_str();
   cmd->add_option("--split", o.split, "all, or val / train of a training data folder (by picture)")->capture_default_str();
   cmd->add_option("--val-fraction", o.val_fraction)->capture_default_str();
   cmd->add_option("--sketch-scale", o.sketch_scale)->capture_default_str();
   cmd->add_option("--save", o.save_dir, "write each case's images here");
   cmd->add_flag("--json", o.json);
-  static bool no_refine = false;
-  cmd->add_flag("--no-refine", no_refine, "the model without tiled refinement of large holes (a plain upscale)");
+  static DetailFlag detail;
+  detail.add(cmd);
   add_strength_flags(cmd, o.init_strength, o.refine_strength, o.refine_steps, o.harmonize);
   add_sampling_flags(cmd, o.sampling);
   add_sketch_guidance_flags(cmd, o.sketch_guidance);
@@ -239,7 +239,7 @@ void register_eval_inpaint(CLI::App& app, Runners& runners) {
     if (!cmd->parsed()) return -1;
     check_sketch_guidance(o.sketch_guidance);
     o.seed = o.sampling.seed;
-    o.refine = !no_refine;
+    o.detail = detail.mode();
     o.baselines.clear();
     std::stringstream ss(baselines);
     std::string b;

@@ -47,4 +47,20 @@ inline void check_sketch_guidance(const SketchGuidance& g) {
   }
 }
 
+// --detail patch|tiles|none, and --no-refine (older name of --detail none).
+struct DetailFlag {
+  std::string name{kDefaultDetail};
+  bool no_refine = false;
+  void add(CLI::App* cmd) {
+    cmd->add_option("--detail", name,
+                    "detail at native resolution for selections larger than the model's working size: patch "
+                    "(texture from the picture, guided by the model and the sketch), tiles (the model re-run on "
+                    "tiles), none (an upscale)")
+        ->capture_default_str();
+    cmd->add_flag("--no-refine", no_refine, "the same as --detail none");
+  }
+  DetailMode mode() const { return no_refine ? DetailMode::None : parse_detail_mode(name); }
+};
+
+
 }  // namespace dsk::cli

@@ -113,6 +113,7 @@ EditRequest edit_request(const proto::EditRequest& e) {
   req.refine_strength = e.refine_strength;
   req.refine_steps = e.refine_steps;
   req.harmonize = e.harmonize;
+  req.detail = parse_detail_mode(e.detail);
   req.preview = e.preview;
   return req;
 }

@@ -15,6 +15,9 @@ void register_train(CLI::App& app, Runners& runners) {
   cmd->add_option("--data", o.data_dirs, "folders of training pictures (repeatable)")->required();
   cmd->add_option("--out", o.out_dir, "output folder: checkpoint/, model/, loss.csv")->required();
   cmd->add_flag("--resume", o.resume, "continue from OUT/checkpoint");
+  cmd->add_option("--init-from", o.init_from,
+                  "start a new run from a trained model folder (e.g. models/default): its weights start the network "
+                  "and the EMA, Adam starts fresh");
   cmd->add_option("--device", o.device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_option("--steps", o.max_steps_override, "stop at this step (default: the config's steps)");
   runners.push_back([cmd] {

@@ -61,6 +61,12 @@ inline constexpr double kDefaultRefineStrength = 0.3;  // refinement tiles re-no
 inline constexpr Range<double> kRefineStrengthRange{0, 1, true};
 inline constexpr int kDefaultRefineSteps = 2;  // denoised back in 2 DDIM steps
 inline constexpr Range<int> kRefineStepsRange{1, 100};
+// Detail at native resolution for selections larger than the model's working size: "patch"
+// (exemplar synthesis from the picture, guided by the model's result and the sketch), "tiles"
+// (the model re-run SDEdit-style on tiles), "none" (the model's result upscaled). Measured in
+// docs/editing.md ("Detail").
+inline constexpr std::string_view kDetailModes[] = {"patch", "tiles", "none"};
+inline constexpr std::string_view kDefaultDetail = "patch";
 inline constexpr double kDefaultHarmonize = 1.0;  // full colour matching to the surroundings
 inline constexpr Range<double> kHarmonizeRange{0, 1};
 inline constexpr int kDefaultRepaintLength = 10;  // RePaint jump length in steps

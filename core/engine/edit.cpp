@@ -8,6 +8,7 @@
 #include "core/engine/engine_internal.h"
 #include "core/engine/model_cache.h"
 #include "editing/composite.h"
+#include "editing/detail.h"
 #include "editing/harmonize.h"
 #include "editing/image_io.h"
 #include "editing/interp.h"
@@ -304,6 +305,7 @@ struct Prepared {
   Tensor init;  // [1,3,R,R]: the smooth fill a partial run starts from (init_strength < 1)
   int init_first = -1;
   cv::Mat soft, strokes;
+  DetailMode detail = DetailMode::None;  // what the request asked for, or tiles where patches have no source
   bool editing = false;
   EditResult result;  // warnings so far
 };
@@ -363,7 +365,12 @@ Prepared prepare(ModelCache& models, const EditRequest& req, const ProgressFn& p
   const int steps = steps_of(job);
   const int repaint_factor = 1 + std::max(0, req.repaint_jumps);
   const int first_steps = p.init.defined() ? p.init_first + 1 : steps * repaint_factor;
-  job.total = req.variants * (first_steps + (req.refine && rp.needed ? static_cast<int>(rp.tiles.size()) * (job.refine_first + 1)
+  p.detail = req.detail;
+  if (p.detail == DetailMode::Patch && rp.needed && !edit::has_patch_source(p.soft(p.plan.crop) > 0)) {
+    p.detail = DetailMode::Tiles;
+    p.result.warnings.push_back("no known pixels around the selection to take detail from: the tiles refinement was used");
+  }
+  job.total = req.variants * (first_steps + (p.detail == DetailMode::Tiles && rp.needed ? static_cast<int>(rp.tiles.size()) * (job.refine_first + 1)
                                                                      : 0));
   p.sq.image = to_tensor(work_image, true).to(job.device);
   cv::Mat work_mask;
@@ -376,13 +383,31 @@ Prepared prepare(ModelCache& models, const EditRequest& req, const ProgressFn& p
   return p;
 }
 
+// Detail from the picture's own pixels at native resolution (editing/detail.h), guided by the
+// model's result upscaled; nothing when the model already worked at native resolution or above.
+cv::Mat patch_detail(const Prepared& p, const EditRequest& req, const cv::Mat& square, uint64_t seed) {
+  if (p.plan.scale >= 1) return {};
+  const cv::Mat coarse = edit::work_to_crop(p.plan, square);
+  const cv::Mat real = edit::to_float_rgb(req.image(p.plan.crop)).rgb;
+  edit::DetailOptions o;
+  o.guide_scale = 1.0 / p.plan.scale;
+  o.seed = seed;
+  // The sketch steers the synthesis where it steered the model (`conditioned`): a model whose "no
+  // sketch" is a blank map saw none when no stroke reached its square; the structure target is then
+  // the edges of what the model drew.
+  const cv::Mat strokes = p.sq.has_sketch ? p.strokes(p.plan.crop).clone() : cv::Mat();
+  return edit::synthesize_detail(real, p.soft(p.plan.crop) > 0, coarse, strokes, o);
+}
+
 // One result: the square sampled from `seed` (or from x_T), refined, composited into the image.
 cv::Mat render(Prepared& p, const EditRequest& req, uint64_t seed, const Tensor& x_T = {}) {
   // Known pixels are blended in for editing models too: their x_t outside the hole then stays
   // distributed as in training (the image noised to t) instead of drifting with the model's errors.
   auto out = sample_square(p.job, p.job.params, p.sq, seed, /*blend_known=*/true, p.init, p.init_first, x_T);
   const cv::Mat square = to_rgb_mat(out[0]);
-  cv::Mat crop = req.refine ? refine(p.job, p.plan, req.image, p.soft, p.strokes, square, seed) : cv::Mat();
+  cv::Mat crop;
+  if (p.detail == DetailMode::Tiles) crop = refine(p.job, p.plan, req.image, p.soft, p.strokes, square, seed);
+  if (p.detail == DetailMode::Patch) crop = patch_detail(p, req, square, seed);
   if (crop.empty()) crop = edit::work_to_crop(p.plan, square);
   if (req.harmonize > 0) {
     const cv::Mat real = edit::to_float_rgb(req.image(p.plan.crop)).rgb;
@@ -411,6 +436,7 @@ EditRequest generate_as_edit(const GenerateRequest& req) {
   e.variants = req.variants;
   e.context_margin = 0;
   e.feather = 0;
+  e.detail = DetailMode::Tiles;  // nothing around the canvas to take patches from
   e.preview = req.preview;
   return e;
 }

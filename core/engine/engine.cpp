@@ -7,6 +7,14 @@
 
 namespace dsk {
 
+DetailMode parse_detail_mode(std::string_view name) {
+  for (size_t i = 0; i < std::size(kDetailModes); ++i)
+    if (name == kDetailModes[i]) return static_cast<DetailMode>(i);
+  throw InputError("unknown detail mode '" + std::string(name) + "': use patch, tiles or none");
+}
+
+std::string_view detail_mode_name(DetailMode mode) { return kDetailModes[static_cast<size_t>(mode)]; }
+
 Schedule schedule_for(const SamplingParams& params, const DiffusionConfig& diffusion) {
   const std::string respacing =
       !params.respacing.empty() ? params.respacing : steps_to_respacing(params.steps, diffusion.diffusion_steps);

@@ -67,6 +67,12 @@ struct SampleRequest {
 // Sketch-guided inpainting of a selection. Images are as read (8/16-bit, gray / BGR / BGRA):
 // the results have the input's size, depth and channels, and every pixel outside the mask is
 // bit-identical to the input.
+// How an edit gets detail at native resolution (kDetailModes' names, in that order).
+enum class DetailMode { Patch, Tiles, None };
+// "patch" | "tiles" | "none"; anything else is an InputError naming the three.
+DetailMode parse_detail_mode(std::string_view name);
+std::string_view detail_mode_name(DetailMode mode);
+
 struct EditRequest {
   std::string model;  // editing-unet (sketch conditioned) or adm-unet (known-region blending)
   SamplingParams sampling;
@@ -80,7 +86,9 @@ struct EditRequest {
   int feather = kDefaultFeather;  // px, inside the selection only
   int repaint_jumps = 0;      // RePaint resampling (adm-unet): extra passes per jump
   int repaint_length = kDefaultRepaintLength;  // RePaint jump length in steps
-  bool refine = true;         // coarse-to-fine refinement of selections larger than the working size
+  // Detail at native resolution for selections larger than the working size (defaults.h,
+  // kDetailModes): exemplar synthesis (Patch), the model on tiles (Tiles) or a plain upscale (None).
+  DetailMode detail = parse_detail_mode(kDefaultDetail);
   // How much of the diffusion process runs: 1 = the hole starts from pure noise; below 1 it starts
   // from a smooth fill of the hole (OpenCV Navier-Stokes, at the working size) noised to that
   // fraction of the process: colours and layout follow the surroundings, the model draws the rest.

@@ -128,7 +128,7 @@ json to_json(const Message& msg, Encoder& enc) {
                {"variants", m.variants}, {"context_margin", m.context_margin},
                {"feather", m.feather},   {"init_strength", m.init_strength},
                {"refine_strength", m.refine_strength}, {"refine_steps", m.refine_steps},
-               {"harmonize", m.harmonize},   {"preview", m.preview}};
+               {"harmonize", m.harmonize},   {"detail", m.detail},   {"preview", m.preview}};
         } else if constexpr (std::is_same_v<T, GenerateRequest>) {
           j = generate_json(m, enc);
         } else if constexpr (std::is_same_v<T, InterpolateRequest>) {
@@ -313,6 +313,7 @@ struct Decoder {
       m.refine_strength = get_or<double>(j, "refine_strength", m.refine_strength);
       m.refine_steps = get_or<int>(j, "refine_steps", m.refine_steps);
       m.harmonize = get_or<double>(j, "harmonize", m.harmonize);
+      m.detail = get_or<std::string>(j, "detail", m.detail);
       m.preview = get<bool>(j, "preview");
       return m;
     }

@@ -142,6 +142,7 @@ struct EditRequest {
   double refine_strength = kDefaultRefineStrength;
   int refine_steps = kDefaultRefineSteps;  // optional in the JSON, as the two above
   double harmonize = kDefaultHarmonize;    // optional in the JSON, as the three above
+  std::string detail{kDefaultDetail};      // optional: patch | tiles | none (checked by the engine)
   bool preview = false;
   bool operator==(const EditRequest&) const = default;
 };

@@ -132,7 +132,7 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
   req.sketch = sketch;
   req.sampling.steps = o.steps;
   req.sampling.device = o.device;
-  req.refine = o.refine;
+  req.detail = o.detail;
   if (o.init_strength >= 0) req.init_strength = o.init_strength;
   if (o.refine_strength >= 0) req.refine_strength = o.refine_strength;
   if (o.refine_steps >= 0) req.refine_steps = o.refine_steps;
@@ -153,10 +153,9 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
   r.seconds_min = *std::min_element(s.begin(), s.end());
   out << "edit of a " << o.size << "x" << o.size << " selection (in a " << side << " px picture), model " << o.model << ", "
       << o.steps << " steps, sketch strength " << req.sketch_scale << ", init strength " << req.init_strength << ", ";
-  if (o.refine)
-    out << "refine strength " << req.refine_strength << " in " << req.refine_steps << " step(s)";
-  else
-    out << "no refinement";
+  out << "detail " << detail_mode_name(o.detail);
+  if (o.detail == DetailMode::Tiles)
+    out << " (refine strength " << req.refine_strength << " in " << req.refine_steps << " step(s))";
   out << ", harmonize " << req.harmonize << ", " << torch::get_num_threads() << " thread(s):\n"
       << std::fixed << std::setprecision(2) << "  median " << r.seconds_median << " s, min " << r.seconds_min << " s over "
       << o.iters << " runs; " << r.unet_evaluations << " U-Net evaluations per edit\n";

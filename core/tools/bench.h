@@ -4,6 +4,8 @@
 #include <ostream>
 #include <string>
 
+#include "core/engine/engine.h"
+
 namespace dsk {
 
 struct BenchOptions {
@@ -32,7 +34,7 @@ struct EditBenchOptions {
   int iters = 3;
   int warmup = 1;
   std::string device = "auto";
-  bool refine = true;
+  DetailMode detail = EditRequest{}.detail;  // the model methods: detail at native resolution
   double init_strength = -1, refine_strength = -1, harmonize = -1;  // < 0: edit's defaults
   double sketch_scale = -1;                                           // < 0: edit's default
   int refine_steps = -1;                                              // < 0: edit's default

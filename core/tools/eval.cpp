@@ -27,6 +27,7 @@ struct Case {
   cv::Mat image;   // BGR 8-bit, size x size
   cv::Mat mask;    // CV_8U 0/255
   cv::Mat sketch;  // CV_32F stroke map (edges of the original)
+  cv::Mat moved;   // the picture's own pixels 24-48 px away (the "shift" calibration)
   std::string source;
 };
 
@@ -45,6 +46,39 @@ std::vector<std::pair<std::string, std::string>> list_pictures(const EvalOptions
   }
   std::sort(files.begin(), files.end());
   return files;
+}
+
+// The picture's pixels at `crop` moved 24-48 px in a seeded direction (turned back where it
+// would leave the picture): a real texture of the same picture, not aligned with the crop. Its own
+// generator, so the cases' crops and masks do not depend on it.
+cv::Mat moved_crop(const cv::Mat& pic, const cv::Rect& crop, uint64_t seed) {
+  std::mt19937_64 rng(seed ^ 0x5DEECE66DULL);
+  const double angle = edit::rnd::uniform(rng, 0.0, 2 * M_PI), dist = edit::rnd::uniform(rng, 24.0, 48.0);
+  int dx = static_cast<int>(std::lround(dist * std::cos(angle))), dy = static_cast<int>(std::lround(dist * std::sin(angle)));
+  if (crop.x + dx < 0 || crop.x + dx + crop.width > pic.cols) dx = -dx;
+  if (crop.y + dy < 0 || crop.y + dy + crop.height > pic.rows) dy = -dy;
+  const int x = std::clamp(crop.x + dx, 0, pic.cols - crop.width), y = std::clamp(crop.y + dy, 0, pic.rows - crop.height);
+  return pic(cv::Rect(x, y, crop.width, crop.height)).clone();
+}
+
+// The calibration fills of the texture distance, which see the original: its own texture moved
+// ("shift"), a Gaussian blur of sigma 2 px ("blur"), Gaussian noise of sigma 10 levels ("noise").
+cv::Mat calibration_fill(const Case& c, const std::string& method, uint64_t seed) {
+  cv::Mat fill;
+  if (method == "shift") {
+    fill = c.moved;
+  } else if (method == "blur") {
+    cv::GaussianBlur(c.image, fill, {0, 0}, 2.0);
+  } else {
+    cv::Mat noise(c.image.size(), CV_32FC3);
+    cv::RNG(seed).fill(noise, cv::RNG::NORMAL, 0, 10);
+    c.image.convertTo(fill, CV_32FC3);
+    fill += noise;
+    fill.convertTo(fill, CV_8UC3);
+  }
+  cv::Mat out = c.image.clone();
+  fill.copyTo(out, c.mask > 127);
+  return out;
 }
 
 std::vector<Case> make_cases(const EvalOptions& o) {
@@ -89,6 +123,7 @@ std::vector<Case> make_cases(const EvalOptions& o) {
     c.image = pic(cv::Rect(x, y, o.size, o.size)).clone();
     c.mask = edit::eval_mask(o.size, o.size, o.seed * 1000003 + i, 0.1, 0.4);
     c.sketch = edit::canny_sketch(c.image);
+    c.moved = moved_crop(pic, cv::Rect(x, y, o.size, o.size), o.seed * 1000003 + i);
     c.source = names[i % pictures.size()];
     cases.push_back(c);
   }
@@ -115,6 +150,17 @@ struct Totals {
     if (std::isfinite(v)) add(k + "_log", std::log(std::max(v, 1e-6)));
   }
   double geomean(const std::string& k) const { return std::exp(mean(k + "_log")); }
+  std::map<std::string, std::vector<double>> samples;
+  void add_sample(const std::string& k, double v) {
+    if (std::isfinite(v)) samples[k].push_back(v);
+  }
+  double median(const std::string& k) const {
+    if (!samples.count(k)) return NAN;
+    auto v = samples.at(k);
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  }
 };
 
 }  // namespace
@@ -124,8 +170,10 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
   const auto cases = make_cases(o);
   std::vector<std::string> methods;
   if (!o.model.empty()) methods = {"model", "model-no-sketch"};
+  const std::set<std::string> calibration = {"shift", "blur", "noise"};
   for (const auto& b : o.baselines)
-    if (b != "telea" && b != "ns") throw InputError("--baselines takes telea and/or ns, got '" + b + "'");
+    if (b != "telea" && b != "ns" && !calibration.count(b))
+      throw InputError("--baselines takes telea, ns and the texture calibrations shift, blur, noise; got '" + b + "'");
   for (const auto& b : o.baselines) methods.push_back(b);
   if (!o.save_dir.empty()) fs::create_directories(o.save_dir);
 
@@ -139,6 +187,8 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
       cv::Mat result;
       if (m == "telea" || m == "ns") {
         result = edit::inpaint_baseline(c.image, c.mask, m);
+      } else if (calibration.count(m)) {
+        result = calibration_fill(c, m, o.seed * 1000003 + i);
       } else {
         EditRequest req;
         req.model = o.model;
@@ -151,7 +201,7 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
           req.sketch_guidance = o.sketch_guidance;  // model-no-sketch has no sketch to be guided towards
         }
         req.sketch_scale = o.sketch_scale;
-        req.refine = o.refine;
+        req.detail = o.detail;
         req.init_strength = o.init_strength;
         req.harmonize = o.harmonize;
         req.refine_strength = o.refine_strength;
@@ -163,9 +213,10 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
       auto& t = totals[m];
       t.add("psnr", s.psnr), t.add("ssim", s.ssim), t.add("coarse_psnr", s.coarse_psnr);
       t.add("edge_f1", s.edge.f1), t.add_ratio("sharpness", s.sharpness), t.add("seconds", seconds);
+      t.add("texture", s.texture), t.add_sample("texture", s.texture);
       rows.push_back({{"case", i}, {"source", c.source}, {"method", m}, {"psnr", s.psnr}, {"ssim", s.ssim},
                       {"coarse_psnr", s.coarse_psnr}, {"edge_f1", s.edge.f1}, {"sharpness", s.sharpness},
-                      {"seconds", seconds}});
+                      {"texture", s.texture}, {"seconds", seconds}});
       if (!o.save_dir.empty()) edit::write_image(o.save_dir + "/case" + std::to_string(i) + "-" + m + ".png", result);
     }
     if (!o.save_dir.empty()) {
@@ -176,7 +227,7 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
     if (!o.json) out << "\rcase " << i + 1 << "/" << cases.size() << std::flush;
   }
   nlohmann::json summary = {{"count", cases.size()}, {"size", o.size}, {"seed", o.seed}, {"split", o.split},
-                            {"model", o.model}, {"refine", o.refine}, {"init_strength", o.init_strength},
+                            {"model", o.model}, {"detail", detail_mode_name(o.detail)}, {"init_strength", o.init_strength},
                             {"refine_strength", o.refine_strength}, {"refine_steps", o.refine_steps}, {"harmonize", o.harmonize}, {"methods", nlohmann::json::object()}};
   if (o.sketch_guidance.scale > 0)
     summary["sketch_guidance"] = {{"scale", o.sketch_guidance.scale},
@@ -187,6 +238,7 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
     summary["methods"][m] = {{"psnr", t.mean("psnr")},       {"ssim", t.mean("ssim")},
                              {"coarse_psnr", t.mean("coarse_psnr")}, {"edge_f1", t.mean("edge_f1")},
                              {"sharpness", t.geomean("sharpness")}, {"sharpness_arith", t.mean("sharpness_arith")},
+                             {"texture", t.mean("texture")}, {"texture_median", t.median("texture")},
                              {"seconds", t.mean("seconds")}};
   }
   if (o.json) {
@@ -195,16 +247,18 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
     out << "\n"
         << std::left << std::setw(18) << "method" << std::right << std::setw(8) << "PSNR" << std::setw(8) << "SSIM"
         << std::setw(12) << "coarsePSNR" << std::setw(9) << "edgeF1" << std::setw(11) << "sharpness" << std::setw(9)
-        << "s/image" << "\n";
+        << "texture" << std::setw(9) << "s/image" << "\n";
     for (const auto& m : methods) {
       const auto& t = totals[m];
       out << std::left << std::setw(18) << m << std::right << std::fixed << std::setprecision(2) << std::setw(8)
           << t.mean("psnr") << std::setprecision(3) << std::setw(8) << t.mean("ssim") << std::setprecision(2)
           << std::setw(12) << t.mean("coarse_psnr") << std::setprecision(3) << std::setw(9) << t.mean("edge_f1")
-          << std::setw(11) << t.geomean("sharpness") << std::setprecision(2) << std::setw(9) << t.mean("seconds") << "\n";
+          << std::setw(11) << t.geomean("sharpness") << std::setw(9) << t.mean("texture") << std::setprecision(2)
+          << std::setw(9) << t.mean("seconds") << "\n";
     }
     out << "(" << cases.size() << " crops of " << o.size << " px, seed " << o.seed << ", split " << o.split
-        << "; inside the hole; sharpness: geometric mean, 1 = as detailed as the photo)\n";
+        << "; inside the hole; sharpness: geometric mean, 1 = as detailed as the photo;\n"
+        << " texture: distance of the gradient statistics from the photo's, mean; 0 = the same)\n";
   }
   return summary;
 }

@@ -27,14 +27,16 @@ struct EvalOptions {
   double harmonize = EditRequest{}.harmonize;
   double refine_strength = EditRequest{}.refine_strength;
   int refine_steps = EditRequest{}.refine_steps;
-  bool refine = true;              // the model methods: tiled refinement of holes larger than the working size
+  DetailMode detail = EditRequest{}.detail;  // the model methods: detail at native resolution
   std::string save_dir;  // optional: each case's input, sketch, mask and results as PNG
 };
 
 // Deterministic cases: seeded square crops (count, size), masks covering 10-40% of the area, and
 // edge-map sketches (editing/'s Canny extractor on the original). Methods: the model with the
 // sketch, the model with an empty sketch, and the OpenCV baselines. Per method, inside the hole:
-// PSNR, SSIM, coarse PSNR (4x down), edge F1 against the sketch (2 px), sharpness ratio, s/image.
+// PSNR, SSIM, coarse PSNR (4x down), edge F1 against the sketch (2 px), sharpness ratio, texture
+// distance (mean, and the median in the JSON), s/image. Calibration baselines (they see the
+// original): shift, blur, noise.
 // Means over the crops, except the sharpness ratio: its geometric mean (a ratio of 4 and one of
 // 1/4 average to 1; an arithmetic mean is ruled by the flattest crops), with the arithmetic mean
 // beside it in the JSON ("sharpness_arith"). Prints a table (or JSON) and returns the JSON summary.

@@ -257,6 +257,12 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
 
   torch::manual_seed(s.seed);
   UNetModel model(spec.net);
+  if (!o.init_from.empty() && o.resume)
+    throw InputError("train: --init-from starts a new run and --resume continues one; give one of them");
+  if (!o.init_from.empty()) s.init_from = o.init_from;
+  // A run that starts from trained weights keeps its EMA from the first step (no warm-up), and says
+  // so in its checkpoints, so that a resumed run does the same.
+  bool ema_warmup = o.init_from.empty();
   if (!s.init_from.empty())
     init_weights_from(*model, s.init_from, {ModelKind::AdmUnet, ModelKind::EditingUnet}, "train init_from", log);
   model->to(device);
@@ -273,7 +279,9 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   Checkpointer ckpt{out / "checkpoint"};
   long step = 0;
   if (open_checkpoint(ckpt, o.out_dir, o.resume, log)) {
-    step = ckpt.load(*model, ema, adam, rng, gen)["step"].get<long>();
+    const auto state = ckpt.load(*model, ema, adam, rng, gen);
+    step = state["step"].get<long>();
+    if (state.contains("ema_warmup") && state["ema_warmup"].is_boolean()) ema_warmup = state["ema_warmup"].get<bool>();
     log << "resumed from step " << step << "\n";
   }
   DiffusionConfig full = spec.diffusion;  // training samples every timestep of the trained process
@@ -288,7 +296,7 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   double window = 0, data_seconds = 0;
   int window_n = 0;
   auto checkpoint = [&] {
-    ckpt.save(*model, ema, adam, step, rng, gen, {{"name", spec.info.name}});
+    ckpt.save(*model, ema, adam, step, rng, gen, {{"name", spec.info.name}, {"ema_warmup", ema_warmup}});
     const bool use_ema = s.export_weights == "ema";
     const auto dtype = s.export_dtype == "f16" ? torch::kHalf : s.export_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
     export_model(spec.info, out / "model", *model, use_ema ? &ema : nullptr, step,
@@ -313,7 +321,7 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
       static_cast<torch::optim::AdamOptions&>(adam.param_groups()[g].options()).lr(g == 0 ? lr : lr * s.sketch_lr_mult);
     adam.step();
     ++step;
-    ema_update(ema, params, s.ema_rate, step);
+    ema_update(ema, params, s.ema_rate, step, ema_warmup);
     window += l;
     ++window_n;
     if (step % s.log_every == 0 || step == s.steps) {

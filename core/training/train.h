@@ -25,6 +25,10 @@ struct TrainOptions {
   std::vector<std::string> data_dirs;
   std::string out_dir;
   bool resume = false;
+  // --init-from DIR: start from a trained model folder (e.g. the shipped models/default): its weights
+  // are the network's and the EMA's starting point (no EMA warm-up), Adam starts fresh, the step
+  // count from 0. Overrides the config's init_from; not with --resume.
+  std::string init_from;
   std::string device = "auto";
   long max_steps_override = -1;  // --steps: stop earlier (tests)
 };

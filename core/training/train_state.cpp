@@ -117,9 +117,9 @@ void export_model(const ModelInfo& base, const fs::path& out, torch::nn::Module&
   replace_tree(staging, out);
 }
 
-void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double rate, long step) {
+void ema_update(std::vector<Tensor>& ema, const std::vector<Tensor>& params, double rate, long step, bool warmup) {
   torch::NoGradGuard no_grad;
-  const double decay = std::min(rate, (1.0 + step) / (10.0 + step));
+  const double decay = warmup ? std::min(rate, (1.0 + step) / (10.0 + step)) : rate;
   for (size_t i = 0; i < params.size(); ++i) ema[i].mul_(decay).add_(params[i].detach(), 1 - decay);
 }
 

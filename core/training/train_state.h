@@ -24,7 +24,10 @@ namespace dsk {
 bool cpu_has_native_bf16();
 
 // ema <- decay ema + (1 - decay) params, decay = min(rate, (1 + step) / (10 + step)).
-void ema_update(std::vector<torch::Tensor>& ema, const std::vector<torch::Tensor>& params, double rate, long step);
+// warmup: the decay is min(rate, (1 + step) / (10 + step)), so a fresh EMA forgets its random
+// start; without it (an EMA that starts from trained weights) the decay is `rate` from step 0.
+void ema_update(std::vector<torch::Tensor>& ema, const std::vector<torch::Tensor>& params, double rate, long step,
+                bool warmup = true);
 
 // DIR holds weights (parameters and buffers, e.g. BatchNorm statistics), EMA (none when `ema` is
 // empty), Adam state, the torch generator, the std rng and the step (state.json with any `extra`

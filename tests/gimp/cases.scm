@@ -128,7 +128,7 @@
                                   #:run-mode RUN-NONINTERACTIVE #:image img #:drawables (vector photo)
                                   #:sketch-layer sketch #:model model #:steps 3 #:sampler "ddim" #:class 3
                                   #:seed 42 #:variants 1 #:feather 2 #:init-strength 1.0 #:refine-strength 0.5
-                                  #:refine-steps 1 #:harmonize 0.0))))
+                                  #:refine-steps 1 #:harmonize 0.0 #:detail "tiles"))))
             (export-only img (list (vector-ref again 0)) (string-append prefix "-rerun.png"))
             (export-only img (list (vector-ref from-noise 0)) (string-append prefix "-noise.png"))))
       (say "CASE OK " tag))))

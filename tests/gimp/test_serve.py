@@ -163,7 +163,7 @@ def crop(data, rect, width, channels, size):
     return b"".join(data[y * row + x0 * channels * size:y * row + (x0 + w) * channels * size] for y in range(y0, y0 + h))
 
 
-def crop_edit(sketch, rect, image_x=None, image_y=None, feather=3):
+def crop_edit(sketch, rect, image_x=None, image_y=None, feather=3, detail=None):
     x0, y0, w, h = rect
     header = {
         "type": "edit", "model": EDITING,
@@ -176,6 +176,8 @@ def crop_edit(sketch, rect, image_x=None, image_y=None, feather=3):
                      {"width": w, "height": h, "channels": 1, "dtype": "u8"},
                      {"width": LW, "height": LH, "channels": 4, "dtype": "f32"}],
     }
+    if detail is not None:
+        header["detail"] = detail
     return frame(header, [crop(layer_image(), rect, LW, 4, 4), crop(layer_mask(), rect, LW, 1, 1), sketch])
 
 
@@ -210,6 +212,12 @@ check(m is not None and m["type"] == "error" and "does not lie inside the sketch
       "a crop reaching outside the sketch layer is refused")
 m = result_of(crop_edit(sketch_of("paper"), WHOLE, image_x=3))
 check(m is not None and m["type"] == "error" and "must be 0" in m["message"], "offsets with a sketch of the image's size are refused")
+for detail in ("patch", "tiles", "none"):
+    m = result_of(crop_edit(sketch_of("paper"), CROP, detail=detail))
+    check(m is not None and m["type"] == "result", f"detail '{detail}' is accepted ({m and m.get('message')})")
+m = result_of(crop_edit(sketch_of("paper"), CROP, detail="sharp"))
+check(m is not None and m["type"] == "error" and m["kind"] == "input" and "patch, tiles or none" in m["message"],
+      "detail 'sharp' is refused naming the three modes")
 
 # 3c: generate with the editing model; sketch guidance travels in the request and is range-checked.
 def generate_request(guidance):

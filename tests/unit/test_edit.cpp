@@ -18,6 +18,7 @@
 #include "core/formats/model_folder.h"
 #include "core/formats/tensor_io.h"
 #include "editing/image_io.h"
+#include "editing/metrics.h"
 #include "numerics.h"
 #include "temp_dir.h"
 
@@ -275,7 +276,7 @@ TEST(Edit, StartingFromASmoothFillKeepsTheSurroundingsColours) {
   // the model's error are scaled by sqrt(1 - abar) ~ 0.02) the hole keeps the colour.
   dsk::EditRequest req = flat_hole_request();
   const cv::Mat image = req.image, mask = req.mask;
-  req.refine = false;  // the coarse pass alone (the refinement would re-noise the 48 px square)
+  req.detail = dsk::DetailMode::None;  // the coarse pass alone (the refinement would re-noise the 48 px square)
   req.sampling.steps = 20;
   auto hole_error = [&](double init_strength) {
     req.init_strength = init_strength;
@@ -296,7 +297,7 @@ TEST(Edit, EachRefinementTileTakesRefineSteps) {
   auto evaluations = [&](int steps, int refine_steps, bool refine = true) {
     req.sampling.steps = steps;
     req.refine_steps = refine_steps;
-    req.refine = refine;
+    req.detail = refine ? dsk::DetailMode::Tiles : dsk::DetailMode::None;
     int total = 0, calls = 0;
     engine().edit(req, [&](const dsk::Progress& p) {
       total = p.total;
@@ -322,6 +323,7 @@ TEST(Edit, HarmonizingMatchesTheHolesColourToTheSurroundings) {
   const cv::Mat image = req.image, mask = req.mask;
   req.init_strength = 1.0;
   req.sampling.steps = 3;
+  req.detail = dsk::DetailMode::Tiles;  // the model's own colours (patches from the picture would bring its colour)
   auto mean_error = [&](double harmonize) {
     req.harmonize = harmonize;
     const auto r = engine().edit(req).images.at(0);
@@ -334,6 +336,40 @@ TEST(Edit, HarmonizingMatchesTheHolesColourToTheSurroundings) {
   EXPECT_LT(on, 0.6 * off) << "off " << off;
   EXPECT_LT(half, off);
   EXPECT_GT(half, on);
+}
+
+TEST(Edit, PatchDetailBringsThePicturesTextureBack) {
+  // A textured picture, a selection larger than the 32 px model: the upscale is a smear, the
+  // patch detail (the default) has the picture's texture; no pixel outside the selection moves.
+  cv::Mat image(128, 128, CV_8UC3);
+  cv::RNG(7).fill(image, cv::RNG::UNIFORM, 40, 200);
+  cv::GaussianBlur(image, image, {0, 0}, 1.2);
+  const cv::Mat mask = box_mask(128, 128, {36, 40, 56, 48});
+  dsk::EditRequest req;
+  req.model = tiny_editing_model();
+  req.image = image;
+  req.mask = mask;
+  req.sampling.steps = 3;
+  req.sampling.device = "cpu";
+  EXPECT_EQ(req.detail, dsk::DetailMode::Patch) << "the default";
+  const auto patch = engine().edit(req);
+  req.detail = dsk::DetailMode::None;
+  const auto none = engine().edit(req);
+  expect_outside_identical(patch.images[0], image, mask);
+  const double t_patch = dsk::edit::texture_distance(patch.images[0], image, mask);
+  const double t_none = dsk::edit::texture_distance(none.images[0], image, mask);
+  // (The random-weight model's result is far from a smear: wild colours, so its own distance is
+  // large; the patches still come from the picture.)
+  EXPECT_LT(t_patch, 0.6) << t_none;
+  EXPECT_GT(t_none, 3 * t_patch);
+  // Nothing around the selection to copy from: the tiles refinement, with a warning.
+  req.detail = dsk::DetailMode::Patch;
+  req.mask = cv::Mat(128, 128, CV_8UC1, cv::Scalar(255));
+  const auto all = engine().edit(req);
+  ASSERT_FALSE(all.warnings.empty());
+  EXPECT_NE(all.warnings.back().find("tiles refinement was used"), std::string::npos) << all.warnings.back();
+  EXPECT_THROW(dsk::parse_detail_mode("sharp"), std::invalid_argument);
+  EXPECT_EQ(dsk::parse_detail_mode(dsk::detail_mode_name(dsk::DetailMode::Tiles)), dsk::DetailMode::Tiles);
 }
 
 TEST(Edit, ANullSketchModelTellsABlankRegionFromNoSketch) {

@@ -97,6 +97,49 @@ TEST(Sharpness, BlurredFillIsBelowOne) {
   EXPECT_TRUE(std::isinf(sharpness_ratio(ref, flat, mask)));
 }
 
+TEST(TextureDistance, ZeroForTheSameStatisticsAndRaisedByBlurAndNoise) {
+  const cv::Mat ref = texture(kSize, 5), mask = hole_mask(kSize, kHole);
+  EXPECT_EQ(texture_distance(ref, ref, mask), 0.0);
+  // The same kind of texture, not pixel-aligned (another draw of the same process): near 0,
+  // while its PSNR is poor.
+  const cv::Mat other = texture(kSize, 77);
+  EXPECT_LT(texture_distance(other, ref, mask), 0.08);
+  EXPECT_LT(hole_psnr(other, ref, mask), 20.0);
+  // A blur and added noise both raise it.
+  cv::Mat blurred;
+  cv::GaussianBlur(ref, blurred, {0, 0}, 2.0);
+  EXPECT_GT(texture_distance(blurred, ref, mask), 0.4);
+  cv::Mat noisy, noise(kSize, CV_16SC3);
+  cv::RNG(3).fill(noise, cv::RNG::NORMAL, 0, 40);
+  ref.convertTo(noisy, CV_16SC3);
+  noisy += noise;
+  noisy.convertTo(noisy, CV_8UC3);
+  EXPECT_GT(texture_distance(noisy, ref, mask), 0.3);
+  // Flat reference: 0 for a flat result, +inf for a textured one.
+  const cv::Mat flat(kSize, CV_8UC3, cv::Scalar::all(90));
+  EXPECT_EQ(texture_distance(flat, flat, mask), 0.0);
+  EXPECT_TRUE(std::isinf(texture_distance(ref, flat, mask)));
+  EXPECT_THROW(texture_distance(ref, ref, cv::Mat::zeros(kSize, CV_8UC1)), dsk::edit::InputError);
+  EXPECT_THROW(texture_distance(ref, ref(cv::Rect(0, 0, 100, 100)), mask), dsk::edit::InputError);
+}
+
+TEST(TextureDistance, IsTheW1OfGradientMagnitudesOverTheirMean) {
+  // Every gradient doubled: each quantile moves by itself, so W1 / mean = 1 exactly (float images,
+  // no rounding). Sobel is linear and the luma is linear in the channels.
+  cv::Mat ref;
+  texture(kSize, 9).convertTo(ref, CV_32FC3, 0.5 / 255);
+  const cv::Mat mask = hole_mask(kSize, kHole);
+  EXPECT_NEAR(texture_distance(ref * 2, ref, mask), 1.0, 1e-5);
+  EXPECT_NEAR(texture_distance(ref * 0.5, ref, mask), 0.5, 1e-5);
+  // Only the eroded hole's gradients count (which see 1 px further): the outside and the outer
+  // 1 px of the hole taken from the reference change nothing.
+  cv::Mat res = ref * 0.5;
+  cv::Mat outside = ref.clone();
+  const cv::Rect inner(kHole.x + 1, kHole.y + 1, kHole.width - 2, kHole.height - 2);
+  res(inner).copyTo(outside(inner));
+  EXPECT_NEAR(texture_distance(outside, ref, mask), 0.5, 1e-5);
+}
+
 TEST(EdgeF1, DefinitionOnMaps) {
   const cv::Mat mask = hole_mask(kSize, kHole);
   cv::Mat a = cv::Mat::zeros(kSize, CV_8UC1);
@@ -196,6 +239,7 @@ TEST(ScoreInpaint, BundlesTheMetrics) {
   EXPECT_EQ(s.psnr, kPsnrCapDb);
   EXPECT_NEAR(s.ssim, 1.0, 1e-6);
   EXPECT_NEAR(s.sharpness, 1.0, 1e-9);
+  EXPECT_EQ(s.texture, 0.0);
   EXPECT_DOUBLE_EQ(s.edge.f1, 1.0);
   EXPECT_TRUE(std::isnan(score_inpaint(ref, ref, mask, cv::Mat()).edge.f1));
 }

@@ -63,6 +63,7 @@ std::vector<Message> every_message() {
   edit.refine_strength = 0.25;
   edit.refine_steps = 5;
   edit.harmonize = 0.5;
+  edit.detail = "tiles";
   edit.preview = true;
   EditRequest edit_no_sketch = edit;
   edit_no_sketch.sketch = {};

@@ -10,6 +10,8 @@
 
 #include "core/base/error.h"
 #include "core/base/remove_tree.h"
+#include "core/formats/safetensors.h"
+#include "core/formats/tensor_io.h"
 #include "core/training/train.h"
 #include "core/training/train_data.h"
 #include "editing/image_io.h"
@@ -85,6 +87,53 @@ TEST(Train, TinyEditingModelLowersItsLoss) {
   // The exported model keeps the flag, so sampling converts v.
   std::ifstream json((dir / "out" / "model" / "model.json").string());
   EXPECT_TRUE(nlohmann::json::parse(json)["flags"]["predict_v"].get<bool>());
+}
+
+// The sum over tensors of |a - b| of two model folders' weights.
+double weight_distance(const fs::path& a, const fs::path& b) {
+  const auto ta = dsk::read_tensors(dsk::st::File::open((a / "weights.safetensors").string()));
+  const auto tb = dsk::read_tensors(dsk::st::File::open((b / "weights.safetensors").string()));
+  double d = 0;
+  for (const auto& [name, t] : ta) d += (t.to(torch::kFloat64) - tb.at(name).to(torch::kFloat64)).abs().sum().item<double>();
+  return d;
+}
+
+TEST(Train, ContinuesFromAShippedModelFolder) {
+  // A trained folder (raw weights), then a new run from it: the EMA starts at its weights and has
+  // no warm-up, so after a few steps the EMA export is still near them while the raw weights moved.
+  const auto pictures = make_pictures(6);
+  const auto dir = temp_dir("init-from");
+  dsk::TrainOptions first;
+  first.config_path = write_config(dir, 10, 60).string();
+  first.data_dirs = {pictures.string()};
+  first.out_dir = (dir / "first").string();
+  first.device = "cpu";
+  std::ostringstream log;
+  dsk::train(first, log);
+  const fs::path shipped = dir / "first" / "model";
+  auto run = [&](const std::string& name, const std::string& export_weights) {
+    dsk::TrainOptions o = first;
+    o.config_path = write_config(dir / name, 5, 60, {}, {{"export", export_weights}, {"ema_rate", 0.9}}).string();
+    o.out_dir = (dir / name / "out").string();
+    o.init_from = shipped.string();
+    dsk::train(o, log);
+    return dir / name / "out" / "model";
+  };
+  fs::create_directories(dir / "ema"), fs::create_directories(dir / "raw");
+  const auto ema = run("ema", "ema"), raw = run("raw", "raw");
+  EXPECT_NE(log.str().find("init from " + shipped.string()), std::string::npos) << log.str();
+  const double moved = weight_distance(raw, shipped), ema_moved = weight_distance(ema, shipped);
+  EXPECT_GT(moved, 0);
+  // 5 steps at decay 0.9 keep 0.9^5 = 59% of the start; a warm-up (decay 0.1 at step 0) would keep ~0.
+  EXPECT_LT(ema_moved, 0.6 * moved) << ema_moved << " vs " << moved;
+  std::ifstream state((dir / "ema" / "out" / "checkpoint" / "state.json").string());
+  EXPECT_FALSE(nlohmann::json::parse(state).at("ema_warmup").get<bool>());
+  // A new run and a resumed one are not both possible.
+  dsk::TrainOptions both = first;
+  both.out_dir = (dir / "ema" / "out").string();
+  both.init_from = shipped.string();
+  both.resume = true;
+  EXPECT_THROW(dsk::train(both, log), std::invalid_argument);
 }
 
 TEST(LrDecay, FollowsItsShapeFromItsStart) {

@@ -1,0 +1,357 @@
+#include "editing/detail.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <opencv2/core/utility.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "editing/error.h"
+#include "editing/random.h"
+#include "editing/sketch.h"
+#include "editing/synth_sketch.h"
+
+namespace dsk::edit {
+
+namespace {
+
+// Features per pixel: colour (3), guide (3), structure (1), zero (1): 8 floats, one SIMD-friendly
+// block. Each group is scaled by the square root of its weight, so the distance is a plain sum.
+constexpr int kCh = 8;
+constexpr int kStructure = 6;
+constexpr int kBands = 8;  // fixed work split: the result does not depend on the thread count
+
+// One pyramid level.
+struct Level {
+  int w = 0, h = 0;
+  std::vector<float> feat;        // w * h * kCh
+  std::vector<uint8_t> hole;      // 1 = to fill
+  std::vector<uint8_t> source;    // 1 = a whole known patch is centred here
+  std::vector<uint8_t> target;    // 1 = a patch centred here overlaps the hole
+  std::vector<int> targets;       // indices of the target centres, row-major
+  cv::Mat colour;                 // CV_32FC3: known pixels (and the current estimate in the hole)
+  int index(int x, int y) const { return y * w + x; }
+};
+
+// Lower bounds per channel of (target - source): the structure channel is a hinge (a line the
+// target asks for must be in the source; the source may have more), the others are plain.
+alignas(32) constexpr float kLow[kCh] = {-1e30f, -1e30f, -1e30f, -1e30f, -1e30f, -1e30f, 0.f, -1e30f};
+
+// Patch distance between the patches centred at target p and source q; stops once over `cutoff`.
+float patch_distance(const Level& L, int p, int q, int r, float cutoff) {
+  const int n = (2 * r + 1) * kCh;
+  float d = 0;
+  for (int dy = -r; dy <= r; ++dy) {
+    const float* a = &L.feat[static_cast<size_t>(p + dy * L.w - r) * kCh];
+    const float* b = &L.feat[static_cast<size_t>(q + dy * L.w - r) * kCh];
+    float row = 0;
+    for (int k = 0; k < n; ++k) {
+      const float diff = std::max(a[k] - b[k], kLow[k & (kCh - 1)]);
+      row += diff * diff;
+    }
+    d += row;
+    if (d > cutoff) return d;
+  }
+  return d;
+}
+
+void set_colour(Level& L, const cv::Mat& colour, float scale) {
+  for (int y = 0; y < L.h; ++y) {
+    const auto* c = colour.ptr<cv::Vec3f>(y);
+    for (int x = 0; x < L.w; ++x)
+      for (int k = 0; k < 3; ++k) L.feat[static_cast<size_t>(L.index(x, y)) * kCh + k] = c[x][k] * scale;
+  }
+}
+
+// The level's masks: sources are centres whose whole patch is known and inside the image, targets
+// are centres (inside the image) whose patch meets the hole.
+void plan_level(Level& L, const cv::Mat& hole, int r) {
+  const int k = 2 * r + 1;
+  cv::Mat known = hole == 0, src, tgt;
+  cv::erode(known, src, cv::getStructuringElement(cv::MORPH_RECT, {k, k}), {-1, -1}, 1, cv::BORDER_CONSTANT, 0);
+  cv::dilate(hole, tgt, cv::getStructuringElement(cv::MORPH_RECT, {k, k}));
+  L.hole.assign(L.w * L.h, 0), L.source.assign(L.w * L.h, 0), L.target.assign(L.w * L.h, 0);
+  L.targets.clear();
+  for (int y = 0; y < L.h; ++y)
+    for (int x = 0; x < L.w; ++x) {
+      const int i = L.index(x, y);
+      L.hole[i] = hole.at<uchar>(y, x) != 0;
+      const bool inside = x >= r && y >= r && x < L.w - r && y < L.h - r;
+      L.source[i] = inside && src.at<uchar>(y, x) != 0;
+      L.target[i] = inside && tgt.at<uchar>(y, x) != 0;
+      if (L.target[i]) L.targets.push_back(i);
+    }
+}
+
+struct Field {
+  std::vector<int> nnf;     // per pixel: the source centre matched to a target centre (-1: none)
+  std::vector<float> dist;  // its patch distance
+};
+
+int random_source(const Level& L, const std::vector<int>& sources, std::mt19937_64& rng) {
+  return sources[static_cast<size_t>(rnd::uniform_int(rng, 0, static_cast<int>(sources.size()) - 1))];
+}
+
+// One PatchMatch pass over the targets in band rows [y0, y1): propagation from the neighbours
+// already visited in this band (left/up forward, right/down backward), then a random search around
+// the best match with a radius halving from the image size.
+void search_band(const Level& L, const std::vector<int>& sources, Field& F, int r, int y0, int y1, bool forward,
+                 std::mt19937_64& rng) {
+  auto lo = std::lower_bound(L.targets.begin(), L.targets.end(), y0 * L.w);
+  auto hi = std::lower_bound(L.targets.begin(), L.targets.end(), y1 * L.w);
+  const int step = forward ? 1 : -1;
+  auto visit = [&](int p) {
+    const int x = p % L.w, y = p / L.w;
+    int best = F.nnf[p];
+    float bestd = F.dist[p];
+    auto consider = [&](int q) {
+      if (q == best || !L.source[q]) return;
+      const float d = patch_distance(L, p, q, r, bestd);
+      if (d < bestd) best = q, bestd = d;
+    };
+    // Propagation: a neighbour's match, shifted by the step back to p.
+    const int nx = x - step, ny = y - step;
+    if (nx >= 0 && nx < L.w && L.target[p - step] && F.nnf[p - step] >= 0) {
+      const int q = F.nnf[p - step] + step;
+      if (q % L.w == F.nnf[p - step] % L.w + step) consider(q);
+    }
+    if (ny >= y0 && ny < y1 && L.target[p - step * L.w] && F.nnf[p - step * L.w] >= 0)
+      consider(F.nnf[p - step * L.w] + step * L.w);
+    // Random search.
+    for (int radius = std::max(L.w, L.h); radius >= 1; radius /= 2) {
+      const int bx = best % L.w, by = best / L.w;
+      const int qx = std::clamp(bx + rnd::uniform_int(rng, -radius, radius), r, L.w - 1 - r);
+      const int qy = std::clamp(by + rnd::uniform_int(rng, -radius, radius), r, L.h - 1 - r);
+      consider(L.index(qx, qy));
+    }
+    F.nnf[p] = best, F.dist[p] = bestd;
+  };
+  if (forward)
+    for (auto it = lo; it != hi; ++it) visit(*it);
+  else
+    for (auto it = hi; it != lo;) visit(*--it);
+  (void)sources;
+}
+
+void patchmatch(const Level& L, const std::vector<int>& sources, Field& F, int r, int iterations, uint64_t seed) {
+  // Distances of the current matches (the hole's colours changed since they were found).
+  cv::parallel_for_(cv::Range(0, static_cast<int>(L.targets.size())), [&](const cv::Range& range) {
+    for (int i = range.start; i < range.end; ++i) {
+      const int p = L.targets[static_cast<size_t>(i)];
+      F.dist[p] = patch_distance(L, p, F.nnf[p], r, std::numeric_limits<float>::max());
+    }
+  });
+  const int band_rows = (L.h + kBands - 1) / kBands;
+  for (int it = 0; it < iterations; ++it) {
+    cv::parallel_for_(cv::Range(0, kBands), [&](const cv::Range& range) {
+      for (int b = range.start; b < range.end; ++b) {
+        std::mt19937_64 rng(seed ^ (0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(it * kBands + b + 1)));
+        const int y0 = std::min(L.h, b * band_rows), y1 = std::min(L.h, y0 + band_rows);
+        if (y0 < y1) search_band(L, sources, F, r, y0, y1, it % 2 == 0, rng);
+      }
+    });
+  }
+}
+
+// Re-votes the hole from the matched patches that cover each hole pixel. Their mean, weighted by
+// exp(-d / 2 s^2) with s^2 the 75th percentile of the distances (Wexler et al. 2007), is right in
+// the large but averages incoherent patches into a blur; the best-matching patch alone keeps the
+// texture but shows its seams. The vote takes the mean's low frequencies and the best patch's high
+// frequencies (a Gaussian of `sigma` px splits them).
+cv::Mat vote(const Level& L, const Field& F, const cv::Mat& source_colour, int r, double sigma) {
+  std::vector<float> d;
+  d.reserve(L.targets.size());
+  for (int p : L.targets) d.push_back(F.dist[p]);
+  const size_t k = d.size() * 3 / 4;
+  std::nth_element(d.begin(), d.begin() + static_cast<long>(k), d.end());
+  const float s2 = std::max(d[k], 1e-6f);
+  cv::Mat mean = source_colour.clone(), best = source_colour.clone();
+  cv::parallel_for_(cv::Range(0, L.h), [&](const cv::Range& rows) {
+    for (int y = rows.start; y < rows.end; ++y)
+      for (int x = 0; x < L.w; ++x) {
+        if (!L.hole[L.index(x, y)]) continue;
+        cv::Vec3d acc(0, 0, 0);
+        double wsum = 0;
+        float bestd = std::numeric_limits<float>::max();
+        cv::Vec3f top;
+        for (int dy = -r; dy <= r; ++dy)
+          for (int dx = -r; dx <= r; ++dx) {
+            const int px = x - dx, py = y - dy;
+            if (px < 0 || py < 0 || px >= L.w || py >= L.h) continue;
+            const int p = L.index(px, py);
+            if (!L.target[p]) continue;
+            const int q = F.nnf[p];
+            const cv::Vec3f c = source_colour.at<cv::Vec3f>(q / L.w + dy, q % L.w + dx);
+            const double w = std::exp(-F.dist[p] / (2.0 * s2)) + 1e-12;
+            acc += w * cv::Vec3d(c[0], c[1], c[2]);
+            wsum += w;
+            if (F.dist[p] < bestd) bestd = F.dist[p], top = c;
+          }
+        const cv::Vec3d v = acc / wsum;
+        mean.at<cv::Vec3f>(y, x) = cv::Vec3f(static_cast<float>(v[0]), static_cast<float>(v[1]), static_cast<float>(v[2]));
+        best.at<cv::Vec3f>(y, x) = top;
+      }
+  });
+  cv::Mat low_mean, low_best;
+  cv::GaussianBlur(mean, low_mean, {0, 0}, sigma);
+  cv::GaussianBlur(best, low_best, {0, 0}, sigma);
+  cv::Mat out = low_mean + best - low_best;
+  source_colour.copyTo(out, cv::Mat(L.h, L.w, CV_8UC1, const_cast<uint8_t*>(L.hole.data())) == 0);
+  return out;
+}
+
+// A map of lines at one width (3 px), softened, so a user's stroke and an edge of the picture at
+// the same place look alike whatever their original widths.
+cv::Mat line_map(const cv::Mat& strokes) {
+  cv::Mat m = normalize_stroke_width(strokes, 3.0);
+  cv::GaussianBlur(m, m, {0, 0}, 1.0);
+  return m;
+}
+
+cv::Mat edges_of(const cv::Mat& rgb) {
+  cv::Mat bgr8;
+  rgb.convertTo(bgr8, CV_8UC3, 255.0);
+  cv::cvtColor(bgr8, bgr8, cv::COLOR_RGB2BGR);
+  return canny_sketch(bgr8);
+}
+
+void check_args(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& guide, const cv::Mat& strokes,
+                const DetailOptions& o) {
+  if (image.empty() || image.type() != CV_32FC3) throw InputError("synthesize_detail: the image must be CV_32FC3 RGB");
+  if (hole.type() != CV_8UC1 || hole.size() != image.size())
+    throw InputError("synthesize_detail: the hole must be CV_8UC1 of the image's size");
+  if (guide.type() != CV_32FC3 || guide.size() != image.size())
+    throw InputError("synthesize_detail: the guide must be CV_32FC3 of the image's size");
+  if (!strokes.empty() && (strokes.type() != CV_32FC1 || strokes.size() != image.size()))
+    throw InputError("synthesize_detail: the stroke map must be CV_32FC1 of the image's size (or empty)");
+  if (o.patch < 3 || o.patch > 15 || o.patch % 2 == 0)
+    throw InputError("synthesize_detail: the patch side must be odd, 3..15; got " + std::to_string(o.patch));
+  if (!(o.colour_weight >= 0) || !(o.guide_weight >= 0) || !(o.structure_weight >= 0) ||
+      o.colour_weight + o.guide_weight + o.structure_weight <= 0)
+    throw InputError("synthesize_detail: the weights must be >= 0, not all 0");
+  if (!(o.detail_sigma > 0) || o.detail_sigma > 100) throw InputError("synthesize_detail: the detail sigma must be in (0, 100] px");
+  if (!(o.guide_scale > 0) || o.guide_scale > 1e4) throw InputError("synthesize_detail: the guide scale must be in (0, 10000]");
+  if (o.coarse_em < 1 || o.search_iterations < 1 || o.min_level_side < 8)
+    throw InputError("synthesize_detail: EM and search iterations must be >= 1, the coarsest side >= 8");
+}
+
+}  // namespace
+
+bool has_patch_source(const cv::Mat& hole, int patch) {
+  if (hole.empty() || hole.cols < patch || hole.rows < patch) return false;
+  cv::Mat known = hole == 0, src;
+  cv::erode(known, src, cv::getStructuringElement(cv::MORPH_RECT, {patch, patch}), {-1, -1}, 1, cv::BORDER_CONSTANT, 0);
+  return cv::countNonZero(src) > 0;
+}
+
+cv::Mat synthesize_detail(const cv::Mat& image, const cv::Mat& hole_in, const cv::Mat& guide, const cv::Mat& strokes,
+                          const DetailOptions& o) {
+  check_args(image, hole_in, guide, strokes, o);
+  const cv::Mat hole = hole_in != 0;
+  if (cv::countNonZero(hole) == 0) return image.clone();
+  const int r = o.patch / 2;
+  if (!has_patch_source(hole, o.patch))
+    throw InputError("detail synthesis needs known pixels to copy from: no " + std::to_string(o.patch) + "x" +
+                     std::to_string(o.patch) + " patch outside the selection (use --detail tiles or none)");
+
+  // Full-resolution features: the picture with the model's result in the hole ("start"), its
+  // low-pass as the guide, its lines as the structure.
+  cv::Mat start = image.clone();
+  guide.copyTo(start, hole);
+  cv::Mat low;
+  if (o.guide_scale > 1) {
+    const cv::Size small(std::max(1, static_cast<int>(std::lround(start.cols / o.guide_scale))),
+                         std::max(1, static_cast<int>(std::lround(start.rows / o.guide_scale))));
+    cv::resize(start, low, small, 0, 0, cv::INTER_AREA);
+    cv::resize(low, low, start.size(), 0, 0, cv::INTER_CUBIC);
+  } else {
+    cv::GaussianBlur(start, low, {0, 0}, 1.0);
+  }
+  cv::Mat structure = line_map(edges_of(start));
+  if (!strokes.empty()) {
+    cv::Mat user = line_map(cv::min(cv::max(strokes, 0.f), 1.f));
+    user.copyTo(structure, hole);
+  }
+
+  // Pyramid: halve until the short side reaches about min_level_side.
+  std::vector<cv::Mat> colours{start}, guides{low}, structures{structure}, holes{hole};
+  while (std::min(colours.back().cols, colours.back().rows) / 2 >= o.min_level_side &&
+         std::min(colours.back().cols, colours.back().rows) / 2 >= o.patch * 2) {
+    const cv::Size half((colours.back().cols + 1) / 2, (colours.back().rows + 1) / 2);
+    cv::Mat c, g, s, hf, h;
+    cv::resize(colours.back(), c, half, 0, 0, cv::INTER_AREA);
+    cv::resize(guides.back(), g, half, 0, 0, cv::INTER_AREA);
+    cv::resize(structures.back(), s, half, 0, 0, cv::INTER_AREA);
+    holes.back().convertTo(hf, CV_32F);
+    cv::resize(hf, hf, half, 0, 0, cv::INTER_AREA);
+    h = hf > 0;
+    if (!has_patch_source(h, o.patch)) break;
+    colours.push_back(c), guides.push_back(g), structures.push_back(s), holes.push_back(h);
+  }
+  const int levels = static_cast<int>(colours.size());
+  const float wc = static_cast<float>(std::sqrt(o.colour_weight)), wg = static_cast<float>(std::sqrt(o.guide_weight));
+  const float ws = static_cast<float>(std::sqrt(3 * o.structure_weight));  // one channel against three
+
+  Field F;
+  cv::Mat estimate;  // the previous (coarser) level's result
+  std::vector<int> prev_nnf;
+  int prev_w = 0;
+  for (int lev = levels - 1; lev >= 0; --lev) {
+    Level L;
+    L.w = colours[lev].cols, L.h = colours[lev].rows;
+    plan_level(L, holes[lev], r);
+    std::vector<int> sources;
+    for (int i = 0; i < L.w * L.h; ++i)
+      if (L.source[i]) sources.push_back(i);
+    L.feat.assign(static_cast<size_t>(L.w) * L.h * kCh, 0.f);
+    for (int y = 0; y < L.h; ++y)
+      for (int x = 0; x < L.w; ++x) {
+        float* f = &L.feat[static_cast<size_t>(L.index(x, y)) * kCh];
+        const auto g = guides[lev].at<cv::Vec3f>(y, x);
+        for (int k = 0; k < 3; ++k) f[3 + k] = g[k] * wg;
+        f[kStructure] = structures[lev].at<float>(y, x) * ws;
+      }
+    // The hole's colour: the model's result at the coarsest level, the coarser level's result above.
+    cv::Mat colour = colours[lev].clone();
+    if (!estimate.empty()) {
+      cv::Mat up;
+      cv::resize(estimate, up, colour.size(), 0, 0, cv::INTER_LINEAR);
+      up.copyTo(colour, holes[lev]);
+    }
+    set_colour(L, colour, wc);
+    // Matches: random at the coarsest level, the coarser level's scaled up above.
+    std::mt19937_64 rng(o.seed * 1000003 + static_cast<uint64_t>(lev));
+    F.nnf.assign(L.w * L.h, -1), F.dist.assign(L.w * L.h, 0.f);
+    for (int p : L.targets) {
+      int q = -1;
+      if (!prev_nnf.empty()) {
+        const int x = p % L.w, y = p / L.w;
+        const int cp = std::min(y / 2, static_cast<int>(prev_nnf.size()) / prev_w - 1) * prev_w + std::min(x / 2, prev_w - 1);
+        if (prev_nnf[cp] >= 0) {
+          const int qx = std::clamp(2 * (prev_nnf[cp] % prev_w) + x % 2, r, L.w - 1 - r);
+          const int qy = std::clamp(2 * (prev_nnf[cp] / prev_w) + y % 2, r, L.h - 1 - r);
+          if (L.source[L.index(qx, qy)]) q = L.index(qx, qy);
+        }
+      }
+      F.nnf[p] = q >= 0 ? q : random_source(L, sources, rng);
+    }
+    const int em = std::max(1, o.coarse_em >> (levels - 1 - lev));
+    for (int e = 0; e < em; ++e) {
+      patchmatch(L, sources, F, r, o.search_iterations, o.seed * 7919 + static_cast<uint64_t>(lev * 64 + e));
+      colour = vote(L, F, colours[lev], r, o.detail_sigma);
+      set_colour(L, colour, wc);
+    }
+    estimate = colour;
+    prev_nnf = F.nnf;
+    prev_w = L.w;
+  }
+  cv::Mat out = image.clone();
+  estimate.copyTo(out, hole);
+  return out;
+}
+
+}  // namespace dsk::edit

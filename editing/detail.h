@@ -1,0 +1,59 @@
+// Detail at the picture's own resolution: guided exemplar-based synthesis (see docs/editing.md,
+// "Detail").
+//
+// The model draws the hole at its working size (64 px for the default model); upsampled, that is
+// the right layout and colour but no texture. `synthesize_detail` repaints the hole at native
+// resolution with patches of the picture's own known pixels, chosen so that the result still looks
+// like the model's result from afar and keeps the sketch's lines: an image analogy (Hertzmann et
+// al. 2001) solved by multi-scale patch-based completion (Wexler et al. 2007) with PatchMatch's
+// nearest-neighbour search (Barnes et al. 2009). Each pixel has three groups of features:
+//   colour     the picture (known pixels) or the current estimate (hole);
+//   guide      a low-pass of the picture with the model's result in the hole: what the model
+//              drew, at the scale the model drew it, and the same low-pass of the known pixels;
+//   structure  where lines are: the user's stroke map in the hole (or, without a sketch, the
+//              edges of the model's result), the edges of the picture outside, both at one width.
+// A patch of the hole is matched to a patch of the known region on all three (weighted), and the
+// hole is re-voted from the matched patches, coarse to fine.
+#pragma once
+
+#include <cstdint>
+
+#include <opencv2/core.hpp>
+
+namespace dsk::edit {
+
+struct DetailOptions {
+  int patch = 9;              // patch side in pixels (odd, 3..15)
+  double colour_weight = 1;   // weights of the three feature groups in the patch distance
+  double guide_weight = 2;
+  double structure_weight = 1;
+  // Image pixels per pixel of the model's result (the upsampling factor of the guide): the guide
+  // of the known pixels is low-passed to the same resolution, so that known patches and the hole's
+  // are compared at the detail the model drew. <= 1: a light blur (sigma 1 px).
+  double guide_scale = 1;
+  int min_level_side = 48;    // the coarsest pyramid level's short side (about)
+  int coarse_em = 4;          // EM iterations (match + vote) at the coarsest level, halved per level (at least 1)
+  int search_iterations = 3;  // PatchMatch iterations per EM iteration (propagation + random search)
+  // Each vote keeps the low frequencies of the matched patches' weighted mean and the high
+  // frequencies of the best-matching patch, split by a Gaussian of this sigma (px).
+  double detail_sigma = 1;
+  uint64_t seed = 0;
+};
+
+// Fills the hole of `image` (CV_32FC3 RGB in [0, 1]) from its known pixels.
+//   hole      CV_8UC1, non-zero = to fill; the image's size
+//   guide     CV_32FC3 RGB in [0, 1], the image's size: the model's result (upsampled), read in
+//             the hole only
+//   strokes   CV_32FC1 stroke map (1 = line) of the image's size, or empty for "no sketch": the
+//             structure target in the hole is then the edges of the guide
+// Returns the image with the hole repainted; known pixels are returned unchanged. Deterministic for
+// a seed, whatever the number of threads. Throws edit::InputError on bad arguments and when the
+// known region holds no whole patch (nothing to copy from: e.g. the whole image is selected).
+cv::Mat synthesize_detail(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& guide, const cv::Mat& strokes,
+                          const DetailOptions& options = {});
+
+// Whether `hole` leaves at least one whole known patch of side `patch` in the image (what
+// synthesize_detail needs).
+bool has_patch_source(const cv::Mat& hole, int patch = DetailOptions{}.patch);
+
+}  // namespace dsk::edit
