@@ -9,6 +9,8 @@ out=${1:-.cache/train/default}
 data=${2:-.cache/data/root/usr/share}
 # oneDNN's kernels: ~5x faster for this model; a step with a non-finite loss is skipped.
 export DSK_ONEDNN=${DSK_ONEDNN:-1}
-resume=()
-[ -f "$out/checkpoint/state.json" ] && resume=(--resume)
-exec diffsketch train --config models/default/train-config.json --data "$data" --out "$out" "${resume[@]}"
+# A checkpoint in OUT: resume it. None (a new machine): continue from the shipped model
+# (its weights start the network and the EMA; Adam and the step count start fresh).
+start=(--init-from models/default)
+[ -f "$out/checkpoint/state.json" ] && start=(--resume)
+exec diffsketch train --config models/default/train-config.json --data "$data" --out "$out" "${start[@]}"
