@@ -215,6 +215,37 @@ cv::Mat vote(const Level& L, const Field& F, const cv::Mat& source_colour, int r
   return out;
 }
 
+// Hole pixels on a sketched line (structure >= 0.3) whose matched source pixel has less than half
+// of it within 1 px: the picture had no patch with that line.
+cv::Mat unmet_lines(const Level& L, const Field& F, float ws) {
+  cv::Mat out = cv::Mat::zeros(L.h, L.w, CV_8UC1);
+  auto structure = [&](int i) { return L.feat[static_cast<size_t>(i) * kCh + kStructure] / ws; };
+  for (int p : L.targets) {
+    if (!L.hole[p]) continue;
+    const float want = structure(p);
+    float got = 0;
+    for (int dy = -1; dy <= 1; ++dy)
+      for (int dx = -1; dx <= 1; ++dx) got = std::max(got, structure(F.nnf[p] + dy * L.w + dx));
+    if (want >= 0.3f && got < 0.5f * want) out.at<uchar>(p / L.w, p % L.w) = 255;
+  }
+  return out;
+}
+
+// The picture at the model's resolution: down by `scale` (area) and back up (cubic); a light blur
+// when the model worked at native resolution.
+cv::Mat low_pass(const cv::Mat& img, double scale) {
+  cv::Mat low;
+  if (scale > 1) {
+    const cv::Size small(std::max(1, static_cast<int>(std::lround(img.cols / scale))),
+                         std::max(1, static_cast<int>(std::lround(img.rows / scale))));
+    cv::resize(img, low, small, 0, 0, cv::INTER_AREA);
+    cv::resize(low, low, img.size(), 0, 0, cv::INTER_CUBIC);
+  } else {
+    cv::GaussianBlur(img, low, {0, 0}, 1.0);
+  }
+  return low;
+}
+
 // A map of lines at one width (3 px), softened, so a user's stroke and an edge of the picture at
 // the same place look alike whatever their original widths.
 cv::Mat line_map(const cv::Mat& strokes) {
@@ -273,15 +304,7 @@ cv::Mat synthesize_detail(const cv::Mat& image, const cv::Mat& hole_in, const cv
   // low-pass as the guide, its lines as the structure.
   cv::Mat start = image.clone();
   guide.copyTo(start, hole);
-  cv::Mat low;
-  if (o.guide_scale > 1) {
-    const cv::Size small(std::max(1, static_cast<int>(std::lround(start.cols / o.guide_scale))),
-                         std::max(1, static_cast<int>(std::lround(start.rows / o.guide_scale))));
-    cv::resize(start, low, small, 0, 0, cv::INTER_AREA);
-    cv::resize(low, low, start.size(), 0, 0, cv::INTER_CUBIC);
-  } else {
-    cv::GaussianBlur(start, low, {0, 0}, 1.0);
-  }
+  const cv::Mat low = low_pass(start, o.guide_scale);
   cv::Mat structure = line_map(edges_of(start));
   if (!strokes.empty()) {
     cv::Mat user = line_map(cv::min(cv::max(strokes, 0.f), 1.f));
@@ -308,6 +331,7 @@ cv::Mat synthesize_detail(const cv::Mat& image, const cv::Mat& hole_in, const cv
   const float ws = static_cast<float>(std::sqrt(3 * o.structure_weight));  // one channel against three
 
   Field F;
+  cv::Mat unmet;     // CV_8UC1: hole pixels whose sketched line their match lacks (finest level)
   cv::Mat estimate;  // the previous (coarser) level's result
   std::vector<int> prev_nnf;
   int prev_w = 0;
@@ -359,6 +383,19 @@ cv::Mat synthesize_detail(const cv::Mat& image, const cv::Mat& hole_in, const cv
     estimate = colour;
     prev_nnf = F.nnf;
     prev_w = L.w;
+    if (lev == 0 && !strokes.empty() && ws > 0) unmet = unmet_lines(L, F, ws);
+  }
+  // Sketched lines the picture has no patch for (a line through a flat region): where a hole
+  // pixel's line is not in the patch it was matched to, the model's own result is kept (feathered
+  // over a patch radius).
+  if (!unmet.empty() && cv::countNonZero(unmet) > 0) {
+    cv::Mat w;
+    cv::dilate(unmet, w, cv::getStructuringElement(cv::MORPH_ELLIPSE, {2 * r + 1, 2 * r + 1}));
+    w.convertTo(w, CV_32F, 1.0 / 255);
+    cv::GaussianBlur(w, w, {0, 0}, std::max(1.0, r / 2.0));
+    cv::Mat w3;
+    cv::cvtColor(w, w3, cv::COLOR_GRAY2RGB);
+    estimate = estimate.mul(cv::Scalar::all(1) - w3) + guide.mul(w3);
   }
   cv::Mat out = image.clone();
   estimate.copyTo(out, hole);

@@ -120,6 +120,22 @@ TEST(Detail, ASketchedLineBecomesALine) {
   EXPECT_LT(lo, 0.2);
 }
 
+TEST(Detail, ALineThePictureHasNoPatchForKeepsTheModelsDrawing) {
+  // No line anywhere in the picture: no patch can supply the sketched line, so along it the
+  // model's result (the guide) is kept instead of a copied flat patch; away from it, texture.
+  const cv::Mat img = texture(kSize, 8, cv::Scalar(0.7, 0.7, 0.7), 0.05), hole = hole_of(kSize, kHole);
+  cv::Mat guide(kSize, CV_32FC3, cv::Scalar(0.7, 0.7, 0.7));
+  cv::line(guide, {kHole.x, 80}, {kHole.x + kHole.width, 80}, cv::Scalar(0.3, 0.3, 0.3), 3);
+  cv::Mat strokes = cv::Mat::zeros(kSize, CV_32FC1);
+  cv::line(strokes, {kHole.x, 80}, {kHole.x + kHole.width, 80}, 1.0, 2);
+  const cv::Mat with = synthesize_detail(img, hole, guide, strokes);
+  const cv::Rect on_line(kHole.x + 12, 79, kHole.width - 24, 3);
+  EXPECT_LT(cv::norm(with(on_line), guide(on_line), cv::NORM_INF), 0.1) << "the model's line is kept";
+  const cv::Mat without = synthesize_detail(img, hole, guide, cv::Mat::zeros(kSize, CV_32FC1));
+  EXPECT_GT(cv::norm(without(on_line), guide(on_line), cv::NORM_INF), 0.2)
+      << "a blank sketch asks for no line: patches of the picture replace the model's";
+}
+
 TEST(Detail, DeterministicForASeedWhateverTheThreads) {
   const cv::Mat img = texture(kSize, 5, cv::Scalar(0.4, 0.5, 0.6)), hole = hole_of(kSize, kHole);
   const cv::Mat guide = blurred(img);
