@@ -33,7 +33,6 @@ struct Level {
   std::vector<uint8_t> source;    // 1 = a whole known patch is centred here
   std::vector<uint8_t> target;    // 1 = a patch centred here overlaps the hole
   std::vector<int> targets;       // indices of the target centres, row-major
-  cv::Mat colour;                 // CV_32FC3: known pixels (and the current estimate in the hole)
   int index(int x, int y) const { return y * w + x; }
 };
 
@@ -95,15 +94,15 @@ struct Field {
   std::vector<float> dist;  // its patch distance
 };
 
-int random_source(const Level& L, const std::vector<int>& sources, std::mt19937_64& rng) {
+int random_source(const std::vector<int>& sources, std::mt19937_64& rng) {
   return sources[static_cast<size_t>(rnd::uniform_int(rng, 0, static_cast<int>(sources.size()) - 1))];
 }
 
 // One PatchMatch pass over the targets in band rows [y0, y1): propagation from the neighbours
 // already visited in this band (left/up forward, right/down backward), then a random search around
 // the best match with a radius halving from the image size.
-void search_band(const Level& L, const std::vector<int>& sources, Field& F, int r, int y0, int y1, bool forward,
-                 double coherence, std::mt19937_64& rng) {
+void search_band(const Level& L, Field& F, int r, int y0, int y1, bool forward, double coherence,
+                 std::mt19937_64& rng) {
   auto lo = std::lower_bound(L.targets.begin(), L.targets.end(), y0 * L.w);
   auto hi = std::lower_bound(L.targets.begin(), L.targets.end(), y1 * L.w);
   const int step = forward ? 1 : -1;
@@ -154,11 +153,9 @@ void search_band(const Level& L, const std::vector<int>& sources, Field& F, int 
     for (auto it = lo; it != hi; ++it) visit(*it);
   else
     for (auto it = hi; it != lo;) visit(*--it);
-  (void)sources;
 }
 
-void patchmatch(const Level& L, const std::vector<int>& sources, Field& F, int r, int iterations, double coherence,
-                uint64_t seed) {
+void patchmatch(const Level& L, Field& F, int r, int iterations, double coherence, uint64_t seed) {
   // Distances of the current matches (the hole's colours changed since they were found).
   cv::parallel_for_(cv::Range(0, static_cast<int>(L.targets.size())), [&](const cv::Range& range) {
     for (int i = range.start; i < range.end; ++i) {
@@ -172,7 +169,7 @@ void patchmatch(const Level& L, const std::vector<int>& sources, Field& F, int r
       for (int b = range.start; b < range.end; ++b) {
         std::mt19937_64 rng(seed ^ (0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(it * kBands + b + 1)));
         const int y0 = std::min(L.h, b * band_rows), y1 = std::min(L.h, y0 + band_rows);
-        if (y0 < y1) search_band(L, sources, F, r, y0, y1, it % 2 == 0, coherence, rng);
+        if (y0 < y1) search_band(L, F, r, y0, y1, it % 2 == 0, coherence, rng);
       }
     });
   }
@@ -281,6 +278,97 @@ void check_args(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& guide,
     throw InputError("synthesize_detail: EM and search iterations must be >= 1, the coarsest side >= 8");
 }
 
+struct Weights {
+  float colour, guide, structure;  // square roots of the weights
+};
+
+// Every level's colour (the picture with the model's result in the hole), guide (its low-pass at
+// the model's resolution), structure (lines) and hole, finest first.
+struct Pyramid {
+  std::vector<cv::Mat> colours, guides, structures, holes;
+};
+
+Pyramid build_pyramid(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& guide, const cv::Mat& strokes,
+                      const DetailOptions& o) {
+  cv::Mat start = image.clone();
+  guide.copyTo(start, hole);
+  cv::Mat structure = line_map(edges_of(start));
+  if (!strokes.empty()) {
+    cv::Mat user = line_map(cv::min(cv::max(strokes, 0.f), 1.f));
+    user.copyTo(structure, hole);
+  }
+  Pyramid p{{start}, {low_pass(start, o.guide_scale)}, {structure}, {hole}};
+  // Halve until the short side reaches about min_level_side (and a level still has a source).
+  for (;;) {
+    const cv::Mat& last = p.colours.back();
+    const int half_short = std::min(last.cols, last.rows) / 2;
+    if (half_short < o.min_level_side || half_short < o.patch * 2) break;
+    const cv::Size half((last.cols + 1) / 2, (last.rows + 1) / 2);
+    cv::Mat c, g, s, hf;
+    cv::resize(last, c, half, 0, 0, cv::INTER_AREA);
+    cv::resize(p.guides.back(), g, half, 0, 0, cv::INTER_AREA);
+    cv::resize(p.structures.back(), s, half, 0, 0, cv::INTER_AREA);
+    p.holes.back().convertTo(hf, CV_32F);
+    cv::resize(hf, hf, half, 0, 0, cv::INTER_AREA);
+    const cv::Mat h = hf > 0;
+    if (!has_patch_source(h, o.patch)) break;
+    p.colours.push_back(c), p.guides.push_back(g), p.structures.push_back(s), p.holes.push_back(h);
+  }
+  return p;
+}
+
+// A level's masks and its fixed features (guide, structure); the colour is set by the caller.
+Level make_level(const Pyramid& pyr, int lev, int r, const Weights& wt) {
+  Level L;
+  L.w = pyr.colours[lev].cols, L.h = pyr.colours[lev].rows;
+  plan_level(L, pyr.holes[lev], r);
+  L.feat.assign(static_cast<size_t>(L.w) * L.h * kCh, 0.f);
+  for (int y = 0; y < L.h; ++y)
+    for (int x = 0; x < L.w; ++x) {
+      float* f = &L.feat[static_cast<size_t>(L.index(x, y)) * kCh];
+      const auto g = pyr.guides[lev].at<cv::Vec3f>(y, x);
+      for (int k = 0; k < 3; ++k) f[3 + k] = g[k] * wt.guide;
+      f[kStructure] = pyr.structures[lev].at<float>(y, x) * wt.structure;
+    }
+  return L;
+}
+
+// The first matches of a level: the coarser level's (field `coarser`, `coarser_w` wide) scaled up
+// where they land on a source, random sources elsewhere (and at the coarsest level).
+void init_matches(const Level& L, Field& F, const Field& coarser, int coarser_w, int r, uint64_t seed) {
+  std::vector<int> sources;
+  for (int i = 0; i < L.w * L.h; ++i)
+    if (L.source[i]) sources.push_back(i);
+  std::mt19937_64 rng(seed);
+  F.nnf.assign(static_cast<size_t>(L.w) * L.h, -1), F.dist.assign(static_cast<size_t>(L.w) * L.h, 0.f);
+  const int coarser_h = coarser_w > 0 ? static_cast<int>(coarser.nnf.size()) / coarser_w : 0;
+  for (int p : L.targets) {
+    int q = -1;
+    if (coarser_w > 0) {
+      const int x = p % L.w, y = p / L.w;
+      const int c = coarser.nnf[static_cast<size_t>(std::min(y / 2, coarser_h - 1) * coarser_w + std::min(x / 2, coarser_w - 1))];
+      if (c >= 0) {
+        const int qx = std::clamp(2 * (c % coarser_w) + x % 2, r, L.w - 1 - r);
+        const int qy = std::clamp(2 * (c / coarser_w) + y % 2, r, L.h - 1 - r);
+        if (L.source[L.index(qx, qy)]) q = L.index(qx, qy);
+      }
+    }
+    F.nnf[p] = q >= 0 ? q : random_source(sources, rng);
+  }
+}
+
+// Sketched lines the picture has no patch for (a line through a flat region): there the model's
+// own result is kept, feathered over a patch radius.
+cv::Mat keep_the_models_lines(const cv::Mat& estimate, const cv::Mat& guide, const cv::Mat& unmet, int r) {
+  cv::Mat w;
+  cv::dilate(unmet, w, cv::getStructuringElement(cv::MORPH_ELLIPSE, {2 * r + 1, 2 * r + 1}));
+  w.convertTo(w, CV_32F, 1.0 / 255);
+  cv::GaussianBlur(w, w, {0, 0}, std::max(1.0, r / 2.0));
+  cv::Mat w3;
+  cv::cvtColor(w, w3, cv::COLOR_GRAY2RGB);
+  return estimate.mul(cv::Scalar::all(1) - w3) + guide.mul(w3);
+}
+
 }  // namespace
 
 bool has_patch_source(const cv::Mat& hole, int patch) {
@@ -299,104 +387,40 @@ cv::Mat synthesize_detail(const cv::Mat& image, const cv::Mat& hole_in, const cv
   if (!has_patch_source(hole, o.patch))
     throw InputError("detail synthesis needs known pixels to copy from: no " + std::to_string(o.patch) + "x" +
                      std::to_string(o.patch) + " patch outside the selection (use --detail tiles or none)");
+  const Pyramid pyr = build_pyramid(image, hole, guide, strokes, o);
+  const int levels = static_cast<int>(pyr.colours.size());
+  const Weights wt{static_cast<float>(std::sqrt(o.colour_weight)), static_cast<float>(std::sqrt(o.guide_weight)),
+                   static_cast<float>(std::sqrt(3 * o.structure_weight))};  // one structure channel against three
 
-  // Full-resolution features: the picture with the model's result in the hole ("start"), its
-  // low-pass as the guide, its lines as the structure.
-  cv::Mat start = image.clone();
-  guide.copyTo(start, hole);
-  const cv::Mat low = low_pass(start, o.guide_scale);
-  cv::Mat structure = line_map(edges_of(start));
-  if (!strokes.empty()) {
-    cv::Mat user = line_map(cv::min(cv::max(strokes, 0.f), 1.f));
-    user.copyTo(structure, hole);
-  }
-
-  // Pyramid: halve until the short side reaches about min_level_side.
-  std::vector<cv::Mat> colours{start}, guides{low}, structures{structure}, holes{hole};
-  while (std::min(colours.back().cols, colours.back().rows) / 2 >= o.min_level_side &&
-         std::min(colours.back().cols, colours.back().rows) / 2 >= o.patch * 2) {
-    const cv::Size half((colours.back().cols + 1) / 2, (colours.back().rows + 1) / 2);
-    cv::Mat c, g, s, hf, h;
-    cv::resize(colours.back(), c, half, 0, 0, cv::INTER_AREA);
-    cv::resize(guides.back(), g, half, 0, 0, cv::INTER_AREA);
-    cv::resize(structures.back(), s, half, 0, 0, cv::INTER_AREA);
-    holes.back().convertTo(hf, CV_32F);
-    cv::resize(hf, hf, half, 0, 0, cv::INTER_AREA);
-    h = hf > 0;
-    if (!has_patch_source(h, o.patch)) break;
-    colours.push_back(c), guides.push_back(g), structures.push_back(s), holes.push_back(h);
-  }
-  const int levels = static_cast<int>(colours.size());
-  const float wc = static_cast<float>(std::sqrt(o.colour_weight)), wg = static_cast<float>(std::sqrt(o.guide_weight));
-  const float ws = static_cast<float>(std::sqrt(3 * o.structure_weight));  // one channel against three
-
-  Field F;
+  Field F, coarser;
+  cv::Mat estimate;  // the hole's colour so far (the coarser level's result)
   cv::Mat unmet;     // CV_8UC1: hole pixels whose sketched line their match lacks (finest level)
-  cv::Mat estimate;  // the previous (coarser) level's result
-  std::vector<int> prev_nnf;
-  int prev_w = 0;
+  int coarser_w = 0;
   for (int lev = levels - 1; lev >= 0; --lev) {
-    Level L;
-    L.w = colours[lev].cols, L.h = colours[lev].rows;
-    plan_level(L, holes[lev], r);
-    std::vector<int> sources;
-    for (int i = 0; i < L.w * L.h; ++i)
-      if (L.source[i]) sources.push_back(i);
-    L.feat.assign(static_cast<size_t>(L.w) * L.h * kCh, 0.f);
-    for (int y = 0; y < L.h; ++y)
-      for (int x = 0; x < L.w; ++x) {
-        float* f = &L.feat[static_cast<size_t>(L.index(x, y)) * kCh];
-        const auto g = guides[lev].at<cv::Vec3f>(y, x);
-        for (int k = 0; k < 3; ++k) f[3 + k] = g[k] * wg;
-        f[kStructure] = structures[lev].at<float>(y, x) * ws;
-      }
+    if (o.check) o.check();
+    Level L = make_level(pyr, lev, r, wt);
     // The hole's colour: the model's result at the coarsest level, the coarser level's result above.
-    cv::Mat colour = colours[lev].clone();
+    cv::Mat colour = pyr.colours[lev].clone();
     if (!estimate.empty()) {
       cv::Mat up;
       cv::resize(estimate, up, colour.size(), 0, 0, cv::INTER_LINEAR);
-      up.copyTo(colour, holes[lev]);
+      up.copyTo(colour, pyr.holes[lev]);
     }
-    set_colour(L, colour, wc);
-    // Matches: random at the coarsest level, the coarser level's scaled up above.
-    std::mt19937_64 rng(o.seed * 1000003 + static_cast<uint64_t>(lev));
-    F.nnf.assign(L.w * L.h, -1), F.dist.assign(L.w * L.h, 0.f);
-    for (int p : L.targets) {
-      int q = -1;
-      if (!prev_nnf.empty()) {
-        const int x = p % L.w, y = p / L.w;
-        const int cp = std::min(y / 2, static_cast<int>(prev_nnf.size()) / prev_w - 1) * prev_w + std::min(x / 2, prev_w - 1);
-        if (prev_nnf[cp] >= 0) {
-          const int qx = std::clamp(2 * (prev_nnf[cp] % prev_w) + x % 2, r, L.w - 1 - r);
-          const int qy = std::clamp(2 * (prev_nnf[cp] / prev_w) + y % 2, r, L.h - 1 - r);
-          if (L.source[L.index(qx, qy)]) q = L.index(qx, qy);
-        }
-      }
-      F.nnf[p] = q >= 0 ? q : random_source(L, sources, rng);
-    }
+    set_colour(L, colour, wt.colour);
+    init_matches(L, F, coarser, coarser_w, r, o.seed * 1000003 + static_cast<uint64_t>(lev));
     const int em = std::max(1, o.coarse_em >> (levels - 1 - lev));
     for (int e = 0; e < em; ++e) {
-      patchmatch(L, sources, F, r, o.search_iterations, o.coherence, o.seed * 7919 + static_cast<uint64_t>(lev * 64 + e));
-      colour = vote(L, F, colours[lev], r);
-      set_colour(L, colour, wc);
+      if (o.check) o.check();
+      patchmatch(L, F, r, o.search_iterations, o.coherence, o.seed * 7919 + static_cast<uint64_t>(lev * 64 + e));
+      colour = vote(L, F, pyr.colours[lev], r);
+      set_colour(L, colour, wt.colour);
     }
     estimate = colour;
-    prev_nnf = F.nnf;
-    prev_w = L.w;
-    if (lev == 0 && !strokes.empty() && ws > 0) unmet = unmet_lines(L, F, ws);
+    coarser = F;
+    coarser_w = L.w;
+    if (lev == 0 && !strokes.empty() && wt.structure > 0) unmet = unmet_lines(L, F, wt.structure);
   }
-  // Sketched lines the picture has no patch for (a line through a flat region): where a hole
-  // pixel's line is not in the patch it was matched to, the model's own result is kept (feathered
-  // over a patch radius).
-  if (!unmet.empty() && cv::countNonZero(unmet) > 0) {
-    cv::Mat w;
-    cv::dilate(unmet, w, cv::getStructuringElement(cv::MORPH_ELLIPSE, {2 * r + 1, 2 * r + 1}));
-    w.convertTo(w, CV_32F, 1.0 / 255);
-    cv::GaussianBlur(w, w, {0, 0}, std::max(1.0, r / 2.0));
-    cv::Mat w3;
-    cv::cvtColor(w, w3, cv::COLOR_GRAY2RGB);
-    estimate = estimate.mul(cv::Scalar::all(1) - w3) + guide.mul(w3);
-  }
+  if (!unmet.empty() && cv::countNonZero(unmet) > 0) estimate = keep_the_models_lines(estimate, guide, unmet, r);
   cv::Mat out = image.clone();
   estimate.copyTo(out, hole);
   return out;

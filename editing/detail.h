@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include <opencv2/core.hpp>
 
@@ -39,6 +40,9 @@ struct DetailOptions {
   // "Detail"): 0.5 / 1 / 2 / 4 gave texture distance 0.30 / 0.28 / 0.25 / 0.25, 4 lower edge F1.
   double coherence = 2;
   uint64_t seed = 0;
+  // Called between the steps (levels, EM iterations); it may throw to stop the synthesis (the
+  // engine's cancel).
+  std::function<void()> check;
 };
 
 // Fills the hole of `image` (CV_32FC3 RGB in [0, 1]) from its known pixels.

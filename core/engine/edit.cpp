@@ -244,8 +244,10 @@ void check_settings(const EditRequest& req) {
 void check_memory(const cv::Size& size, int variants) {
   const double available = available_memory();
   if (available <= 0) return;
-  // Per pixel: the float copies of image, mask, sketch, blend weights and each variant's result.
-  const double per_pixel = 4.0 * (3 + 1 + 1 + 2) + 4.0 * 3 * variants + 8;
+  // Per pixel: the float copies of image, mask, sketch, blend weights and each variant's result,
+  // and the patch detail's features, matches and pyramid (about 120 bytes per crop pixel; the
+  // crop is at most the image).
+  const double per_pixel = 4.0 * (3 + 1 + 1 + 2) + 4.0 * 3 * variants + 8 + 128;
   const double need = per_pixel * size.area() + 512e6;
   if (need > available)
     throw InputError("this request needs about " + std::to_string(static_cast<int>(need / 1e9 + 1)) + " GB and " +
@@ -392,6 +394,10 @@ cv::Mat patch_detail(const Prepared& p, const EditRequest& req, const cv::Mat& s
   edit::DetailOptions o;
   o.guide_scale = 1.0 / p.plan.scale;
   o.seed = seed;
+  if (const CancelToken* cancel = p.job.cancel)
+    o.check = [cancel] {
+      if (cancel->cancelled()) throw Cancelled();
+    };
   // The sketch steers the synthesis where it steered the model (`conditioned`): a model whose "no
   // sketch" is a blank map saw none when no stroke reached its square; the structure target is then
   // the edges of what the model drew.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 #include <opencv2/core/utility.hpp>
@@ -150,6 +151,18 @@ TEST(Detail, DeterministicForASeedWhateverTheThreads) {
   EXPECT_EQ(cv::norm(one, two, cv::NORM_INF), 0.0);
   o.seed = 4;
   EXPECT_GT(cv::norm(one, synthesize_detail(img, hole, guide, cv::Mat(), o), cv::NORM_INF), 0.0);
+}
+
+TEST(Detail, StopsWhenItsCheckThrows) {
+  // The engine's cancel: the check runs between levels and EM iterations, and may throw.
+  const cv::Mat img = texture(kSize, 9, cv::Scalar(0.4, 0.5, 0.6)), hole = hole_of(kSize, kHole);
+  DetailOptions o;
+  int calls = 0;
+  o.check = [&calls] {
+    if (++calls == 3) throw std::runtime_error("stop");
+  };
+  EXPECT_THROW(synthesize_detail(img, hole, blurred(img), cv::Mat(), o), std::runtime_error);
+  EXPECT_EQ(calls, 3);
 }
 
 TEST(Detail, RefusesBadInputWithAReason) {
