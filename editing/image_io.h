@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <opencv2/core.hpp>
 
@@ -40,6 +41,11 @@ bool is_image_path(const std::string& path);
 // `path`, so a failed or interrupted write never leaves a partial file behind. Throws
 // edit::InputError on a bad image or path, edit::Error when the file system refuses.
 void write_image(const std::string& path, const cv::Mat& image);
+
+// All or none: every image is written completely to a temporary beside its path first; only when
+// all are written are they renamed onto their paths (a full disk leaves no result and no
+// temporary). The same checks as write_image.
+void write_images(const std::vector<std::string>& paths, const std::vector<cv::Mat>& images);
 
 struct FloatImage {
   cv::Mat rgb;    // CV_32FC3, RGB order, [0, 1]

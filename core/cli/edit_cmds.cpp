@@ -1,9 +1,12 @@
 // edit, generate, interpolate, models list.
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unistd.h>
 
 #include "core/base/error.h"
 #include "core/cli/commands.h"
@@ -42,10 +45,55 @@ cv::Mat compare_strip(const cv::Mat& image, const cv::Mat& sketch, const cv::Mat
   return strip;
 }
 
-void check_out(const std::string& out) {
+// The folders a command creates for its output: made (and checked writable) before the work, so
+// that an unwritable output fails in a second, not after the computation; removed again (when
+// still empty) unless the results were written.
+class OutputFolder {
+ public:
+  explicit OutputFolder(const fs::path& dir) {
+    if (dir.empty()) return;
+    std::vector<fs::path> missing;
+    for (fs::path d = fs::absolute(dir); !d.empty() && !fs::exists(d); d = d.parent_path()) {
+      missing.push_back(d);
+      if (d == d.parent_path()) break;
+    }
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    created_.assign(missing.begin(), missing.end());  // deepest first
+    if (ec || !fs::is_directory(dir))
+      throw InputError("cannot create the output folder " + dir.string() + (ec ? ": " + ec.message() : "") +
+                       "; choose another --out");
+    const fs::path probe = dir / (".diffsketch-write-test-" + std::to_string(::getpid()));
+    {
+      std::ofstream test(probe);
+      if (!test) {
+        remove_created();
+        throw InputError("the output folder " + dir.string() + " is not writable; choose another --out");
+      }
+    }
+    fs::remove(probe, ec);
+  }
+  OutputFolder(const OutputFolder&) = delete;
+  OutputFolder& operator=(const OutputFolder&) = delete;
+  ~OutputFolder() {
+    if (!keep_) remove_created();
+  }
+  void keep() { keep_ = true; }
+
+ private:
+  void remove_created() {
+    std::error_code ec;
+    for (const auto& d : created_) fs::remove(d, ec);  // fails (and stays) when not empty
+    created_.clear();
+  }
+  std::vector<fs::path> created_;
+  bool keep_ = false;
+};
+
+// Checks an --out PNG path and prepares its folder.
+std::unique_ptr<OutputFolder> check_out(const std::string& out) {
   if (fs::path(out).extension() != ".png") throw InputError("--out " + out + ": results are written as PNG; name it *.png");
-  const auto parent = fs::path(out).parent_path();
-  if (!parent.empty()) fs::create_directories(parent);
+  return std::make_unique<OutputFolder>(fs::path(out).parent_path());
 }
 
 ProgressFn progress_line() {
@@ -56,12 +104,11 @@ ProgressFn progress_line() {
 }
 
 // Writes each result as OUT.png or OUT-1.png, OUT-2.png, ...; returns the paths.
+// All or none (edit::write_images).
 std::vector<std::string> write_results(const EditResult& r, const std::string& out) {
   std::vector<std::string> paths;
-  for (size_t i = 0; i < r.images.size(); ++i) {
-    paths.push_back(numbered(out, i, r.images.size()));
-    edit::write_image(paths.back(), r.images[i]);
-  }
+  for (size_t i = 0; i < r.images.size(); ++i) paths.push_back(numbered(out, i, r.images.size()));
+  edit::write_images(paths, r.images);
   return paths;
 }
 
@@ -119,9 +166,10 @@ void register_edit_command(CLI::App& app, Runners& runners) {
   runners.push_back([cmd] {
     if (!cmd->parsed()) return -1;
     check_sketch_guidance(req.sketch_guidance);
-    check_out(out);
+    const auto out_folder = check_out(out);
+    std::unique_ptr<OutputFolder> compare_folder;
     if (!compare.empty()) {  // checked before the work, so that nothing is overwritten after it
-      check_out(compare);
+      compare_folder = check_out(compare);
       for (int v = 0; v < std::max(1, req.variants); ++v)
         if (fs::weakly_canonical(compare) == fs::weakly_canonical(numbered(out, v, std::max(1, req.variants))))
           throw InputError("--compare " + compare + " is also a result's file; give it another name");
@@ -137,7 +185,9 @@ void register_edit_command(CLI::App& app, Runners& runners) {
       edit::write_image(compare, compare_strip(req.image, req.sketch, req.mask, r.images[0]));
       paths.push_back(compare);
       r.seeds.push_back(r.seeds[0]);
+      compare_folder->keep();
     }
+    out_folder->keep();
     report(r, paths, since(start));
     return 0;
   });
@@ -160,11 +210,12 @@ void register_generate(CLI::App& app, Runners& runners) {
   runners.push_back([cmd] {
     if (!cmd->parsed()) return -1;
     check_sketch_guidance(req.sketch_guidance);
-    check_out(out);
+    const auto out_folder = check_out(out);
     const auto start = std::chrono::steady_clock::now();
     if (!sketch.empty()) req.sketch = edit::read_image(sketch);
     auto r = Engine().generate(req, progress_line());
     auto paths = write_results(r, out);
+    out_folder->keep();
     report(r, paths, since(start));
     return 0;
   });
@@ -200,15 +251,16 @@ void register_interpolate(CLI::App& app, Runners& runners) {
     req.mode = edit::parse_interp_mode(mode);
     const auto start = std::chrono::steady_clock::now();
     if (!sketch.empty()) req.generate.sketch = edit::read_image(sketch);
-    fs::create_directories(out);
+    OutputFolder out_folder(out);
     auto r = Engine().interpolate(req, progress_line());
     std::vector<std::string> paths;
     for (size_t i = 0; i < r.images.size(); ++i) {
       char name[32];
       std::snprintf(name, sizeof name, "frame-%02zu.png", i + 1);
       paths.push_back((fs::path(out) / name).string());
-      edit::write_image(paths.back(), r.images[i]);
     }
+    edit::write_images(paths, r.images);
+    out_folder.keep();
     report(r, paths, since(start));
     return 0;
   });

@@ -161,6 +161,15 @@ expect 2 'feather must be in 0\.\.256' "--feather 2000000000" -- "${edit[@]:0:${
   --out "$work/x.png"  # edit's line without its own --feather 2
 expect 2 'RePaint jumps must be in 0\.\.20' "--repaint-jumps 1000000000" -- "${edit[@]}" --repaint-jumps 1000000000 --out "$work/x.png"
 expect 2 'also a result' "--compare naming the result" -- "${edit[@]}" --compare "$work/ed.png" --out "$work/ed.png"
+# A failed edit leaves no folder it created; an output folder that cannot be made fails before the work.
+expect 2 'eta must be in' "a failed edit into new folders" -- "${edit[@]}" --eta 5 --out "$work/new/deeper/x.png"
+[ ! -e "$work/new" ] && pass "a failed edit removed the folders it created" || fail "a failed edit left $work/new"
+expect 2 'cannot create the output folder' "--out under a file" -- "${edit[@]}" --out "$work/in.ppm/x.png"
+# Variants are written all or none: the second's name is taken by a folder, so neither is written.
+mkdir -p "$work/vv-2.png"
+expect 1 'vv-2\.png' "--variants 2 with the second unwritable" -- "${edit[@]}" --variants 2 --out "$work/vv.png"
+[ ! -e "$work/vv-1.png" ] && pass "variants: none written when one cannot be" || fail "variants: vv-1.png was left alone"
+ls -a "$work" | grep -q '\.tmp-' && fail "variants: a temporary was left behind" || pass "variants: no temporary left"
 expect nonzero "sketch-guidance-mode" "--sketch-guidance-mode fast" -- "${edit[@]}" --sketch-guidance-mode fast --out "$work/x.png"
 gen=(generate --model "$editing" --sketch "$work/sketch.pgm" --steps 3 --device cpu)
 expect 0 'gen-2\.png' "generate two variants" -- "${gen[@]}" --seed 21 --variants 2 --out "$work/gen.png"

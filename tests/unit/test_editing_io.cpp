@@ -101,7 +101,7 @@ TEST_F(TempDir, MissingEmptyAndGarbageFilesGiveClearErrors) {
   write_bytes(path("empty.png"), {});
   EXPECT_NE(thrown_message([&] { read_image(path("empty.png")); }).find("empty"), std::string::npos);
   write_bytes(path("junk.png"), {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd'});
-  EXPECT_NE(thrown_message([&] { read_image(path("junk.png")); }).find("cannot decode"), std::string::npos);
+  EXPECT_NE(thrown_message([&] { read_image(path("junk.png")); }).find("re-export it as PNG"), std::string::npos);
   EXPECT_THROW(read_image(dir_.string()), dsk::edit::InputError);  // a directory
 }
 
@@ -130,6 +130,69 @@ TEST_F(TempDir, PixelCapAndMinimumSide) {
   ReadLimits need8;
   need8.min_side = 8;
   EXPECT_NE(thrown_message([&] { read_image(one, need8); }).find("smaller than the minimum"), std::string::npos);
+}
+
+// Every format's size is read from its header before decoding: a small file claiming a huge image
+// is refused with the pixel limit's message, not decoded first.
+TEST_F(TempDir, EveryFormatsPixelBudgetIsCheckedFromItsHeader) {
+  ReadLimits cap;
+  cap.max_pixels = 100 * 120 - 1;
+  int checked = 0;
+  for (const char* ext : {".png", ".jpg", ".bmp", ".tif", ".webp", ".pgm", ".ppm", ".pbm", ".pfm", ".jp2", ".hdr", ".ras", ".exr"}) {
+    const std::string p = path(std::string("fmt") + ext);
+    const bool is_float = std::string(ext) == ".hdr" || std::string(ext) == ".pfm" || std::string(ext) == ".exr";
+    cv::Mat img = random_image(100, 120, CV_8UC3, 5);
+    if (std::string(ext) == ".pgm" || std::string(ext) == ".pbm") cv::cvtColor(img, img, cv::COLOR_BGR2GRAY);
+    if (is_float) img.convertTo(img, CV_32FC3, 1.0 / 255);
+    bool written = false;
+    try {
+      written = cv::imwrite(p, img);
+    } catch (const cv::Exception&) {
+    }
+    if (!written) continue;  // this OpenCV does not write the format (its reader is then not tested here)
+    ++checked;
+    EXPECT_NE(thrown_message([&] { read_image(p, cap); }).find("over the limit"), std::string::npos) << ext;
+    ReadLimits exact;
+    exact.max_pixels = 100 * 120;
+    EXPECT_EQ(read_image(p, exact).size(), cv::Size(120, 100)) << ext;
+  }
+  EXPECT_GE(checked, 9) << "png, jpg, bmp, tif, webp, pgm, ppm, pbm, pfm at least";
+  // Hostile headers: a few bytes claiming 30000 x 30000 (900 M pixels).
+  std::vector<unsigned char> tiff = {'I', 'I', 42, 0, 8, 0, 0, 0, 2, 0,
+                                     0, 1, 4, 0, 1, 0, 0, 0, 0x30, 0x75, 0, 0,   // ImageWidth LONG 30000
+                                     1, 1, 3, 0, 1, 0, 0, 0, 0x30, 0x75, 0, 0,   // ImageLength SHORT 30000
+                                     0, 0, 0, 0};
+  tiff.resize(857, 0);
+  std::vector<unsigned char> webp = {'R', 'I', 'F', 'F', 22, 0, 0, 0, 'W', 'E', 'B', 'P', 'V', 'P', '8', 'X', 10, 0, 0, 0,
+                                     0, 0, 0, 0, 0x2F, 0x75, 0, 0x2F, 0x75, 0};  // canvas 30000 x 30000
+  const std::string pgm_text = "P5\n# hostile\n30000 30000\n255\n";
+  const std::vector<unsigned char> pgm(pgm_text.begin(), pgm_text.end());
+  for (const auto& [name, bytes] : std::vector<std::pair<std::string, std::vector<unsigned char>>>{
+           {"huge.tif", tiff}, {"huge.webp", webp}, {"huge.pgm", pgm}}) {
+    write_bytes(path(name), bytes);
+    const std::string m = thrown_message([&] { read_image(path(name)); });
+    EXPECT_NE(m.find("30000x30000"), std::string::npos) << name << ": " << m;
+    EXPECT_NE(m.find("over the limit"), std::string::npos) << name << ": " << m;
+  }
+  // A format no probe reads (GIF) is refused before decoding, with what to do.
+  const std::string gif_text = "GIF89a\x10\x00\x10\x00";
+  write_bytes(path("a.gif"), std::vector<unsigned char>(gif_text.begin(), gif_text.end()));
+  EXPECT_NE(thrown_message([&] { read_image(path("a.gif")); }).find("re-export it as PNG"), std::string::npos);
+}
+
+TEST_F(TempDir, WriteImagesIsAllOrNone) {
+  const cv::Mat a = random_image(10, 10, CV_8UC3, 1), b = random_image(10, 10, CV_8UC3, 2);
+  write_images({path("a.png"), path("b.png")}, {a, b});
+  EXPECT_EQ(cv::norm(read_image(path("b.png")), b, cv::NORM_INF), 0.0);
+  // The second target is a folder: its rename fails, so the first is not left either.
+  fs::create_directories(path("d.png"));
+  EXPECT_THROW(write_images({path("c.png"), path("d.png")}, {a, b}), std::runtime_error);
+  EXPECT_FALSE(fs::exists(path("c.png")));
+  // A bad image: nothing is written, no temporary is left.
+  EXPECT_THROW(write_images({path("e.png"), path("f.png")}, {a, cv::Mat()}), dsk::edit::InputError);
+  EXPECT_FALSE(fs::exists(path("e.png")));
+  for (const auto& e : fs::directory_iterator(dir_))
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
 }
 
 TEST_F(TempDir, FloatTiffIsConvertedToSixteenBit) {
