@@ -238,6 +238,18 @@ void log_progress(std::ostream& log, const TrainSettings& s, long step, double m
   log << std::endl;
 }
 
+// The config's training settings with the command line's overrides (--steps, --init-from).
+TrainSettings run_settings(const nlohmann::json& config, const TrainOptions& o, const ModelSpec& spec) {
+  auto s = parse_settings(config.value("train", nlohmann::json::object()), o.config_path, spec.net.image_size);
+  s.data.sketch_null = spec.net.sketch_null;
+  if (o.max_steps_override > 0) s.steps = std::min(s.steps, o.max_steps_override);
+  if (o.data_dirs.empty()) throw InputError("train: give at least one --data DIR");
+  if (!o.init_from.empty() && o.resume)
+    throw InputError("train: --init-from starts a new run and --resume continues one; give one of them");
+  if (!o.init_from.empty()) s.init_from = o.init_from;
+  return s;
+}
+
 }  // namespace
 
 TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* cancel) {
@@ -245,10 +257,7 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   const WithoutOneDnn no_onednn;
   const auto config = read_json(o.config_path);
   const ModelSpec spec = read_model_spec(config, o);
-  auto s = parse_settings(config.value("train", nlohmann::json::object()), o.config_path, spec.net.image_size);
-  s.data.sketch_null = spec.net.sketch_null;
-  if (o.max_steps_override > 0) s.steps = std::min(s.steps, o.max_steps_override);
-  if (o.data_dirs.empty()) throw InputError("train: give at least one --data DIR");
+  const auto s = run_settings(config, o, spec);
   const auto device = resolve_device(o.device);
   if (s.bf16 && !(device.is_cpu() && cpu_has_native_bf16()))
     throw InputError("train: bf16 autocast needs a CPU with native bf16 (avx512_bf16 / amx_bf16); this one has none");
@@ -257,9 +266,6 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
 
   torch::manual_seed(s.seed);
   UNetModel model(spec.net);
-  if (!o.init_from.empty() && o.resume)
-    throw InputError("train: --init-from starts a new run and --resume continues one; give one of them");
-  if (!o.init_from.empty()) s.init_from = o.init_from;
   // A run that starts from trained weights keeps its EMA from the first step (no warm-up), and says
   // so in its checkpoints, so that a resumed run does the same.
   bool ema_warmup = o.init_from.empty();
