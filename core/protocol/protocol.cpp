@@ -538,6 +538,7 @@ Message decode(std::span<const uint8_t> frame, const Limits& limits) {
     std::span<const uint8_t> rest;
     size_t read_some(uint8_t* buf, size_t n) override {
       n = std::min(n, rest.size());
+      if (n == 0) return 0;  // an empty span's data() may be null, which memcpy may not get
       std::memcpy(buf, rest.data(), n);
       rest = rest.subspan(n);
       return n;
