@@ -11,6 +11,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "editing/error.h"
+#include "editing/image_io.h"
 #include "editing/random.h"
 #include "editing/sketch.h"
 #include "editing/synth_sketch.h"
@@ -251,12 +252,7 @@ cv::Mat line_map(const cv::Mat& strokes) {
   return m;
 }
 
-cv::Mat edges_of(const cv::Mat& rgb) {
-  cv::Mat bgr8;
-  rgb.convertTo(bgr8, CV_8UC3, 255.0);
-  cv::cvtColor(bgr8, bgr8, cv::COLOR_RGB2BGR);
-  return canny_sketch(bgr8);
-}
+cv::Mat edges_of(const cv::Mat& rgb) { return canny_sketch(from_float_rgb(rgb, cv::Mat(), CV_8U, 3)); }
 
 void check_args(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& guide, const cv::Mat& strokes,
                 const DetailOptions& o) {

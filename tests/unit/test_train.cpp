@@ -65,15 +65,21 @@ fs::path write_config(const fs::path& dir, long steps, double checkpoint_minutes
   return path;
 }
 
+// A run's options on the CPU: its config, one data folder, its output folder.
+dsk::TrainOptions cpu_run(const fs::path& config, const fs::path& data, const fs::path& out) {
+  dsk::TrainOptions o;
+  o.config_path = config.string();
+  o.data_dirs = {data.string()};
+  o.out_dir = out.string();
+  o.device = "cpu";
+  return o;
+}
+
 TEST(Train, TinyEditingModelLowersItsLoss) {
   // The shipped model's recipe: v-prediction, the loss inside the hole only.
   const auto pictures = make_pictures(12);
   const auto dir = temp_dir("loss");
-  dsk::TrainOptions o;
-  o.config_path = write_config(dir, 150, 60, {{"predict_v", true}}, {{"hole_loss", true}, {"sketch_lr_mult", 5.0}, {"edge_loss_weight", 4.0}}).string();
-  o.data_dirs = {pictures.string()};
-  o.out_dir = (dir / "out").string();
-  o.device = "cpu";
+  dsk::TrainOptions o = cpu_run(write_config(dir, 150, 60, {{"predict_v", true}}, {{"hole_loss", true}, {"sketch_lr_mult", 5.0}, {"edge_loss_weight", 4.0}}), pictures, dir / "out");
   std::ostringstream log;
   const auto report = dsk::train(o, log);
   EXPECT_EQ(report.step, 150);
@@ -103,11 +109,7 @@ TEST(Train, ContinuesFromAShippedModelFolder) {
   // no warm-up, so after a few steps the EMA export is still near them while the raw weights moved.
   const auto pictures = make_pictures(6);
   const auto dir = temp_dir("init-from");
-  dsk::TrainOptions first;
-  first.config_path = write_config(dir, 10, 60).string();
-  first.data_dirs = {pictures.string()};
-  first.out_dir = (dir / "first").string();
-  first.device = "cpu";
+  dsk::TrainOptions first = cpu_run(write_config(dir, 10, 60), pictures, dir / "first");
   std::ostringstream log;
   dsk::train(first, log);
   const fs::path shipped = dir / "first" / "model";
@@ -166,11 +168,7 @@ TEST(Train, TheDecayedLrIsTheOptimisersLr) {
   const nlohmann::json decay = {{"lr_decay", "linear"}, {"lr_decay_start", 0}, {"lr_decay_steps", 3}, {"lr_final", 0.0}};
   auto weights_after = [&](long steps) {
     const auto dir = temp_dir("decay" + std::to_string(steps));
-    dsk::TrainOptions o;
-    o.config_path = write_config(dir, steps, 60, {}, decay).string();
-    o.data_dirs = {pictures.string()};
-    o.out_dir = (dir / "out").string();
-    o.device = "cpu";
+    dsk::TrainOptions o = cpu_run(write_config(dir, steps, 60, {}, decay), pictures, dir / "out");
     std::ostringstream log;
     dsk::train(o, log);
     EXPECT_NE(log.str().find("linear decay to 0 at step 3"), std::string::npos) << log.str();
@@ -218,11 +216,7 @@ TEST(Train, ResumesFromTheLastCheckpointAfterAKill) {
   ASSERT_GE(killed_at, 5);
   ASSERT_LT(killed_at, 40);
 
-  dsk::TrainOptions o;
-  o.config_path = config.string();
-  o.data_dirs = {pictures.string()};
-  o.out_dir = out.string();
-  o.device = "cpu";
+  dsk::TrainOptions o = cpu_run(config, pictures, out);
   o.resume = true;
   std::ostringstream log;
   const auto report = dsk::train(o, log);
@@ -235,11 +229,7 @@ TEST(Train, ResumesAfterAKillBetweenTheCheckpointRenames) {
   // the two leaves no checkpoint folder. Both states of that window must resume.
   const auto pictures = make_pictures(4);
   const auto dir = temp_dir("window");
-  dsk::TrainOptions o;
-  o.config_path = write_config(dir, 5, 60).string();
-  o.data_dirs = {pictures.string()};
-  o.out_dir = (dir / "out").string();
-  o.device = "cpu";
+  dsk::TrainOptions o = cpu_run(write_config(dir, 5, 60), pictures, dir / "out");
   o.max_steps_override = 3;  // one checkpoint, at the end (step 3)
   std::ostringstream first;
   dsk::train(o, first);
@@ -270,11 +260,7 @@ TEST(Train, ResumesAfterAKillBetweenTheCheckpointRenames) {
 TEST(Train, RefusesToOverwriteACheckpointWithoutResume) {
   const auto pictures = make_pictures(4);
   const auto dir = temp_dir("overwrite");
-  dsk::TrainOptions o;
-  o.config_path = write_config(dir, 2, 60).string();
-  o.data_dirs = {pictures.string()};
-  o.out_dir = (dir / "out").string();
-  o.device = "cpu";
+  dsk::TrainOptions o = cpu_run(write_config(dir, 2, 60), pictures, dir / "out");
   std::ostringstream log;
   dsk::train(o, log);
   EXPECT_THROW(dsk::train(o, log), std::invalid_argument);
@@ -411,11 +397,7 @@ TEST(TrainData, PackedShardsTrainLikePictureFolders) {
   EXPECT_THROW(dsk::open_training_data({(dir / "pack").string()}, options, false), std::invalid_argument);
 
   // And `train` takes the packed folder like a picture folder.
-  dsk::TrainOptions o;
-  o.config_path = write_config(dir, 3, 60).string();
-  o.data_dirs = {(dir / "pack").string()};
-  o.out_dir = (dir / "out").string();
-  o.device = "cpu";
+  dsk::TrainOptions o = cpu_run(write_config(dir, 3, 60), dir / "pack", dir / "out");
   EXPECT_EQ(dsk::train(o, log).step, 3);
 }
 
