@@ -1,7 +1,6 @@
 #include "core/formats/safetensors.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -442,30 +441,44 @@ int64_t TensorInfo::numel() const {
 
 // ---- File ---------------------------------------------------------------------------------------
 
+// The file is read into memory rather than mapped: a file rewritten or truncated by another
+// program while it is in use then gives an error here, never a SIGBUS later. Every caller copies
+// the tensors out anyway, so the cost is the file's size for as long as the File lives.
 File File::open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO must not block us
   if (fd < 0) throw InputError(path + ": cannot open: " + std::strerror(errno) + "; expected a safetensors file");
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  struct stat before {};
+  if (::fstat(fd, &before) != 0 || !S_ISREG(before.st_mode)) {
     ::close(fd);
     throw InputError(path + ": not a regular file; expected a safetensors file");
   }
-  File f;
-  f.label_ = path;
-  f.size_ = static_cast<size_t>(st.st_size);
-  if (f.size_ > 0) {
-    void* m = ::mmap(nullptr, f.size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    int err = errno;
+  std::vector<uint8_t> bytes;
+  try {
+    bytes.resize(static_cast<size_t>(before.st_size));
+  } catch (const std::bad_alloc&) {
     ::close(fd);
-    if (m == MAP_FAILED) throw InputError(path + ": cannot map the file: " + std::strerror(err));
-    f.map_ = m;
-    f.map_size_ = f.size_;
-    f.data_ = static_cast<const uint8_t*>(m);
-  } else {
-    ::close(fd);
+    throw InputError(path + ": " + std::to_string(before.st_size) + " bytes do not fit in memory");
   }
-  f.load();
-  return f;
+  size_t got = 0;
+  int err = 0;
+  while (got < bytes.size()) {
+    const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      err = n < 0 ? errno : 0;
+      break;
+    }
+    got += static_cast<size_t>(n);
+  }
+  struct stat after {};
+  const bool stat_ok = ::fstat(fd, &after) == 0;
+  ::close(fd);
+  if (err != 0) throw InputError(path + ": cannot read: " + std::strerror(err));
+  if (got < bytes.size() || !stat_ok || after.st_size != before.st_size ||
+      after.st_mtim.tv_sec != before.st_mtim.tv_sec || after.st_mtim.tv_nsec != before.st_mtim.tv_nsec)
+    throw InputError(path + ": the file changed while it was being read (is another program writing it?); "
+                     "try again once it is complete");
+  return from_bytes(std::move(bytes), path);
 }
 
 File File::from_bytes(std::vector<uint8_t> bytes, std::string label) {
@@ -498,22 +511,14 @@ void File::load() {
   metadata_ = std::move(metadata);
 }
 
-void File::release() noexcept {
-  if (map_) ::munmap(map_, map_size_);
-  map_ = nullptr;
-}
-
-File::~File() { release(); }
+File::~File() = default;
 
 File::File(File&& o) noexcept { *this = std::move(o); }
 
 File& File::operator=(File&& o) noexcept {
   if (this == &o) return *this;
-  release();
   label_ = std::move(o.label_);
   owned_ = std::move(o.owned_);  // moving keeps the heap buffer, so data_ stays valid
-  map_ = std::exchange(o.map_, nullptr);
-  map_size_ = std::exchange(o.map_size_, 0);
   data_ = std::exchange(o.data_, nullptr);
   size_ = std::exchange(o.size_, 0);
   buffer_start_ = std::exchange(o.buffer_start_, 0);

@@ -1,4 +1,4 @@
-// The safetensors format, torch-free: a strict validating reader (memory-mapped or in-memory) and
+// The safetensors format, torch-free: a strict validating reader (of a file read into memory, or of bytes) and
 // an atomic writer. Layout: u64 little-endian header length N, N bytes of UTF-8 JSON
 //   {name: {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {str: str}}
 // then the data buffer; offsets are relative to the buffer start; row-major little-endian data.
@@ -37,10 +37,12 @@ struct TensorInfo {
   int64_t numel() const;
 };
 
-// A validated, read-only safetensors file. Move-only; unmaps on destruction.
+// A validated, read-only safetensors file, held in memory. Move-only.
 class File {
  public:
-  static File open(const std::string& path);  // mmap; throws dsk::InputError naming the path
+  // Reads the whole file (not a mapping: a file changed underneath is an error, not a SIGBUS);
+  // throws dsk::InputError naming the path.
+  static File open(const std::string& path);
   static File from_bytes(std::vector<uint8_t> bytes, std::string label);  // label used in messages
 
   File(File&&) noexcept;
@@ -61,12 +63,9 @@ class File {
  private:
   File() = default;
   void load();  // validates data_/size_ and fills tensors_, index_, metadata_
-  void release() noexcept;
 
   std::string label_;
-  std::vector<uint8_t> owned_;  // from_bytes storage
-  void* map_ = nullptr;         // open() storage
-  size_t map_size_ = 0;
+  std::vector<uint8_t> owned_;  // the file's bytes
   const uint8_t* data_ = nullptr;  // the whole file
   size_t size_ = 0;
   size_t buffer_start_ = 0;  // 8 + header length

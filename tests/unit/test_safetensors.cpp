@@ -9,6 +9,7 @@
 #include <random>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/base/error.h"
 #include "core/formats/safetensors.h"
@@ -164,7 +165,7 @@ TEST(SafetensorsRoundTrip, SortedByNameAndPadded) {
   EXPECT_EQ(f.at("b").begin, 4u);
   EXPECT_EQ(f.find("nope"), nullptr);
   EXPECT_NE(f.find("c"), nullptr);
-  File moved = std::move(f);  // move keeps the mapping valid
+  File moved = std::move(f);  // move keeps the bytes valid
   EXPECT_EQ(moved.bytes(moved.at("c"))[1], c[1]);
 }
 
@@ -274,6 +275,21 @@ TEST(SafetensorsFile, OpenMissingFileNamesThePath) {
   EXPECT_THROW(File::open(dir.path().string()), std::invalid_argument);  // a directory
   ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
   EXPECT_THROW(File::open(dir / "fifo"), std::invalid_argument);  // and does not block
+}
+
+// Another program truncating or rewriting the file in place while it is open: reading the
+// tensors afterwards must give the bytes read at open, never a SIGBUS (a mapped file gave one).
+TEST(SafetensorsFile, AFileTruncatedWhileOpenIsNoSignal) {
+  TempDir dir;
+  const Bytes w = pattern(1 << 20, 7);
+  write(dir / "w.safetensors", {{"w", DType::U8, {int64_t(w.size())}, w.data(), w.size()}});
+  File f = File::open(dir / "w.safetensors");
+  ASSERT_EQ(::truncate((dir / "w.safetensors").c_str(), 0), 0);
+  write_file(dir / "w.safetensors", raw("{}"));
+  const auto bytes = f.bytes(f.at("w"));
+  ASSERT_EQ(bytes.size(), w.size());
+  EXPECT_EQ(std::memcmp(bytes.data(), w.data(), w.size()), 0);
+  EXPECT_NO_THROW(f.check_finite(f.at("w")));
 }
 
 namespace {
