@@ -12,9 +12,11 @@
 
 #include <opencv2/core.hpp>
 
+#include "core/base/limits.h"
+
 namespace dsk::edit {
 
-inline constexpr std::int64_t kDefaultMaxPixels = 64'000'000;  // 64 megapixels
+inline constexpr std::int64_t kDefaultMaxPixels = kMaxImagePixels;  // core/base/limits.h
 
 struct ReadLimits {
   std::int64_t max_pixels = kDefaultMaxPixels;  // width * height above this is refused

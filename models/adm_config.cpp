@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/base/limits.h"
 
 namespace dsk {
 namespace {
@@ -158,9 +159,10 @@ std::vector<double> parse_channel_mult(const std::string& text, const std::strin
     }
   }
   if (out.empty()) fail(where, "channel_mult is empty");
-  if (out.size() > 12) fail(where, "channel_mult '" + text + "' has more than 12 levels");
+  if (out.size() > kMaxLevels)
+    fail(where, "channel_mult '" + text + "' has more than " + std::to_string(kMaxLevels) + " levels");
   for (double m : out)
-    if (m > 64) fail(where, "channel_mult '" + text + "': a multiplier above 64");
+    if (m > kMaxChannelMult) fail(where, "channel_mult '" + text + "': a multiplier above " + std::to_string(static_cast<int>(kMaxChannelMult)));
   return out;
 }
 
@@ -195,14 +197,18 @@ void UNetConfig::validate(const std::string& where) const {
   };
   // Sizes far beyond any ADM model (the 512 px one: 256 channels, 2 blocks, 559 M parameters) are
   // refused before anything is built: a typo must not allocate gigabytes.
-  bad(image_size <= 0 || image_size > 4096, "image_size must be in 1..4096");
-  bad(in_channels <= 0 || in_channels > 64, "in_channels must be in 1..64");
-  bad(num_channels <= 0 || num_channels > 4096, "num_channels must be in 1..4096");
-  bad(num_res_blocks <= 0 || num_res_blocks > 16, "num_res_blocks must be in 1..16");
-  bad(num_heads > 1024 || num_heads_upsample > 1024 || num_head_channels > 4096, "attention heads beyond any ADM model");
+  auto in = [&](const Range<int>& range, int v, const char* name) {
+    bad(!range.contains(v), std::string(name) + " must be in " + range_text(range));
+  };
+  in(kImageSizeRange, image_size, "image_size");
+  in(kInChannelsRange, in_channels, "in_channels");
+  in(kNumChannelsRange, num_channels, "num_channels");
+  in(kNumResBlocksRange, num_res_blocks, "num_res_blocks");
+  bad(num_heads > kMaxHeads || num_heads_upsample > kMaxHeads || num_head_channels > kMaxHeadChannels,
+      "attention heads beyond any ADM model");
   bad(num_head_channels != -1 && num_head_channels <= 0, "num_head_channels must be positive, or -1 (use num_heads)");
   bad(num_heads_upsample != -1 && num_heads_upsample <= 0, "num_heads_upsample must be positive, or -1 (num_heads)");
-  bad(num_classes > 100000, "num_classes must be at most 100000");
+  bad(num_classes > kMaxClasses, "num_classes must be at most " + std::to_string(kMaxClasses));
   bad(class_cond && num_classes <= 0, "num_classes must be positive for a class-conditional model");
   bad(dropout < 0 || dropout >= 1, "dropout must be in [0, 1)");
   bad(!(sketch_null >= -10 && sketch_null <= 0),
@@ -217,9 +223,9 @@ void UNetConfig::validate(const std::string& where) const {
   const auto rates = rates_from_resolutions(attention_resolutions, image_size, "attention_resolutions", where);
   double conv_params = 0;  // 3x3 convolutions of the res blocks, down and up: most of the network
   for (double m : mults) conv_params += (3.0 * num_res_blocks + 1) * 2 * 9 * (m * num_channels) * (m * num_channels);
-  if (conv_params > 4e9)
+  if (conv_params > kMaxNetworkParams)
     fail(where, "the network would have about " + std::to_string(static_cast<int64_t>(conv_params / 1e6)) +
-                    " M parameters; the limit is 4000 M");
+                    " M parameters; the limit is " + std::to_string(static_cast<int64_t>(kMaxNetworkParams / 1e6)) + " M");
   for (int level = 0; level < levels; ++level) {
     const double m = mults[level];
     const int ch = static_cast<int>(m * num_channels);

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "core/base/limits.h"
+
 namespace dsk {
 
 namespace {
@@ -56,7 +58,8 @@ torch::Tensor gaussian_blur(const torch::Tensor& x, double sigma) {
 }
 
 std::shared_ptr<SketchFeatureNet> make_edge_pyramid(int levels) {
-  TORCH_CHECK(levels >= 1 && levels <= 8, "edge pyramid: levels must be in 1..8");
+  TORCH_CHECK(kEdgePyramidLevelsRange.contains(levels),
+              "edge pyramid: levels must be in " + range_text(kEdgePyramidLevelsRange));
   return std::make_shared<EdgePyramid>(levels);
 }
 

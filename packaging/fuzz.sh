@@ -2,14 +2,14 @@
 # packaging/fuzz.sh TARGET SECONDS: build a libFuzzer target with clang (ASan + UBSan) in
 # build-fuzz/ and run it for SECONDS on a copy of its seed corpus (tests/fuzz/corpus/TARGET).
 # Targets: safetensors (the weights reader), protocol (every frame a client can send), model_json
-# (model.json's network and diffusion flags). Runs inside the build environment
+# (model.json's network and diffusion flags), request (the engine's request checks, fed by frames). Runs inside the build environment
 # (./dsk fuzz TARGET SECS). Exits non-zero on a finding.
 set -euo pipefail
 
 target=${1:-}
 secs=${2:-60}
-case "$target" in safetensors | protocol | model_json) ;; *)
-  echo "usage: packaging/fuzz.sh safetensors|protocol|model_json SECONDS" >&2; exit 2 ;;
+case "$target" in safetensors | protocol | model_json | request) ;; *)
+  echo "usage: packaging/fuzz.sh safetensors|protocol|model_json|request SECONDS" >&2; exit 2 ;;
 esac
 [[ $secs =~ ^[0-9]+$ ]] || { echo "usage: packaging/fuzz.sh TARGET SECONDS" >&2; exit 2; }
 
@@ -33,9 +33,11 @@ common=('{' '}' '[' ']' ',' ':' '0' '-1' '1.5' '18446744073709551615' '922337203
 case "$target" in
   safetensors) tokens=('"dtype"' '"shape"' '"data_offsets"' '"__metadata__"' '"F32"' '"F16"' '"BF16"' '"F64"' '"I64"'
     '"BOOL"' '"U8"' '"F8_E4M3"' '"F8_E5M2"') ;;
-  protocol) tokens=('DSKP' '"type"' '"models"' '"edit"' '"generate"' '"interpolate"' '"cancel"' '"model-list"'
+  protocol | request) tokens=('DSKP' '"type"' '"models"' '"edit"' '"generate"' '"interpolate"' '"cancel"' '"model-list"'
     '"progress"' '"result"' '"error"' '"payloads"' '"width"' '"height"' '"channels"' '"dtype"' '"u8"' '"u16"'
-    '"f32"' '"sampling"' '"image"' '"mask"' '"sketch"' '"image_x"' '"sketch_guidance"' '"mode"' '"preview"') ;;
+    '"f32"' '"sampling"' '"image"' '"mask"' '"sketch"' '"image_x"' '"sketch_guidance"' '"mode"' '"preview"'
+    '"detail"' '"patch"' '"tiles"' '"none"' '"variants"' '"feather"' '"frames"' '"slerp"' '"ddim"' '"ddpm"'
+    '"cpu"' '"auto"' '"eta"' '"steps"' '"respacing"' '"class"' 'NaN' '1e308' '-0.0' '2147483647') ;;
   model_json) tokens=('"image_size"' '"num_channels"' '"num_res_blocks"' '"channel_mult"' '"attention_resolutions"'
     '"num_heads"' '"num_head_channels"' '"num_heads_upsample"' '"learn_sigma"' '"diffusion_steps"'
     '"noise_schedule"' '"timestep_respacing"' '"ddim25"' '"cosine"' '"1,2,2"' '"16,8"' '"True"' '"classifier_width"'

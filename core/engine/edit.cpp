@@ -24,8 +24,6 @@ using torch::Tensor;
 
 namespace {
 
-constexpr int kMinSide = 8;
-
 // [H,W,C] float mat -> [1,C,H,W] tensor (RGB images mapped to [-1,1]).
 Tensor to_tensor(const cv::Mat& m, bool image) {
   cv::Mat c = m.isContinuous() ? m : m.clone();
@@ -206,56 +204,6 @@ cv::Mat read_sketch(const cv::Mat& layer, cv::Size size, std::vector<std::string
   return strokes;
 }
 
-// An image of w x h px is at least kMinSide on each side and at most edit::kDefaultMaxPixels (the
-// limit read_image applies to files, here for every request however it arrives).
-void check_size(int w, int h, const std::string& what) {
-  if (w < kMinSide || h < kMinSide)
-    throw InputError(what + " is " + std::to_string(w) + "x" + std::to_string(h) + " px; at least " +
-                     std::to_string(kMinSide) + "x" + std::to_string(kMinSide) + " is needed");
-  if (static_cast<int64_t>(w) * h > edit::kDefaultMaxPixels)
-    throw InputError(what + " is " + std::to_string(w) + "x" + std::to_string(h) + " px, over the limit of " +
-                     std::to_string(edit::kDefaultMaxPixels / 1000000) + " megapixels");
-}
-
-void check_image(const cv::Mat& image, const std::string& what) {
-  if (image.empty()) throw InputError(what + " is empty");
-  check_size(image.cols, image.rows, what);
-}
-
-void check_settings(const EditRequest& req) {
-  require_in(kVariantsRange, req.variants, "variants", "");
-  require_in(kSketchScaleRange, req.sketch_scale, "sketch scale", " (0 ignores the sketch, 1 plain, above 1 harder)");
-  require_in(kSketchGuidanceRange, req.sketch_guidance.scale, "sketch guidance", " (0 = off)");
-  check_sampling(req.sampling);
-  require_in(kRepaintJumpsRange, req.repaint_jumps, "RePaint jumps", " (extra passes per jump; 0 = off)");
-  require_in(kRepaintLengthRange, req.repaint_length, "RePaint jump length", " (steps)");
-  require_in(kContextMarginRange, req.context_margin, "context margin", " (a fraction of the selection's size)");
-  require_in(kFeatherRange, req.feather, "feather", " (px inside the selection)");
-  require_in(kInitStrengthRange, req.init_strength, "init strength",
-             ": 1 starts the hole from noise, e.g. 0.8 from a smooth fill");
-  require_in(kRefineStrengthRange, req.refine_strength, "refine strength",
-             " (e.g. 0.3: each tile re-noised to 30% of the process)");
-  require_in(kRefineStepsRange, req.refine_steps, "refine steps", " (denoising steps per refinement tile, e.g. 2)");
-  require_in(kHarmonizeRange, req.harmonize, "harmonize",
-             ": 0 keeps the model's colours, 1 matches them to the surroundings");
-}
-
-// Refuses work that would not fit in memory, before it starts.
-void check_memory(const cv::Size& size, int variants) {
-  const double available = available_memory();
-  if (available <= 0) return;
-  // Per pixel: the float copies of image, mask, sketch, blend weights and each variant's result,
-  // and the patch detail's features, matches and pyramid (about 120 bytes per crop pixel; the
-  // crop is at most the image).
-  const double per_pixel = 4.0 * (3 + 1 + 1 + 2) + 4.0 * 3 * variants + 8 + 128;
-  const double need = per_pixel * size.area() + 512e6;
-  if (need > available)
-    throw InputError("this request needs about " + std::to_string(static_cast<int>(need / 1e9 + 1)) + " GB and " +
-                     std::to_string(static_cast<int>(available / 1e9)) + " GB are free; the largest image that fits is about " +
-                     std::to_string(static_cast<int>(std::max(0.0, available - 512e6) / per_pixel / 1e6)) +
-                     " megapixels (or use fewer variants)");
-}
-
 // The coarse result (crop pixels, RGB [0,1]) refined in tiles at (near) native resolution: each
 // tile is re-noised to an intermediate step and denoised with the known pixels blended in.
 cv::Mat refine(Job& job, const edit::RegionPlan& plan, const cv::Mat& image, const cv::Mat& soft_mask,
@@ -314,14 +262,8 @@ struct Prepared {
 
 Prepared prepare(ModelCache& models, const EditRequest& req, const ProgressFn& progress, const CancelToken* cancel,
                  const std::string& command) {
-  check_image(req.image, "the image");
-  if (req.mask.empty()) throw InputError("the mask is empty (no file or no pixels); white = regenerate");
-  if (req.mask.size() != req.image.size())
-    throw InputError("the mask is " + std::to_string(req.mask.cols) + "x" + std::to_string(req.mask.rows) +
-                     " px but the image is " + std::to_string(req.image.cols) + "x" + std::to_string(req.image.rows) +
-                     "; they must have the same size");
-  check_settings(req);
-  check_memory(req.image.size(), req.variants);
+  check_edit_request(req);
+  check_request_memory(req.image.size(), req.variants, available_memory());
   Prepared p;
   p.soft = edit::soft_mask_from_image(req.mask);
   if (edit::mask_support_bbox(p.soft > 0.5).empty())
@@ -424,11 +366,10 @@ cv::Mat render(Prepared& p, const EditRequest& req, uint64_t seed, const Tensor&
 
 // generate = edit of a neutral canvas with everything selected.
 EditRequest generate_as_edit(const GenerateRequest& req) {
-  const int w = req.width > 0 ? req.width : req.sketch.cols, h = req.height > 0 ? req.height : req.sketch.rows;
-  if (w <= 0 || h <= 0) throw InputError("generate needs a sketch or an output size (--width, --height)");
   // Before the canvas and the mask are made: a huge size is refused, not allocated.
-  check_size(w, h, "the output");
-  check_memory(cv::Size(w, h), std::clamp(req.variants, kVariantsRange.min, kVariantsRange.max));
+  check_generate_request(req);
+  const int w = req.width > 0 ? req.width : req.sketch.cols, h = req.height > 0 ? req.height : req.sketch.rows;
+  check_request_memory(cv::Size(w, h), req.variants, available_memory());
   const auto info = read_model_info(resolve_model(req.model));
   require_kind(info, {ModelKind::EditingUnet}, "generate (plain ADM models: use 'sample')");
   EditRequest e;
@@ -464,9 +405,7 @@ EditResult Engine::generate(const GenerateRequest& req, const ProgressFn& progre
 }
 
 EditResult Engine::interpolate(const InterpolateRequest& req, const ProgressFn& progress, const CancelToken* cancel) {
-  if (req.frames < 2 || req.frames > 64) throw InputError("--frames must be in 2..64 (both end points included)");
-  if (req.generate.sampling.sampler != "ddim" || req.generate.sampling.eta != 0)
-    throw InputError("interpolate runs deterministic DDIM (--sampler ddim --eta 0) so that the end frames are the seeds' samples");
+  check_interpolate_request(req);
   EditRequest e = generate_as_edit(req.generate);
   e.variants = 1;
   Prepared p = prepare(*models_, e, progress, cancel, "interpolate");

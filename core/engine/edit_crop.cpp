@@ -11,6 +11,7 @@
 // with the request, and the edit gets the crop of its stroke map.
 #include "core/base/error.h"
 #include "core/engine/engine.h"
+#include "core/engine/request_checks.h"
 #include "core/formats/model_info.h"
 #include "core/formats/model_registry.h"
 #include "editing/masks.h"
@@ -49,18 +50,11 @@ bool as_alpha_sketch(const cv::Mat& strokes, cv::Mat& sketch) {
 EditResult Engine::edit_crop(EditRequest req, cv::Point image_at, const ProgressFn& progress,
                              const CancelToken* cancel) {
   // Without a sketch, or with one of the image's size, the image is all there is.
-  if (req.image.empty() || req.sketch.empty() || req.sketch.size() == req.image.size()) {
-    if (!req.sketch.empty() && image_at != cv::Point(0, 0))
-      throw InputError("edit request: image_x, image_y must be 0 when the sketch has the image's size");
-    return edit(req, progress, cancel);
-  }
+  check_edit_crop(req, image_at);
+  if (req.image.empty() || req.sketch.empty() || req.sketch.size() == req.image.size()) return edit(req, progress, cancel);
   const cv::Mat layer_sketch = req.sketch;
   const cv::Rect layer(cv::Point(0, 0), layer_sketch.size());
   const cv::Rect where(image_at, req.image.size());
-  if ((where & layer) != where)
-    throw InputError("edit request: the image (" + rect_text(where) + ") does not lie inside the sketch layer (" +
-                     std::to_string(layer.width) + "x" + std::to_string(layer.height) +
-                     "); send the sketch over the whole layer and the image as a crop of it");
   if (req.mask.size() != req.image.size()) return edit(req, progress, cancel);  // the edit names the mismatch
   if (const cv::Rect need = planned_crop(req, layer.size(), where); (need & where) != need)
     throw InputError("edit request: the crop sent (" + rect_text(where) +

@@ -7,14 +7,6 @@
 
 namespace dsk {
 
-DetailMode parse_detail_mode(std::string_view name) {
-  for (size_t i = 0; i < std::size(kDetailModes); ++i)
-    if (name == kDetailModes[i]) return static_cast<DetailMode>(i);
-  throw InputError("unknown detail mode '" + std::string(name) + "': use patch, tiles or none");
-}
-
-std::string_view detail_mode_name(DetailMode mode) { return kDetailModes[static_cast<size_t>(mode)]; }
-
 Schedule schedule_for(const SamplingParams& params, const DiffusionConfig& diffusion) {
   const std::string respacing =
       !params.respacing.empty() ? params.respacing : steps_to_respacing(params.steps, diffusion.diffusion_steps);
@@ -74,8 +66,7 @@ int Engine::models_loaded() const { return models_->size(); }
 void Engine::unload() { models_->clear(); }
 
 std::vector<ImageF32> Engine::sample(const SampleRequest& req, const ProgressFn& progress, const CancelToken* cancel) {
-  if (req.batch < 1 || req.batch > 64) throw InputError("batch " + std::to_string(req.batch) + " must be in 1..64");
-  check_sampling(req.sampling);
+  check_sample_request(req);
   const auto device = resolve_device(req.sampling.device);
   auto unet = models_->unet(req.model, device, "sample");
   if (unet.info.kind != ModelKind::AdmUnet)

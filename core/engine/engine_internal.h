@@ -5,31 +5,16 @@
 #include <torch/torch.h>
 
 #include <optional>
-#include <sstream>
 
 #include "core/diffusion/sampler.h"
 #include "core/base/error.h"
 #include "core/engine/defaults.h"
 #include "core/engine/engine.h"
+#include "core/engine/request_checks.h"
 #include "core/formats/model_folder.h"
 #include "core/formats/model_registry.h"
 
 namespace dsk {
-
-// `value` must be in `range` (core/engine/defaults.h), else an InputError saying so.
-template <class T>
-inline void require_in(const Range<T>& range, T value, const std::string& what, const std::string& hint) {
-  if (range.contains(value)) return;
-  std::ostringstream msg;
-  msg << what << " must be in " << range_text(range) << hint << "; got " << value;
-  throw InputError(msg.str());
-}
-
-// The sampling settings every request shares, against core/engine/defaults.h's ranges.
-inline void check_sampling(const SamplingParams& p) {
-  require_in(kEtaRange, p.eta, "eta", " (DDIM: 0 deterministic, 1 as noisy as DDPM)");
-  require_in(kClassifierScaleRange, p.classifier_scale, "classifier scale", "");
-}
 
 // The respaced schedule a request asks for: --respacing, else --steps N (section respacing "N").
 Schedule schedule_for(const SamplingParams& params, const DiffusionConfig& diffusion);

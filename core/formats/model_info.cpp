@@ -6,6 +6,7 @@
 #include "core/base/error.h"
 #include "core/base/files.h"
 #include "core/base/json_depth.h"
+#include "core/base/limits.h"
 #include "models/adm_config.h"
 
 namespace dsk {
@@ -32,15 +33,13 @@ ModelInfo read_model_info(const std::string& dir) {
   if (!fs::exists(path, ec)) throw InputError(path + ": missing; a model folder needs model.json beside weights.safetensors");
   // A FIFO or a device would block the read, a huge file exhaust memory: a small regular file only.
   if (!fs::is_regular_file(path, ec)) throw InputError(path + ": not a regular file");
-  constexpr uintmax_t kMaxJsonBytes = 1u << 20;
-  if (fs::file_size(path, ec) > kMaxJsonBytes)
-    throw InputError(path + ": over " + std::to_string(kMaxJsonBytes >> 20) + " MiB; model.json holds a few flags");
+  if (fs::file_size(path, ec) > kMaxModelJsonBytes)
+    throw InputError(path + ": over " + std::to_string(kMaxModelJsonBytes >> 20) + " MiB; model.json holds a few flags");
   std::ifstream in(path);
   if (!in) throw InputError(path + ": cannot be read");
   const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  constexpr int kMaxDepth = 16;  // model.json nests 3 deep
-  if (json_nesting_depth(text, kMaxDepth) > kMaxDepth)
-    throw InputError(path + ": nested deeper than " + std::to_string(kMaxDepth) + " levels; not a model.json");
+  if (json_nesting_depth(text, kMaxJsonDepth) > kMaxJsonDepth)
+    throw InputError(path + ": nested deeper than " + std::to_string(kMaxJsonDepth) + " levels; not a model.json");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);

@@ -146,8 +146,8 @@ class KeyTracker {
 
   bool operator()(int depth, json::parse_event_t event, const json& parsed) {
     using E = json::parse_event_t;
-    if ((event == E::object_start || event == E::array_start) && depth >= kMaxDepth)
-      fail(label_, "header JSON nests deeper than " + std::to_string(kMaxDepth) +
+    if ((event == E::object_start || event == E::array_start) && depth >= kMaxSafetensorsDepth)
+      fail(label_, "header JSON nests deeper than " + std::to_string(kMaxSafetensorsDepth) +
                        " levels; expected {name: {dtype, shape, data_offsets}}");
     if (event == E::object_start) open_.emplace_back();
     if (event == E::object_end && !open_.empty()) open_.pop_back();
@@ -156,8 +156,6 @@ class KeyTracker {
   }
 
  private:
-  static constexpr int kMaxDepth = 32;
-
   void on_key(const std::string& key) {
     bool top = open_.size() == 1;
     if (!open_.back().insert(key).second) {

@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/base/limits.h"
+
 namespace dsk::st {
 
 enum class DType { BOOL, U8, I8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64, F8_E4M3, F8_E5M2 };
@@ -27,7 +29,7 @@ const char* dtype_name(DType);  // "F32", ...
 std::optional<DType> dtype_from_name(std::string_view);
 
 // The largest header a reader accepts (same limit as the reference implementation).
-inline constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+inline constexpr uint64_t kMaxHeaderBytes = kMaxSafetensorsHeaderBytes;
 
 struct TensorInfo {
   std::string name;

@@ -49,12 +49,13 @@ inline constexpr char kMagic[4] = {'D', 'S', 'K', 'P'};
 inline constexpr size_t kFrameHeaderBytes = 12;
 
 // Bounds a reader enforces before it trusts a header; memory grows only with bytes received.
+// The defaults are core/base/limits.h's; tests and the fuzzer use smaller ones.
 struct Limits {
-  uint32_t max_json_bytes = 1u << 20;         // 1 MiB
-  int max_json_depth = 16;                    // nested arrays and objects (requests use 3)
-  uint16_t max_payloads = 64;
-  uint64_t max_payload_bytes = 1ull << 30;   // 1 GiB: a 64-megapixel RGBA float image
-  int max_side = 65536;
+  uint32_t max_json_bytes = kMaxFrameJsonBytes;
+  int max_json_depth = kMaxJsonDepth;
+  uint16_t max_payloads = kMaxFramePayloads;
+  uint64_t max_payload_bytes = kMaxPayloadBytes;
+  int max_side = kMaxPayloadSide;
 };
 
 // A malformed, truncated or oversized frame.

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "core/base/error.h"
+#include "core/base/limits.h"
 #include "core/diffusion/sketch_loss.h"
 #include "core/formats/model_folder.h"
 #include "core/formats/model_registry.h"
@@ -235,10 +236,9 @@ void check_memory(const ModelInfo& info, const UNetConfig& net, int steps, int b
       << std::setprecision(3) << nparams / 1e6 << " M parameters x 24 bytes) + " << gb(mem.activation_bytes)
       << " for one step's activations at batch " << batch << "\n";
   if (device.is_cpu()) {
-    constexpr double kCpuMaxParams = 150e6;
     const double budget = free_bytes > 0 ? 0.8 * free_bytes : 0;
-    if (nparams > kCpuMaxParams || (budget > 0 && mem.total() > budget)) {
-      const double fit = budget > mem.activation_bytes ? std::min(kCpuMaxParams, (budget - mem.activation_bytes) / 24) : 0;
+    if (nparams > kMaxCpuFinetuneParams || (budget > 0 && mem.total() > budget)) {
+      const double fit = budget > mem.activation_bytes ? std::min(kMaxCpuFinetuneParams, (budget - mem.activation_bytes) / 24) : 0;
       throw InputError("fine-tuning " + info.name + " (" + std::to_string(static_cast<int>(nparams / 1e6)) +
                        " M parameters) needs about " + gb(mem.total()) + " (" + gb(mem.state_bytes) +
                        " of weights, gradients, Adam state, EMA and frozen copy + " + gb(mem.activation_bytes) +

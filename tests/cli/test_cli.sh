@@ -63,8 +63,8 @@ expect 0 'e-2\.png' "--batch 2 numbers the files" -- "${sample[@]}" --seed 1 --b
 [ -s "$work/e-1.png" ] && [ -s "$work/e-2.png" ] && pass "e-1.png, e-2.png written" || fail "batch files missing"
 
 # ---- bad flags: exit 2 and a message ----
-expect 2 '--steps 0 must be in 1\.\.1000' "--steps 0" -- "${base[@]}" --steps 0 --seed 1 --out "$work/x.png"
-expect 2 '--steps 5000 must be in 1\.\.1000' "--steps 5000" -- "${base[@]}" --steps 5000 --seed 1 --out "$work/x.png"
+expect 2 'steps must be in 1\.\.1000; got 0' "--steps 0" -- "${base[@]}" --steps 0 --seed 1 --out "$work/x.png"
+expect 2 'steps must be in 1\.\.1000; got 5000' "--steps 5000" -- "${base[@]}" --steps 5000 --seed 1 --out "$work/x.png"
 expect 2 "ddim37.*stride" "--respacing ddim37 (no integer stride gives 37 of 1000)" -- "${base[@]}" --respacing ddim37 --seed 1 --out "$work/x.png"
 expect 2 "respacing 'abc'" "--respacing abc" -- "${base[@]}" --respacing abc --seed 1 --out "$work/x.png"
 expect 2 "not a model folder" "missing model folder" -- sample --model "$work/no-such-model" --seed 1 --out "$work/x.png"
