@@ -139,9 +139,11 @@ void add_arguments(GimpProcedure* p, Operation op) {
   gimp_procedure_add_int_argument(p, "steps", "S_teps", "Sampling steps", kStepsRange.min, kStepsRange.max, kDefaultSteps,
                                   rw);
   if (op != Operation::Interpolate)
-    gimp_procedure_add_choice_argument(p, "sampler", "Sam_pler", "Sampler: ddim (deterministic) or ddpm",
-                                       gimp_choice_new_with_values("ddim", 0, "DDIM", nullptr, "ddpm", 1, "DDPM", nullptr, nullptr),
-                                       "ddim", rw);
+    gimp_procedure_add_choice_argument(
+        p, "sampler", "Sam_pler", "Sampler: ddim (deterministic), ddpm, or dpm++2m (deterministic, second order)",
+        gimp_choice_new_with_values("ddim", 0, "DDIM", nullptr, "ddpm", 1, "DDPM", nullptr, "dpm++2m", 2,
+                                    "DPM-Solver++(2M)", nullptr, nullptr),
+        "ddim", rw);
   gimp_procedure_add_double_argument(p, "sketch-strength", "Sketch stren_gth",
                                      "How closely to follow the sketch: 0 ignores it, 1 plain, above 1 harder (and slower)",
                                      kSketchScaleRange.min, kSketchScaleRange.max,

@@ -13,7 +13,9 @@ inline void add_sampling_flags(CLI::App* cmd, SamplingParams& p) {
   cmd->add_option("--steps", p.steps, "sampling steps: even section respacing \"N\" of the trained steps")
       ->capture_default_str();
   cmd->add_option("--respacing", p.respacing, "guided-diffusion respacing string (\"ddim25\", \"10,15,20\"); overrides --steps");
-  cmd->add_option("--sampler", p.sampler, "ddim or ddpm")->capture_default_str()->check(CLI::IsMember({"ddim", "ddpm"}));
+  cmd->add_option("--sampler", p.sampler, "ddim, ddpm or dpm++2m (DPM-Solver++(2M): second order, deterministic)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"ddim", "ddpm", "dpm++2m"}));
   cmd->add_option("--eta", p.eta, "DDIM eta (0 = deterministic)")->capture_default_str();
   cmd->add_option("--seed", p.seed, "seed of all noise")->capture_default_str();
   cmd->add_option("--device", p.device, "auto, cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));

@@ -49,8 +49,8 @@ Predictor with_mean_guidance(const Schedule& s, const DiffusionConfig& config, P
 
 Predictor with_classifier_guidance(const Schedule& s, const DiffusionConfig& config, Predictor inner, SamplerKind sampler,
                                    CondFn cond) {
-  return sampler == SamplerKind::Ddim ? with_score_guidance(s, config, std::move(inner), std::move(cond))
-                                      : with_mean_guidance(s, config, std::move(inner), std::move(cond));
+  return sampler == SamplerKind::Ddpm ? with_mean_guidance(s, config, std::move(inner), std::move(cond))
+                                      : with_score_guidance(s, config, std::move(inner), std::move(cond));
 }
 
 AfterStep known_region_blend(const Schedule& s, Tensor image, Tensor mask, NoiseFn noise) {

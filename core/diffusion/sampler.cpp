@@ -112,11 +112,42 @@ Tensor ddpm_step(const Prediction& p, int i, const Tensor& noise) {
   return i == 0 ? p.mean : p.mean + torch::exp(0.5 * p.log_variance) * noise;
 }
 
+Tensor dpmpp_2m_step(const Schedule& s, const Tensor& x, int i, const Prediction& p, MultistepHistory& history,
+                     bool lower_order_final) {
+  if (i == 0) return p.pred_xstart;
+  const double ab_s = s.alphas_cumprod.at(i), ab_t = s.alphas_cumprod.at(i - 1);
+  const double sigma_s = std::sqrt(1 - ab_s), sigma_t = std::sqrt(1 - ab_t), alpha_t = std::sqrt(ab_t);
+  const double h = 0.5 * (std::log(ab_t / (1 - ab_t)) - std::log(ab_s / (1 - ab_s)));
+  Tensor d = p.pred_xstart;
+  if (history.x0.defined() && !(lower_order_final && i == 1)) {
+    const double r = history.h / h;
+    d = (1 + 0.5 / r) * p.pred_xstart - (0.5 / r) * history.x0;
+  }
+  history = {p.pred_xstart, h};
+  return static_cast<float>(sigma_t / sigma_s) * x - static_cast<float>(alpha_t * std::expm1(-h)) * d;
+}
+
 SamplerKind sampler_from_name(const std::string& name) {
   if (name == "ddim") return SamplerKind::Ddim;
   if (name == "ddpm") return SamplerKind::Ddpm;
-  throw InputError("unknown sampler '" + name + "' (expected ddim or ddpm)");
+  if (name == "dpm++2m") return SamplerKind::DpmPP2M;
+  throw InputError("unknown sampler '" + name + "' (expected ddim, ddpm or dpm++2m)");
 }
+
+namespace {
+
+// One step of the loop's sampler from spaced index i.
+Tensor step(const Schedule& s, const Tensor& x, int i, const Prediction& p, const LoopOptions& opts,
+            MultistepHistory& history, bool lower_order_final) {
+  switch (opts.sampler) {
+    case SamplerKind::Ddim: return ddim_step(s, x, i, p, opts.eta, opts.noise(x));
+    case SamplerKind::Ddpm: return ddpm_step(p, i, opts.noise(x));
+    case SamplerKind::DpmPP2M: return dpmpp_2m_step(s, x, i, p, history, lower_order_final);
+  }
+  throw Error("unknown sampler kind");
+}
+
+}  // namespace
 
 NoiseFn seeded_noise(uint64_t seed) {
   auto gen = std::make_shared<at::Generator>(at::detail::createCPUGenerator(seed));
@@ -129,11 +160,11 @@ NoiseFn seeded_noise(uint64_t seed) {
 Tensor sample_loop(const Schedule& s, const Predictor& predict, Tensor x, const LoopOptions& opts) {
   const int first = opts.first_index < 0 ? s.size() - 1 : std::min(opts.first_index, s.size() - 1);
   const int n = first + 1;
+  MultistepHistory history;
   for (int i = first; i >= 0; --i) {
     if (opts.cancel && opts.cancel->cancelled()) throw Cancelled();
     Prediction p = predict(x, i);
-    Tensor noise = opts.noise(x);
-    x = opts.sampler == SamplerKind::Ddim ? ddim_step(s, x, i, p, opts.eta, noise) : ddpm_step(p, i, noise);
+    x = step(s, x, i, p, opts, history, n - 1 < 10);
     if (opts.after_step) x = opts.after_step(x, i);
     if (opts.trajectory) opts.trajectory->push_back(x);
     if (opts.on_step) opts.on_step(n - i, n, x, p.pred_xstart);
@@ -159,20 +190,21 @@ Tensor repaint_loop(const Schedule& s, const Predictor& predict, Tensor x, const
     }
   }
   const int total = static_cast<int>(levels.size()) - 1;
+  MultistepHistory history;
   for (int m = 1; m <= total; ++m) {
     if (opts.cancel && opts.cancel->cancelled()) throw Cancelled();
     const int from = levels[m - 1], to = levels[m];
     Tensor x0;
     if (to < from) {  // denoise one step at index `from`
       Prediction p = predict(x, from);
-      x = opts.sampler == SamplerKind::Ddim ? ddim_step(s, x, from, p, opts.eta, opts.noise(x))
-                                            : ddpm_step(p, from, opts.noise(x));
+      x = step(s, x, from, p, opts, history, n - 1 < 10);
       if (opts.after_step) x = opts.after_step(x, from);
       x0 = p.pred_xstart;
     } else {  // re-noise from level `from` to `to` = from + 1
       const double ratio = s.alphas_cumprod[to] / (from < 0 ? 1.0 : s.alphas_cumprod[from]);
       x = static_cast<float>(std::sqrt(ratio)) * x + static_cast<float>(std::sqrt(1 - ratio)) * opts.noise(x);
       x0 = x;
+      history = {};  // the re-noised x does not continue the solver's path
     }
     if (opts.on_step) opts.on_step(m, total, x, x0);
   }

@@ -63,7 +63,22 @@ torch::Tensor ddim_step(const Schedule& s, const torch::Tensor& x, int i, const 
 // p_sample: mean + exp(0.5 log_variance) z, no noise at the last step.
 torch::Tensor ddpm_step(const Prediction& p, int i, const torch::Tensor& noise);
 
-enum class SamplerKind { Ddim, Ddpm };
+// DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Algorithm 2): the probability-flow ODE solved
+// in log-SNR time lambda = log(alpha / sigma) with the data prediction x0, second order from the
+// previous step's x0 (multistep: one network evaluation per step, as DDIM). With h the step in
+// lambda and r = h_prev / h:
+//   D = (1 + 1/(2r)) x0 - 1/(2r) x0_prev   (x0 alone at the first step: DDIM with eta 0)
+//   x_t = (sigma_t / sigma_s) x_s - alpha_t expm1(-h) D
+// The last step (into the clean image) is x0 itself, as DDIM's; the update before it is first
+// order when the run has fewer than 10 updates (the reference's lower_order_final).
+struct MultistepHistory {
+  torch::Tensor x0;  // the previous step's data prediction; undefined: none (first order)
+  double h = 0;      // its step in lambda
+};
+torch::Tensor dpmpp_2m_step(const Schedule& s, const torch::Tensor& x, int i, const Prediction& p,
+                            MultistepHistory& history, bool lower_order_final);
+
+enum class SamplerKind { Ddim, Ddpm, DpmPP2M };
 SamplerKind sampler_from_name(const std::string& name);
 
 // Draws the noise of one step, shaped like x.
@@ -76,7 +91,7 @@ using AfterStep = std::function<torch::Tensor(const torch::Tensor& x, int index)
 
 struct LoopOptions {
   SamplerKind sampler = SamplerKind::Ddim;
-  double eta = 0.0;
+  double eta = 0.0;  // DDIM only
   NoiseFn noise;
   // Called after every step: (steps done, total, x_{t-1}, predicted x0).
   std::function<void(int, int, const torch::Tensor&, const torch::Tensor&)> on_step;
