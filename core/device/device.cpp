@@ -45,6 +45,16 @@ void configure_threads() {
   if (const char* v = std::getenv("DSK_ONEDNN"); v && std::string(v) == "0") at::globalContext().setUserEnabledMkldnn(false);
 }
 
+ScopedBlasThreads::ScopedBlasThreads(int threads) {
+  if (available()) openblas_set_num_threads(threads > 0 ? threads : torch::get_num_threads());
+}
+
+ScopedBlasThreads::~ScopedBlasThreads() {
+  if (available()) openblas_set_num_threads(1);
+}
+
+bool ScopedBlasThreads::available() { return openblas_set_num_threads != nullptr; }
+
 double available_memory() {
   std::ifstream meminfo("/proc/meminfo");
   std::string key, unit;
