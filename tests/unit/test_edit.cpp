@@ -239,18 +239,23 @@ TEST(Edit, KnownRegionBlendingLastPasteIsTheCleanImage) {
   EXPECT_TRUE(torch::equal(out * (1 - mask), image * (1 - mask)));
 }
 
-TEST(Edit, EditingModelFollowsItsInputsAndSketchScaleMatters) {
-  const cv::Mat image = gradient_image(64, 64, CV_8U, 3);
-  const cv::Mat mask = box_mask(64, 64, {16, 16, 32, 32});
+// A 64 px gradient with a 32 px square hole and a sketched line across it, the tiny editing model.
+dsk::EditRequest sketched_hole_request(int steps) {
   cv::Mat sketch(64, 64, CV_8UC3, cv::Scalar::all(255));
   cv::line(sketch, {16, 32}, {48, 32}, cv::Scalar::all(0), 2);
   dsk::EditRequest req;
   req.model = tiny_editing_model();
-  req.image = image;
-  req.mask = mask;
+  req.image = gradient_image(64, 64, CV_8U, 3);
+  req.mask = box_mask(64, 64, {16, 16, 32, 32});
   req.sketch = sketch;
-  req.sampling.steps = 4;
+  req.sampling.steps = steps;
   req.sampling.device = "cpu";
+  return req;
+}
+
+TEST(Edit, EditingModelFollowsItsInputsAndSketchScaleMatters) {
+  dsk::EditRequest req = sketched_hole_request(4);
+  const cv::Mat image = req.image, mask = req.mask;
   auto with = engine().edit(req);
   expect_outside_identical(with.images[0], image, mask);
   req.sketch_scale = 0;
@@ -264,17 +269,8 @@ TEST(Edit, EditingModelFollowsItsInputsAndSketchScaleMatters) {
 TEST(Edit, TheDpmSolverRunsEveryPartOfAnEdit) {
   // Sketch classifier-free guidance, sketch guidance, known-region blending, the partial run from a
   // smooth fill: the solver changes the hole only, and not into the DDIM result.
-  const cv::Mat image = gradient_image(64, 64, CV_8U, 3);
-  const cv::Mat mask = box_mask(64, 64, {16, 16, 32, 32});
-  cv::Mat sketch(64, 64, CV_8UC3, cv::Scalar::all(255));
-  cv::line(sketch, {16, 32}, {48, 32}, cv::Scalar::all(0), 2);
-  dsk::EditRequest req;
-  req.model = tiny_editing_model();
-  req.image = image;
-  req.mask = mask;
-  req.sketch = sketch;
-  req.sampling.steps = 6;
-  req.sampling.device = "cpu";
+  dsk::EditRequest req = sketched_hole_request(6);
+  const cv::Mat image = req.image, mask = req.mask;
   req.sketch_guidance.scale = 1;
   const auto ddim = engine().edit(req);
   req.sampling.sampler = "dpm++2m";
