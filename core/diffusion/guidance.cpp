@@ -25,14 +25,18 @@ CondFn classifier_cond_fn(ClassifierFn classifier, torch::Tensor y, double scale
   };
 }
 
-Predictor with_score_guidance(const Schedule& s, const DiffusionConfig& config, Predictor inner, CondFn cond) {
-  return [&s, config, inner = std::move(inner), cond = std::move(cond)](const Tensor& x, int i) {
+Predictor with_score_guidance(const Schedule& s, const DiffusionConfig& config, Predictor inner, CondFn cond,
+                              bool from_model_eps) {
+  return [&s, config, inner = std::move(inner), cond = std::move(cond), from_model_eps](const Tensor& x, int i) {
     Prediction p = inner(x, i);
     // Eq. 4 of the paper / condition_score: eps_hat = eps - sqrt(1 - abar_t) * grad log p(y | x_t).
     const float sqrt_one_minus_ab = std::sqrt(1.0f - at(s.alphas_cumprod, i));
-    auto eps = predict_eps_from_xstart(s, x, i, p.pred_xstart);
+    const bool raw = from_model_eps && p.eps.defined();
+    auto eps = raw ? p.eps : predict_eps_from_xstart(s, x, i, p.pred_xstart);
     eps = eps - sqrt_one_minus_ab * cond(x, model_timesteps(s, config, i, x.size(0), x.device()));
+    p.eps = eps;
     p.pred_xstart = predict_xstart_from_eps(s, x, i, eps);
+    if (raw && p.clipped) p.pred_xstart = p.pred_xstart.clamp(-1, 1);
     p.mean = q_posterior_mean(s, p.pred_xstart, x, i);
     return p;
   };
@@ -49,8 +53,9 @@ Predictor with_mean_guidance(const Schedule& s, const DiffusionConfig& config, P
 
 Predictor with_classifier_guidance(const Schedule& s, const DiffusionConfig& config, Predictor inner, SamplerKind sampler,
                                    CondFn cond) {
-  return sampler == SamplerKind::Ddpm ? with_mean_guidance(s, config, std::move(inner), std::move(cond))
-                                      : with_score_guidance(s, config, std::move(inner), std::move(cond));
+  if (sampler == SamplerKind::Ddpm) return with_mean_guidance(s, config, std::move(inner), std::move(cond));
+  return with_score_guidance(s, config, std::move(inner), std::move(cond),
+                             /*from_model_eps=*/sampler == SamplerKind::DpmPP2M);
 }
 
 AfterStep known_region_blend(const Schedule& s, Tensor image, Tensor mask, NoiseFn noise) {
@@ -92,6 +97,7 @@ Predictor with_sketch_guidance(const Schedule& s, Predictor inner, X0Loss loss, 
     const double ab = s.alphas_cumprod.at(i);
     auto eps = predict_eps_from_xstart(s, x, i, p.pred_xstart);
     eps = eps + scale * std::sqrt(1.0 - ab) * grad;
+    p.eps = eps;
     p.pred_xstart = predict_xstart_from_eps(s, x, i, eps).clamp(-1, 1);
     p.mean = q_posterior_mean(s, p.pred_xstart, x, i);
     return p;

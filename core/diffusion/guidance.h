@@ -10,8 +10,13 @@ namespace dsk {
 // A guidance gradient d/dx of log p(y | x_t), already multiplied by its scale.
 using CondFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& t)>;
 
-// condition_score (for DDIM): eps <- eps - sqrt(1 - alpha_bar_t) * grad; x0 and mean recomputed.
-Predictor with_score_guidance(const Schedule& schedule, const DiffusionConfig& config, Predictor inner, CondFn cond);
+// condition_score: eps <- eps - sqrt(1 - alpha_bar_t) * grad; x0 and mean recomputed.
+// from_model_eps false (DDIM, as guided-diffusion): eps is recomputed from the (clipped) x0 and the
+// guided x0 is not clipped again. true (DPM-Solver++, as its reference implementation's
+// model_wrapper): the guidance shifts the network's own eps and the guided x0 is clipped if the
+// predictor clips, so the solver's history holds the corrected data prediction.
+Predictor with_score_guidance(const Schedule& schedule, const DiffusionConfig& config, Predictor inner, CondFn cond,
+                              bool from_model_eps = false);
 // condition_mean (for DDPM): mean <- mean + variance * grad.
 Predictor with_mean_guidance(const Schedule& schedule, const DiffusionConfig& config, Predictor inner, CondFn cond);
 
@@ -26,7 +31,8 @@ torch::Tensor classifier_log_prob_grad(const ClassifierFn& classifier, const tor
                                        const torch::Tensor& y);
 // The gradient above toward labels y [B], times `scale`.
 CondFn classifier_cond_fn(ClassifierFn classifier, torch::Tensor y, double scale);
-// `cond` applied as each sampler needs it: condition_score for DDIM, condition_mean for DDPM.
+// `cond` applied as each sampler needs it: condition_mean for DDPM, condition_score for DDIM and
+// (from the model's eps) for DPM-Solver++.
 Predictor with_classifier_guidance(const Schedule& schedule, const DiffusionConfig& config, Predictor inner,
                                    SamplerKind sampler, CondFn cond);
 

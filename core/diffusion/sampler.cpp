@@ -89,12 +89,16 @@ Predictor make_predictor(const Schedule& s, const DiffusionConfig& config, Model
       p.log_variance = torch::full_like(x, static_cast<float>(log_var));
     }
     if (config.predict_v) {  // x0 = sqrt(abar) x - sqrt(1 - abar) v, directly (no 1/sqrt(abar) blow-up)
-      const double ab = s.alphas_cumprod.at(i);
-      p.pred_xstart = static_cast<float>(std::sqrt(ab)) * x - static_cast<float>(std::sqrt(1.0 - ab)) * pred;
+      const float a = static_cast<float>(std::sqrt(s.alphas_cumprod.at(i)));
+      const float sg = static_cast<float>(std::sqrt(1.0 - s.alphas_cumprod.at(i)));
+      p.pred_xstart = a * x - sg * pred;
+      p.eps = a * pred + sg * x;
     } else {
       p.pred_xstart = predict_xstart_from_eps(s, x, i, pred);
+      p.eps = pred;
     }
     if (clip_denoised) p.pred_xstart = p.pred_xstart.clamp(-1, 1);
+    p.clipped = clip_denoised;
     p.mean = q_posterior_mean(s, p.pred_xstart, x, i);
     return p;
   };

@@ -21,6 +21,10 @@ using ModelFn = std::function<torch::Tensor(const torch::Tensor& x, const torch:
 // p_mean_variance's result for one step.
 struct Prediction {
   torch::Tensor mean, variance, log_variance, pred_xstart;
+  // The network's noise prediction before any clipping of x0 (for v models, the eps its v implies),
+  // and whether pred_xstart was clipped: what a solver's guidance starts from (guidance.h).
+  torch::Tensor eps;
+  bool clipped = false;
 };
 
 // Maps x_t at spaced index i to a Prediction.
