@@ -12,6 +12,7 @@
 #include "core/engine/engine.h"
 #include "core/formats/model_info.h"
 #include "core/formats/safetensors.h"
+#include "core/tools/bench.h"
 #include "core/tools/conformance.h"
 #include "core/tools/convert.h"
 #include "editing/image_io.h"
@@ -40,6 +41,7 @@ std::string numbered(const std::string& path, size_t i, size_t n) {
 
 void register_all(CLI::App& app, Runners& runners) {
   register_conformance(app, runners);
+  register_bench_solvers(app, runners);
   register_info(app, runners);
   register_sample(app, runners);
   register_convert(app, runners);
@@ -52,6 +54,34 @@ void register_all(CLI::App& app, Runners& runners) {
   register_serve(app, runners);
   register_train_sketch_features(app, runners);
   register_finetune(app, runners);
+}
+
+void register_bench_solvers(CLI::App& app, Runners& runners) {
+  auto* cmd = app.add_subcommand("bench-solvers",
+                                 "each sampler's error against 1000-step DDIM at 5..50 network evaluations (a conformance case's network)");
+  static SolverBenchOptions o;
+  static ModelSolverBenchOptions m;
+  auto* case_opt = cmd->add_option("--case", o.case_dir, "conformance case folder: config.json, unet/classifier/io.safetensors");
+  auto* model_opt = cmd->add_option("--model", m.model, "or a trained editing model (folder or id), with --sketch");
+  case_opt->excludes(model_opt);
+  cmd->add_option("--sketch", m.sketch, "with --model: the sketch PNG to generate from");
+  cmd->add_option("--variants", m.variants, "with --model: seeds 0..N-1")->capture_default_str();
+  cmd->add_option("--nfe", o.nfes, "network evaluations per run")->delimiter(',')->capture_default_str();
+  cmd->add_option("--sampler", o.samplers, "samplers to compare")->delimiter(',')->capture_default_str();
+  cmd->add_flag("--guided", o.guided, "with --case: classifier guidance toward the case's labels");
+  cmd->add_flag("--clip,!--no-clip", o.clip, "with --case: clip the predicted x0 to [-1, 1] (default on, as edits sample)");
+  runners.push_back([cmd, case_opt, model_opt] {
+    if (!cmd->parsed()) return -1;
+    if (model_opt->count()) {
+      m.nfes = o.nfes;
+      m.samplers = o.samplers;
+      run_model_solver_bench(m, std::cout);
+      return 0;
+    }
+    if (!case_opt->count()) throw InputError("bench-solvers: give --case DIR (a conformance case) or --model M --sketch PNG");
+    run_solver_bench(o, std::cout);
+    return 0;
+  });
 }
 
 void register_conformance(CLI::App& app, Runners& runners) {

@@ -23,6 +23,7 @@ CancelToken& cancel_on_signals();
 void register_all(CLI::App& app, Runners& runners);
 
 void register_conformance(CLI::App& app, Runners& runners);
+void register_bench_solvers(CLI::App& app, Runners& runners);
 void register_info(CLI::App& app, Runners& runners);
 void register_sample(CLI::App& app, Runners& runners);
 void register_convert(CLI::App& app, Runners& runners);

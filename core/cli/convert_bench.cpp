@@ -44,7 +44,12 @@ void register_bench_edit(CLI::App& app, Runners& runners) {
   static DetailFlag detail;
   cmd->add_option("--model", o.model, "model folder or id")->capture_default_str();
   cmd->add_option("--size", o.size, "selection side, px")->capture_default_str();
-  cmd->add_option("--steps", o.steps)->capture_default_str();
+  cmd->add_option("--steps", o.steps, "steps; a list (25,12) times one configuration per entry")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--sampler", o.samplers, "sampler; a list (ddim,dpm++2m) times one configuration per entry")
+      ->delimiter(',')
+      ->capture_default_str();
   cmd->add_option("--iters", o.iters)->capture_default_str();
   cmd->add_option("--warmup", o.warmup)->capture_default_str();
   cmd->add_option("--device", o.device)->capture_default_str();

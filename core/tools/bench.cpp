@@ -11,7 +11,10 @@
 #include "core/device/cpu_kernels.h"
 #include "core/engine/engine.h"
 #include "core/formats/model_folder.h"
+#include "core/formats/model_info.h"
+#include "core/formats/model_registry.h"
 #include "core/formats/presets.h"
+#include "editing/image_io.h"
 
 namespace dsk {
 
@@ -115,8 +118,14 @@ BenchResult run_bench(const BenchOptions& o, std::ostream& out) {
 
 EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
   if (o.size < 16 || o.size > 4096) throw InputError("bench-edit: --size must be in 16..4096 px");
-  if (o.steps < 1 || o.iters < 1 || o.warmup < 0)
-    throw InputError("bench-edit: --steps and --iters must be positive, --warmup not negative");
+  if (o.iters < 1 || o.warmup < 0) throw InputError("bench-edit: --iters must be positive, --warmup not negative");
+  const size_t configs = std::max(o.steps.size(), o.samplers.size());
+  if (configs == 0 || (o.steps.size() != configs && o.steps.size() != 1) ||
+      (o.samplers.size() != configs && o.samplers.size() != 1))
+    throw InputError("bench-edit: give --steps and --sampler one value each, or lists of the same length "
+                     "(one configuration per entry)");
+  for (int steps : o.steps)
+    if (!kStepsRange.contains(steps)) throw InputError("bench-edit: --steps must be in " + range_text(kStepsRange));
   // A picture with structure around the hole (gradient, discs, stripes) and a sketch inside it.
   const int side = 2 * o.size;
   cv::Mat image(side, side, CV_8UC3);
@@ -133,41 +142,116 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
   cv::ellipse(sketch, {side / 2, side / 2}, {o.size / 3, o.size / 4}, 20, 0, 360, cv::Scalar(0), std::max(1, side / 256));
   cv::line(sketch, {hole.x, hole.y + o.size * 3 / 4}, {hole.x + o.size, hole.y + o.size / 2}, cv::Scalar(0), std::max(1, side / 256));
 
-  EditRequest req;
-  req.model = o.model;
-  req.image = image;
-  req.mask = mask;
-  req.sketch = sketch;
-  req.sampling.steps = o.steps;
-  req.sampling.device = o.device;
-  req.detail = o.detail;
-  if (o.init_strength >= 0) req.init_strength = o.init_strength;
-  if (o.refine_strength >= 0) req.refine_strength = o.refine_strength;
-  if (o.refine_steps >= 0) req.refine_steps = o.refine_steps;
-  if (o.harmonize >= 0) req.harmonize = o.harmonize;
-  if (o.sketch_scale >= 0) req.sketch_scale = o.sketch_scale;
+  EditRequest base;
+  base.model = o.model;
+  base.image = image;
+  base.mask = mask;
+  base.sketch = sketch;
+  base.sampling.device = o.device;
+  base.detail = o.detail;
+  if (o.init_strength >= 0) base.init_strength = o.init_strength;
+  if (o.refine_strength >= 0) base.refine_strength = o.refine_strength;
+  if (o.refine_steps >= 0) base.refine_steps = o.refine_steps;
+  if (o.harmonize >= 0) base.harmonize = o.harmonize;
+  if (o.sketch_scale >= 0) base.sketch_scale = o.sketch_scale;
+  std::vector<EditRequest> reqs(configs, base);
   EditBenchResult r;
-  ProgressFn count = [&r](const Progress& p) { r.unet_evaluations = p.total; };
+  r.configs.resize(configs);
   Engine engine;
-  engine.edit(req, count);  // loads the model (the engine keeps it) and counts the evaluations
-  std::vector<double> s;
-  for (int i = 0; i < o.warmup + o.iters; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    req.sampling.seed = static_cast<uint64_t>(i);
-    engine.edit(req);
-    if (i >= o.warmup) s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  for (size_t c = 0; c < configs; ++c) {
+    reqs[c].sampling.steps = o.steps.size() == 1 ? o.steps[0] : o.steps[c];
+    reqs[c].sampling.sampler = o.samplers.size() == 1 ? o.samplers[0] : o.samplers[c];
+    r.configs[c].steps = reqs[c].sampling.steps;
+    r.configs[c].sampler = reqs[c].sampling.sampler;
+    ProgressFn count = [&r, c](const Progress& p) { r.configs[c].unet_evaluations = p.total; };
+    engine.edit(reqs[c], count);  // loads the model (the engine keeps it) and counts the evaluations
   }
-  r.seconds_median = median(s);
-  r.seconds_min = *std::min_element(s.begin(), s.end());
-  out << "edit of a " << o.size << "x" << o.size << " selection (in a " << side << " px picture), model " << o.model << ", "
-      << o.steps << " steps, sketch strength " << req.sketch_scale << ", init strength " << req.init_strength << ", ";
+  std::vector<std::vector<double>> s(configs);
+  for (int i = 0; i < o.warmup + o.iters; ++i)
+    for (size_t c = 0; c < configs; ++c) {
+      const auto start = std::chrono::steady_clock::now();
+      reqs[c].sampling.seed = static_cast<uint64_t>(i);
+      engine.edit(reqs[c]);
+      if (i >= o.warmup) s[c].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+  out << "edit of a " << o.size << "x" << o.size << " selection (in a " << side << " px picture), model " << o.model
+      << ", sketch strength " << base.sketch_scale << ", init strength " << base.init_strength << ", ";
   out << "detail " << detail_mode_name(o.detail);
   if (o.detail == DetailMode::Tiles)
-    out << " (refine strength " << req.refine_strength << " in " << req.refine_steps << " step(s))";
-  out << ", harmonize " << req.harmonize << ", " << torch::get_num_threads() << " thread(s):\n"
-      << std::fixed << std::setprecision(2) << "  median " << r.seconds_median << " s, min " << r.seconds_min << " s over "
-      << o.iters << " runs; " << r.unet_evaluations << " U-Net evaluations per edit\n";
+    out << " (refine strength " << base.refine_strength << " in " << base.refine_steps << " step(s))";
+  out << ", harmonize " << base.harmonize << ", " << torch::get_num_threads() << " thread(s), " << o.iters
+      << " runs each, interleaved:\n";
+  for (size_t c = 0; c < configs; ++c) {
+    auto& rc = r.configs[c];
+    rc.seconds_median = median(s[c]);
+    rc.seconds_min = *std::min_element(s[c].begin(), s[c].end());
+    out << "  " << std::left << std::setw(8) << rc.sampler << std::right << std::setw(4) << rc.steps << " steps: "
+        << std::fixed << std::setprecision(2) << "median " << rc.seconds_median << " s, min " << rc.seconds_min << " s; "
+        << rc.unet_evaluations << " U-Net evaluations per edit";
+    if (c > 0)
+      out << "; " << std::setprecision(2) << r.configs[0].seconds_median / rc.seconds_median << "x the speed of the first";
+    out << "\n";
+  }
   return r;
+}
+
+void run_model_solver_bench(const ModelSolverBenchOptions& o, std::ostream& out) {
+  if (o.sketch.empty()) throw InputError("bench-solvers --model needs --sketch PNG (the sketch to generate from)");
+  if (o.variants < 1 || !kVariantsRange.contains(o.variants))
+    throw InputError("bench-solvers: --variants must be in " + range_text(kVariantsRange));
+  for (int n : o.nfes)
+    if (n < 2 || n > kStepsRange.max)
+      throw InputError("bench-solvers: --nfe must be in 2.." + std::to_string(kStepsRange.max) + "; got " +
+                       std::to_string(n));
+  for (const auto& name : o.samplers)
+    if (name != "ddim" && name != "dpm++2m")
+      throw InputError("bench-solvers: --sampler takes ddim or dpm++2m (ddpm is stochastic: its error against the "
+                       "ODE's solution says nothing); got '" + name + "'");
+  Engine engine;
+  const int size = read_model_info(resolve_model(o.model)).resolution;
+  GenerateRequest base;
+  base.model = o.model;
+  base.sketch = edit::read_image(o.sketch);
+  base.width = base.height = size;
+  base.sketch_scale = 1.0;
+  base.variants = o.variants;
+  base.sampling.device = o.device;
+  base.sampling.seed = 0;
+  auto run = [&](const std::string& sampler, int steps) {
+    GenerateRequest req = base;
+    req.sampling.sampler = sampler;
+    req.sampling.steps = steps;
+    const auto result = engine.generate(req);
+    std::vector<cv::Mat> images;
+    for (const auto& m : result.images) {
+      cv::Mat f;
+      m.convertTo(f, CV_64F, m.depth() == CV_8U ? 1.0 / 255 : m.depth() == CV_16U ? 1.0 / 65535 : 1.0);
+      images.push_back(f);
+    }
+    return images;
+  };
+  auto relative_error = [](const std::vector<cv::Mat>& a, const std::vector<cv::Mat>& b) {
+    double diff = 0, ref = 0;
+    for (size_t k = 0; k < a.size(); ++k) {
+      diff += std::pow(cv::norm(a[k] * 2 - 1, b[k] * 2 - 1, cv::NORM_L2), 2);  // in the model's [-1, 1]
+      ref += std::pow(cv::norm(b[k] * 2 - 1, cv::NORM_L2), 2);
+    }
+    return std::sqrt(diff / ref);
+  };
+  const int full = kStepsRange.max;
+  const auto reference = run("ddim", full);
+  out << "bench-solvers: model " << o.model << " (" << size << " px), sketch " << o.sketch << ", " << o.variants
+      << " seeds, sketch strength 1; relative error (8-bit images in [-1, 1]) against DDIM over " << full
+      << " steps from the same x_T\n";
+  out << std::left << std::setw(6) << "NFE";
+  for (const auto& name : o.samplers) out << std::setw(12) << name;
+  out << "\n";
+  for (int n : o.nfes) {
+    out << std::setw(6) << n;
+    for (const auto& name : o.samplers)
+      out << std::setw(12) << std::scientific << std::setprecision(3) << relative_error(run(name, n), reference);
+    out << "\n" << std::flush;
+  }
 }
 
 }  // namespace dsk

@@ -3,6 +3,7 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "core/engine/engine.h"
 
@@ -30,7 +31,10 @@ BenchResult run_bench(const BenchOptions& options, std::ostream& out);
 struct EditBenchOptions {
   std::string model = "default";
   int size = 256;
-  int steps = 20;
+  // One configuration per entry (a single value applies to all): each is timed, the runs
+  // interleaved so that a machine's drift hits all alike, and compared with the first.
+  std::vector<int> steps = {kDefaultSteps};
+  std::vector<std::string> samplers = {std::string(kDefaultSampler)};
   int iters = 3;
   int warmup = 1;
   std::string device = "auto";
@@ -40,11 +44,31 @@ struct EditBenchOptions {
   int refine_steps = -1;                                              // < 0: edit's default
 };
 
-struct EditBenchResult {
+struct EditBenchConfigResult {
+  int steps = 0;
+  std::string sampler;
   double seconds_median = 0, seconds_min = 0;
   int unet_evaluations = 0;  // per edit: steps of the coarse pass and of every refinement tile
 };
+struct EditBenchResult {
+  std::vector<EditBenchConfigResult> configs;
+};
 
 EditBenchResult run_edit_bench(const EditBenchOptions& options, std::ostream& out);
+
+// `diffsketch bench-solvers --model`: the same error table as run_solver_bench (conformance.h),
+// on a trained editing model: whole images generated from a sketch at the model's working
+// resolution (sketch strength 1, seeds 0..variants-1), each sampler at each number of network
+// evaluations against DDIM over every trained step. The images are 8-bit (relative error floor
+// about 3e-3).
+struct ModelSolverBenchOptions {
+  std::string model = "default";
+  std::string sketch;  // a sketch PNG (resized to the working resolution)
+  int variants = 4;
+  std::vector<int> nfes = {5, 8, 10, 15, 20, 50};
+  std::vector<std::string> samplers = {"ddim", "dpm++2m"};
+  std::string device = "auto";
+};
+void run_model_solver_bench(const ModelSolverBenchOptions& options, std::ostream& out);
 
 }  // namespace dsk

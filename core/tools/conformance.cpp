@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/base/error.h"
+#include "core/base/limits.h"
 #include "core/diffusion/guidance.h"
 #include "core/diffusion/sampler.h"
 #include "core/formats/model_folder.h"
@@ -116,35 +117,67 @@ ConformanceResult check_dpm_solver_runs(const std::string& dir, const DiffusionC
 
 }  // namespace
 
-ConformanceResult run_conformance(const std::string& dir, std::ostream& out) {
-  configure_threads();
-  const std::string config_path = dir + "/config.json";
-  const nlohmann::json config = read_case_config(config_path);
-  std::vector<std::string> all_keys;
-  for (auto it = config.begin(); it != config.end(); ++it) all_keys.push_back(it.key());
-  nlohmann::json flags = config;
-  for (const char* k : {"KEYS", "forward_timesteps", "batch", "classifier_scale"}) flags.erase(k);
+namespace {
 
-  // The case's config mixes both networks' flags; each parser takes its own and ignores the rest.
-  const auto unet_cfg = unet_config_from_json(flags, config_path, all_keys);
-  const auto diffusion = diffusion_config_from_json(flags, config_path);
-  const auto classifier_cfg = classifier_config_from_json(flags, config_path, all_keys);
-  const double classifier_scale = config.value("classifier_scale", 1.0);
+// A case's networks (eval mode, weights loaded), diffusion settings and io.safetensors.
+struct LoadedCase {
+  nlohmann::json config;
+  std::string config_path;
+  UNetConfig unet_cfg;
+  DiffusionConfig diffusion;
+  double classifier_scale = 1.0;
+  UNetModel unet{nullptr};
+  EncoderUNetModel classifier{nullptr};
+  std::map<std::string, torch::Tensor> io;
 
-  torch::NoGradGuard no_grad;
-  UNetModel unet(unet_cfg);
-  load_weights(*unet, st::File::open(dir + "/unet.safetensors"));
-  unet->eval();
-  EncoderUNetModel classifier(classifier_cfg);
-  load_weights(*classifier, st::File::open(dir + "/classifier.safetensors"));
-  classifier->eval();
-
-  const auto io = read_tensors(st::File::open(dir + "/io.safetensors"));
-  auto need = [&](const std::string& key) -> const torch::Tensor& {
+  const torch::Tensor& need(const std::string& key, const std::string& dir) const {
     auto it = io.find(key);
     if (it == io.end()) throw InputError(dir + "/io.safetensors: missing input tensor '" + key + "'");
     return it->second;
-  };
+  }
+};
+
+LoadedCase load_case(const std::string& dir) {
+  LoadedCase c;
+  c.config_path = dir + "/config.json";
+  c.config = read_case_config(c.config_path);
+  std::vector<std::string> all_keys;
+  for (auto it = c.config.begin(); it != c.config.end(); ++it) all_keys.push_back(it.key());
+  nlohmann::json flags = c.config;
+  for (const char* k : {"KEYS", "forward_timesteps", "batch", "classifier_scale"}) flags.erase(k);
+
+  // The case's config mixes both networks' flags; each parser takes its own and ignores the rest.
+  c.unet_cfg = unet_config_from_json(flags, c.config_path, all_keys);
+  c.diffusion = diffusion_config_from_json(flags, c.config_path);
+  const auto classifier_cfg = classifier_config_from_json(flags, c.config_path, all_keys);
+  c.classifier_scale = c.config.value("classifier_scale", 1.0);
+
+  torch::NoGradGuard no_grad;
+  c.unet = UNetModel(c.unet_cfg);
+  load_weights(*c.unet, st::File::open(dir + "/unet.safetensors"));
+  c.unet->eval();
+  c.classifier = EncoderUNetModel(classifier_cfg);
+  load_weights(*c.classifier, st::File::open(dir + "/classifier.safetensors"));
+  c.classifier->eval();
+  c.io = read_tensors(st::File::open(dir + "/io.safetensors"));
+  return c;
+}
+
+}  // namespace
+
+ConformanceResult run_conformance(const std::string& dir, std::ostream& out) {
+  configure_threads();
+  LoadedCase c = load_case(dir);
+  const std::string& config_path = c.config_path;
+  const nlohmann::json& config = c.config;
+  const auto& unet_cfg = c.unet_cfg;
+  const auto& diffusion = c.diffusion;
+  const double classifier_scale = c.classifier_scale;
+  auto& unet = c.unet;
+  auto& classifier = c.classifier;
+  const auto& io = c.io;
+  torch::NoGradGuard no_grad;
+  auto need = [&](const std::string& key) -> const torch::Tensor& { return c.need(key, dir); };
   const torch::Tensor y = io.count("y") ? io.at("y") : torch::Tensor();
   const torch::Tensor y_model = unet_cfg.class_cond ? y : torch::Tensor();
   const Schedule schedule = make_schedule(diffusion);
@@ -198,6 +231,60 @@ ConformanceResult run_conformance(const std::string& dir, std::ostream& out) {
   result.passed += solver.passed;
   result.failed += solver.failed;
   out << "conformance: " << result.passed << " passed, " << result.failed << " failed" << std::endl;
+  return result;
+}
+
+SolverBenchResult run_solver_bench(const SolverBenchOptions& o, std::ostream& out) {
+  configure_threads();
+  if (o.nfes.empty() || o.samplers.empty()) throw InputError("bench-solvers: give at least one --nfe and one --sampler");
+  for (int n : o.nfes)
+    if (n < 2 || n > kStepsRange.max)
+      throw InputError("bench-solvers: --nfe must be in 2.." + std::to_string(kStepsRange.max) + "; got " +
+                       std::to_string(n));
+  std::vector<SamplerKind> kinds;
+  for (const auto& name : o.samplers) {
+    kinds.push_back(sampler_from_name(name));
+    if (kinds.back() == SamplerKind::Ddpm)
+      throw InputError("bench-solvers: ddpm is stochastic; its error against the ODE's solution says nothing "
+                       "(use ddim or dpm++2m)");
+  }
+  LoadedCase c = load_case(o.case_dir);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor y = c.io.count("y") ? c.io.at("y") : torch::Tensor();
+  const torch::Tensor y_model = c.unet_cfg.class_cond ? y : torch::Tensor();
+  ModelFn model_fn = [&](const torch::Tensor& x, const torch::Tensor& t) { return c.unet(x, t, y_model); };
+  const ClassifierFn logits = [&](const torch::Tensor& x, const torch::Tensor& t) { return c.classifier(x, t); };
+  const torch::Tensor& x_T = c.need("x_T", o.case_dir);
+
+  auto run = [&](SamplerKind kind, const std::string& respacing) {
+    const Schedule schedule = make_schedule(c.diffusion, respacing);
+    Predictor predict = make_predictor(schedule, c.diffusion, model_fn, o.clip);
+    if (o.guided)
+      predict = with_classifier_guidance(schedule, c.diffusion, predict, kind,
+                                         classifier_cond_fn(logits, y, c.classifier_scale));
+    LoopOptions opts;
+    opts.sampler = kind;
+    opts.noise = [](const torch::Tensor& like) { return torch::zeros_like(like); };  // eta 0: never added
+    return sample_loop(schedule, predict, x_T.clone(), opts);
+  };
+  SolverBenchResult result;
+  const torch::Tensor reference = run(SamplerKind::Ddim, "");
+  out << "bench-solvers: " << o.case_dir << ", " << (o.guided ? "classifier-guided" : "unguided")
+      << (o.clip ? ", x0 clipped" : ", x0 not clipped") << "; relative error ||x - x_ref|| / ||x_ref|| against DDIM over all "
+      << c.diffusion.diffusion_steps << " steps from the same x_T\n";
+  out << std::left << std::setw(6) << "NFE";
+  for (const auto& name : o.samplers) out << std::setw(12) << name;
+  out << "\n";
+  for (int n : o.nfes) {
+    out << std::setw(6) << n;
+    const std::string respacing = steps_to_respacing(n, c.diffusion.diffusion_steps);
+    for (size_t k = 0; k < kinds.size(); ++k) {
+      const double err = relative_error(run(kinds[k], respacing), reference);
+      result.rows.push_back({o.samplers[k], n, err});
+      out << std::setw(12) << std::scientific << std::setprecision(3) << err;
+    }
+    out << "\n";
+  }
   return result;
 }
 

@@ -3,6 +3,7 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace dsk {
 
@@ -14,5 +15,26 @@ struct ConformanceResult {
 // recomputes every key of config.json's KEYS found in io.safetensors, prints one line per key
 // with its relative error ||a-b||/||b||, then "conformance: N passed, M failed".
 ConformanceResult run_conformance(const std::string& dir, std::ostream& out);
+
+// `diffsketch bench-solvers`: each sampler's error against the ODE's solution on a case's network.
+// From the case's x_T (class y), each sampler at each number of network evaluations (section
+// respacing "N", as --steps N) is compared with DDIM over every trained step: relative error
+// ||x - x_ref|| / ||x_ref||. x0 clipped as edits sample (or not); optional classifier guidance.
+struct SolverBenchOptions {
+  std::string case_dir;
+  std::vector<int> nfes = {5, 8, 10, 15, 20, 50};
+  std::vector<std::string> samplers = {"ddim", "dpm++2m"};
+  bool guided = false;
+  bool clip = true;
+};
+struct SolverBenchRow {
+  std::string sampler;
+  int nfe = 0;
+  double relative_error = 0;
+};
+struct SolverBenchResult {
+  std::vector<SolverBenchRow> rows;
+};
+SolverBenchResult run_solver_bench(const SolverBenchOptions& options, std::ostream& out);
 
 }  // namespace dsk
