@@ -1,6 +1,8 @@
 // Finding and talking to the DiffSketch engine (see engine_client.h).
 #include "plugin/engine_client.h"
 
+#include "core/base/version.h"
+
 #include <fcntl.h>
 #include <gio/gio.h>
 #include <gio/gunixinputstream.h>
@@ -10,8 +12,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <sstream>
@@ -193,6 +197,27 @@ class SocketConnection : public EngineConnection {
 
   std::string describe() const override { return "the DiffSketch server at " + path_; }
 
+  // Asks the server who it is; std::nullopt when it speaks another protocol version or answers
+  // nothing sensible (an older release).
+  std::optional<proto::EngineHello> hello() {
+    try {
+      proto::write_message(sink_, proto::HelloRequest{});
+      std::optional<proto::Message> reply = proto::read_message(src_);
+      if (reply)
+        if (const auto* h = std::get_if<proto::EngineHello>(&*reply)) return *h;
+    } catch (const proto::ProtocolError&) {
+    }
+    return std::nullopt;
+  }
+
+  // The process at the other end, if it is this user's (SO_PEERCRED); 0 otherwise.
+  pid_t peer_pid() const {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd_, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != getuid()) return 0;
+    return cred.pid;
+  }
+
  protected:
   proto::ByteSource& source() override { return src_; }
   proto::ByteSink& sink() override { return sink_; }
@@ -254,12 +279,120 @@ std::string find_engine() {
                     "DSK_ENGINE to its path. Looked for: " + join(looked, ", "));
 }
 
-std::unique_ptr<EngineConnection> EngineConnection::open() {
+namespace {
+
+int64_t mtime_of(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_mtime) : 0;
+}
+
+// Why a running server should be replaced by the engine this plug-in would start ("" when it is
+// the right one): another release, or the same executable replaced on disk since it started.
+std::string why_replace(const std::optional<proto::EngineHello>& hello, const std::string& engine) {
+  if (!hello) return "it is an older release (it does not answer hello)";
+  if (hello->version != kVersion)
+    return "it is release " + hello->version + " and this plug-in is release " + kVersion;
+  if (!engine.empty() && hello->executable == engine && hello->executable_mtime != 0 &&
+      mtime_of(engine) != hello->executable_mtime)
+    return "its executable " + engine + " was replaced since it started";
+  return "";
+}
+
+// Stops this user's server at the other end of `conn` and waits (5 s at most) for its socket to go.
+bool stop_server(std::unique_ptr<SocketConnection> conn, const std::string& path) {
+  const pid_t pid = conn->peer_pid();
+  conn.reset();
+  if (pid <= 0 || kill(pid, SIGTERM) != 0) return false;
+  for (int i = 0; i < 50; ++i) {
+    if (!SocketConnection::try_connect(path)) return true;
+    g_usleep(100000);
+  }
+  return false;
+}
+
+// `engine serve --background --exit-when-idle SECS`: returns once the server listens. "" on
+// success, else why not (the engine's own words).
+std::string start_server(const std::string& engine, int idle_minutes) {
+  const std::string secs = std::to_string(idle_minutes * 60);
+  const gchar* argv[] = {engine.c_str(), "serve", "--background", "--exit-when-idle", secs.c_str(), nullptr};
+  GError* err = nullptr;
+  GSubprocess* proc = g_subprocess_newv(argv, GSubprocessFlags(G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+                                                                  G_SUBPROCESS_FLAGS_STDERR_PIPE), &err);
+  if (!proc) {
+    std::string msg = err ? err->message : "unknown error";
+    g_clear_error(&err);
+    return msg;
+  }
+  if (!wait_for(proc, 30000)) {
+    g_subprocess_force_exit(proc);
+    wait_for(proc, 2000);
+    g_object_unref(proc);
+    return "it did not start listening within 30 s";
+  }
+  std::string why;
+  if (!g_subprocess_get_successful(proc)) {
+    gchar buf[1024];
+    gsize n = 0;
+    g_input_stream_read_all(g_subprocess_get_stderr_pipe(proc), buf, sizeof buf - 1, &n, nullptr, nullptr);
+    why = std::string(buf, n);
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    if (why.empty()) why = "exit status " + std::to_string(g_subprocess_get_exit_status(proc));
+  }
+  g_object_unref(proc);
+  return why;
+}
+
+}  // namespace
+
+std::unique_ptr<EngineConnection> EngineConnection::open(const EngineOptions& options) {
   // A failed write to a dead engine must be an error, not a signal that ends the plug-in.
   signal(SIGPIPE, SIG_IGN);
-  if (env("DSK_NO_SERVER").empty())
-    if (auto server = SocketConnection::try_connect(socket_path())) return server;
-  return std::make_unique<SubprocessConnection>(find_engine());
+  if (!env("DSK_NO_SERVER").empty()) return std::make_unique<SubprocessConnection>(find_engine());
+  auto status = [&](const std::string& text) {
+    if (options.status) options.status(text);
+  };
+  int idle_minutes = options.idle_minutes;
+  if (const std::string v = env("DSK_ENGINE_IDLE_MINUTES"); !v.empty()) {
+    char* end = nullptr;
+    const long m = std::strtol(v.c_str(), &end, 10);
+    if (end == v.c_str() || *end || !kEngineIdleMinutesRange.contains(static_cast<int>(m)))
+      throw PluginError("DSK_ENGINE_IDLE_MINUTES=" + v + " is not a number of minutes in " +
+                        std::to_string(kEngineIdleMinutesRange.min) + ".." + std::to_string(kEngineIdleMinutesRange.max) +
+                        "; set it to 0 for no server, or unset it");
+    idle_minutes = static_cast<int>(m);
+  }
+  const std::string path = socket_path();
+  std::string engine, not_found;
+  try {
+    engine = find_engine();
+  } catch (const PluginError& e) {
+    not_found = e.what();  // no engine to start: a running server may still do
+  }
+  if (auto server = SocketConnection::try_connect(path)) {
+    auto* socket = static_cast<SocketConnection*>(server.get());
+    const std::string why = why_replace(socket->hello(), engine);
+    if (why.empty()) return server;
+    if (engine.empty()) throw PluginError("the DiffSketch server at " + path + " cannot be used (" + why + "), and " + not_found);
+    status("DiffSketch: restarting the engine (" + why + ")");
+    g_printerr("DiffSketch: replacing the server at %s: %s\n", path.c_str(), why.c_str());
+    if (!stop_server(std::unique_ptr<SocketConnection>(static_cast<SocketConnection*>(server.release())), path)) {
+      g_printerr("DiffSketch: could not stop it; using a private engine\n");
+      return std::make_unique<SubprocessConnection>(engine);
+    }
+  }
+  if (engine.empty()) throw PluginError(not_found);
+  if (idle_minutes > 0) {
+    status("DiffSketch: starting the engine");
+    const std::string why = start_server(engine, idle_minutes);
+    // Another plug-in may have started one at the same moment: whoever listens is used.
+    if (auto server = SocketConnection::try_connect(path)) {
+      auto* socket = static_cast<SocketConnection*>(server.get());
+      if (why_replace(socket->hello(), engine).empty()) return server;
+    }
+    g_printerr("DiffSketch: could not start a server (%s); using a private engine\n",
+               why.empty() ? "it does not answer" : why.c_str());
+  }
+  return std::make_unique<SubprocessConnection>(engine);
 }
 
 proto::Message EngineConnection::request(const proto::Message& req,

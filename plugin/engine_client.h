@@ -8,6 +8,13 @@
 // (DSK_BUILD_ENGINE_PATH); diffsketch on $PATH.
 // Socket: $XDG_RUNTIME_DIR/diffsketch.sock, or /tmp/diffsketch-$UID/diffsketch.sock; set
 // DSK_NO_SERVER=1 to always start a private engine.
+//
+// The warm engine: when no server listens on the socket, the plug-in starts one (`diffsketch serve
+// --background --exit-when-idle SECS`, detached, so it outlives the plug-in; one per user, as the
+// socket is), which keeps its models loaded and exits after the idle time. A server that answers
+// hello with another release, or whose executable was replaced on disk since it started (an
+// upgrade, a rebuild), is stopped (SIGTERM, the same user's process only) and a new one started.
+// When a server cannot be started, the edit runs on a private engine as before.
 #pragma once
 
 #include <functional>
@@ -15,6 +22,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/engine/defaults.h"
 #include "core/protocol/protocol.h"
 
 namespace dsk::gimp {
@@ -28,10 +36,19 @@ class PluginError : public std::runtime_error {
 // The engine binary, or PluginError "engine not found" listing where it looked.
 std::string find_engine();
 
+struct EngineOptions {
+  // A server the plug-in starts exits after this many minutes without a client; 0: the plug-in
+  // starts none (a private engine per edit; a server the user runs is still used).
+  // DSK_ENGINE_IDLE_MINUTES overrides it.
+  int idle_minutes = kDefaultEngineIdleMinutes;
+  std::function<void(const std::string&)> status;  // what the plug-in is doing, for the progress bar
+};
+
 class EngineConnection {
  public:
-  // Connects to a running server, else starts the engine. Throws PluginError.
-  static std::unique_ptr<EngineConnection> open();
+  // Connects to a running server of this release, else starts one, else starts a private engine.
+  // Throws PluginError.
+  static std::unique_ptr<EngineConnection> open(const EngineOptions& options = {});
   virtual ~EngineConnection() = default;
 
   // Sends a request and reads the replies up to the final one (model-list or result). An error

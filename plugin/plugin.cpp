@@ -131,6 +131,12 @@ void add_sketch_guidance_arguments(GimpProcedure* p) {
 
 void add_arguments(GimpProcedure* p, Operation op) {
   const auto rw = G_PARAM_READWRITE;
+  // Not a PDB argument (scripts are unaffected): a setting kept with the dialog's values.
+  gimp_procedure_add_int_aux_argument(
+      p, "engine-idle-minutes", "_Keep engine loaded (minutes)",
+      "The engine stays running this long after an edit, with the model loaded, so the next edit starts at once "
+      "(0: start and stop it for every edit)",
+      kEngineIdleMinutesRange.min, kEngineIdleMinutesRange.max, kDefaultEngineIdleMinutes, rw);
   gimp_procedure_add_layer_argument(p, "sketch-layer", "S_ketch layer",
                                     "The layer holding the sketch (default: a layer named \"sketch\" or \"Sketch\")",
                                     TRUE, rw);

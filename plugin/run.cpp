@@ -233,9 +233,14 @@ struct ProgressSink {
   }
 };
 
+// The plug-in's engine settings (the "engine-idle-minutes" setting), read once per run.
+EngineOptions g_engine_options;
+
 std::unique_ptr<EngineConnection> start_engine() {
-  gimp_progress_init("DiffSketch: starting the engine");
-  return EngineConnection::open();
+  gimp_progress_init("DiffSketch: connecting to the engine");
+  EngineOptions o = g_engine_options;
+  o.status = [](const std::string& text) { gimp_progress_set_text(text.c_str()); };
+  return EngineConnection::open(o);
 }
 
 proto::Result run_engine(std::unique_ptr<EngineConnection> engine, const proto::Message& request,
@@ -425,7 +430,7 @@ GimpValueArray* failure(GimpProcedure* procedure, const std::string& message) {
 std::vector<ui::ModelChoice> engine_models(std::string* note) {
   std::vector<ui::ModelChoice> out;
   try {
-    auto engine = EngineConnection::open();
+    auto engine = EngineConnection::open(g_engine_options);
     const proto::Message reply = engine->request(proto::ModelsRequest{});
     if (const auto* list = std::get_if<proto::ModelList>(&reply)) {
       for (const auto& m : list->models)
@@ -450,6 +455,8 @@ GimpValueArray* run_operation(Operation op, GimpProcedure* procedure, GimpRunMod
   const bool interactive = run_mode == GIMP_RUN_INTERACTIVE;
   try {
     check_image(image);
+    if (gimp_procedure_find_aux_argument(procedure, "engine-idle-minutes"))
+      g_object_get(config, "engine-idle-minutes", &g_engine_options.idle_minutes, nullptr);
     if (interactive) {
       ui::init(kPlugInBinary);
       GimpLayer* sketch = nullptr;

@@ -10,7 +10,10 @@ namespace dsk::ui {
 
 namespace {
 
-bool has_arg(GimpProcedure* procedure, const char* name) { return gimp_procedure_find_argument(procedure, name) != nullptr; }
+bool has_arg(GimpProcedure* procedure, const char* name) {
+  return gimp_procedure_find_argument(procedure, name) != nullptr ||
+         gimp_procedure_find_aux_argument(procedure, name) != nullptr;
+}
 
 // A "title" frame holding the listed arguments that the procedure has.
 void add_group(GimpProcedureDialog* dialog, GimpProcedure* procedure, const char* id, const char* title,
@@ -69,6 +72,7 @@ bool run_dialog(GimpProcedure* procedure, GimpProcedureConfig* config, const cha
   add_group(dialog, procedure, "guidance-frame", "Guidance",
             {"sketch-strength", "sketch-guidance", "sketch-guidance-mode", "classifier", "class", "classifier-scale"}, &top);
   add_group(dialog, procedure, "selection-frame", "Selection", {"context-margin", "feather", "init-strength", "detail", "refine-strength", "refine-steps", "harmonize"}, &top);
+  add_group(dialog, procedure, "engine-frame", "Engine", {"engine-idle-minutes"}, &top);
   gimp_procedure_dialog_fill_list(dialog, top);
   g_list_free(top);
 

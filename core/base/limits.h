@@ -65,6 +65,11 @@ inline constexpr std::uint16_t kMaxFramePayloads = 64;
 inline constexpr std::uint64_t kMaxPayloadBytes = 1ull << 30;  // 1 GiB: a 64-megapixel RGBA float image
 inline constexpr int kMaxPayloadSide = 65536;
 
+// ---- the socket server the plug-in starts (serve --exit-when-idle; the plug-in's setting, minutes)
+inline constexpr Range<int> kExitWhenIdleRange{0, 7 * 24 * 3600};  // s; 0 = never
+inline constexpr Range<int> kEngineIdleMinutesRange{0, 24 * 60};   // 0 = no server: a private engine per edit
+inline constexpr int kDefaultEngineIdleMinutes = 10;
+
 // ---- model files
 inline constexpr std::uintmax_t kMaxModelJsonBytes = 1u << 20;  // model.json holds a few flags
 inline constexpr std::uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;  // the reference reader's limit

@@ -7,6 +7,7 @@
 #endif
 
 #include "core/base/error.h"
+#include "core/base/version.h"
 #include "core/cli/commands.h"
 
 namespace {
@@ -35,7 +36,7 @@ int main(int argc, char** argv) {
   keep_freed_memory();
   CLI::App app{"DiffSketch: sketch-guided diffusion synthesis and inpainting (ADM engine)"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "diffsketch 0.1.0");
+  app.set_version_flag("--version", std::string("diffsketch ") + dsk::kVersion);
   std::vector<std::function<int()>> runners;
   dsk::cli::register_all(app, runners);
   try {

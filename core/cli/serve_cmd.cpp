@@ -7,9 +7,18 @@
 // its CancelToken; the engine checks it every step. Then --stdio exits and the socket server goes
 // back to accepting.
 //
+// The GIMP plug-in starts a socket server itself when none runs (`serve --background
+// --exit-when-idle SECS`): the process detaches (its own session, output to a log file), the
+// command returns once the socket listens, and the server exits after SECS without a client. A
+// hello request tells the plug-in which release and executable a running server is
+// (proto::EngineHello), so that one of another release, or whose executable was replaced since it
+// started, is replaced.
+//
 // What a request means is serve_requests.cpp's (protocol messages -> engine requests -> replies);
 // this file is the transport. The server's Engine keeps its models loaded between requests and
 // clients (core/engine/model_cache.h).
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -17,6 +26,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -26,6 +36,7 @@
 #include <thread>
 
 #include "core/base/error.h"
+#include "core/base/version.h"
 #include "core/cli/commands.h"
 #include "core/cli/serve_requests.h"
 #include "core/engine/engine.h"
@@ -42,7 +53,8 @@ namespace proto = dsk::proto;
 // One client: reads requests, runs one job at a time on a worker thread, writes the replies.
 class Session {
  public:
-  Session(Engine& engine, proto::ByteSource& in, proto::ByteSink& out) : engine_(engine), in_(in), out_(out) {}
+  Session(Engine& engine, proto::ByteSource& in, proto::ByteSink& out, proto::EngineHello hello)
+      : engine_(engine), in_(in), out_(out), hello_(std::move(hello)) {}
 
   bool busy() const { return busy_; }
 
@@ -79,6 +91,10 @@ class Session {
       if (worker_.joinable()) worker_.join();
       if (std::holds_alternative<proto::ModelsRequest>(*msg)) {
         reply(model_list());
+        continue;
+      }
+      if (std::holds_alternative<proto::HelloRequest>(*msg)) {
+        reply(hello_);
         continue;
       }
       cancel_.reset();
@@ -135,12 +151,27 @@ class Session {
   Engine& engine_;
   proto::ByteSource& in_;
   proto::ByteSink& out_;
+  const proto::EngineHello hello_;
   std::mutex write_mu_;
   bool peer_gone_ = false;
   Cancel cancel_;
   std::atomic<bool> busy_{false};
   std::thread worker_;
 };
+
+// Who this process is (answered to a hello): read once at start, so that a later replacement of
+// the executable on disk shows as a newer modification time than the one reported.
+proto::EngineHello make_hello(int exit_when_idle) {
+  proto::EngineHello h;
+  h.version = kVersion;
+  std::error_code ec;
+  h.executable = fs::read_symlink("/proc/self/exe", ec).string();
+  struct stat st {};
+  if (!h.executable.empty() && ::stat(h.executable.c_str(), &st) == 0) h.executable_mtime = st.st_mtime;
+  h.pid = ::getpid();
+  h.exit_when_idle = exit_when_idle;
+  return h;
+}
 
 // ---- the socket server
 
@@ -204,29 +235,141 @@ int listen_on(const std::string& path) {
   return fd;
 }
 
-// A socket client that sends nothing for `idle_seconds` while no job of its runs is dropped (0: never).
-int serve_socket(std::string path, int idle_seconds) {
+// Waits up to `seconds` (0: no limit) for a client to connect; false when none did.
+bool wait_for_client(int listener, int seconds) {
+  if (seconds <= 0) return true;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{listener, POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 60000)));
+    if (r > 0) return true;
+    if (r < 0 && errno != EINTR) throw Error(std::string("poll: ") + std::strerror(errno));
+  }
+}
+
+struct SocketOptions {
+  std::string path;
+  int idle_seconds = 60;    // a client silent this long while no job of its runs is dropped (0: never)
+  int exit_when_idle = 0;   // the server exits after this long without a client (0: never)
+  int ready_fd = -1;        // --background: written "ok" (or the error) once listening, then closed
+};
+
+std::string resolve_socket_path(std::string path) {
   if (path.empty()) {
     path = default_socket_path();
     if (!std::getenv("XDG_RUNTIME_DIR") || !*std::getenv("XDG_RUNTIME_DIR")) make_private_dir(fs::path(path).parent_path());
   }
-  const int listener = listen_on(path);
+  return path;
+}
+
+int serve_socket(const SocketOptions& o) {
+  int listener = -1;
+  try {
+    listener = listen_on(o.path);
+  } catch (const std::exception& e) {
+    if (o.ready_fd >= 0) {
+      const std::string msg = e.what();
+      (void)!::write(o.ready_fd, msg.data(), msg.size());
+      ::close(o.ready_fd);
+    }
+    throw;
+  }
   Engine engine;  // models stay loaded from one client to the next
-  std::cerr << "diffsketch serve: listening on " << path << " (Ctrl+C to stop)\n";
+  const proto::EngineHello hello = make_hello(o.exit_when_idle);
+  std::cerr << "diffsketch serve " << kVersion << " (pid " << hello.pid << "): listening on " << o.path;
+  if (o.exit_when_idle > 0) std::cerr << ", exits after " << o.exit_when_idle << " s without a client";
+  std::cerr << (o.ready_fd >= 0 ? "\n" : " (Ctrl+C to stop)\n") << std::flush;
+  if (o.ready_fd >= 0) {
+    (void)!::write(o.ready_fd, "ok", 2);
+    ::close(o.ready_fd);
+  }
   for (;;) {
+    if (!wait_for_client(listener, o.exit_when_idle)) {
+      std::cerr << "diffsketch serve: no client for " << o.exit_when_idle << " s; exiting\n";
+      ::unlink(o.path.c_str());
+      return 0;
+    }
     const int client = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
     if (client < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
       throw Error(std::string("accept: ") + std::strerror(errno));
     }
     proto::FdSource in(client);
     proto::FdSink out(client);
-    Session session(engine, in, out);
-    if (idle_seconds > 0)
-      in.set_timeout([&session, ms = idle_seconds * 1000] { return session.busy() ? -1 : ms; });
+    Session session(engine, in, out, hello);
+    if (o.idle_seconds > 0)
+      in.set_timeout([&session, ms = o.idle_seconds * 1000] { return session.busy() ? -1 : ms; });
     session.run();
     ::close(client);
   }
+}
+
+// The log of a background server: $XDG_CACHE_HOME/diffsketch/serve.log (~/.cache/...), restarted
+// when it passes 1 MiB; "" when there is no writable place (then the output is discarded).
+std::string background_log_path() {
+  const char* cache = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  fs::path dir;
+  if (cache && *cache) dir = fs::path(cache) / "diffsketch";
+  else if (home && *home) dir = fs::path(home) / ".cache" / "diffsketch";
+  else return "";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const fs::path log = dir / "serve.log";
+  if (fs::exists(log, ec) && fs::file_size(log, ec) > (1u << 20)) fs::remove(log, ec);
+  return ec ? "" : log.string();
+}
+
+// --background: the server runs in a child that leaves the caller's session (so that it outlives
+// the GIMP plug-in that started it) with its output in the log; this process returns 0 once the
+// socket listens, or 1 with the server's error (e.g. another server already listens there).
+int serve_in_background(SocketOptions o) {
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) throw Error(std::string("pipe: ") + std::strerror(errno));
+  const std::string log = background_log_path();
+  std::cout << std::flush;
+  std::cerr << std::flush;
+  const pid_t pid = ::fork();
+  if (pid < 0) throw Error(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    ::close(ready[0]);
+    ::setsid();
+    const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    const int log_fd = log.empty() ? -1 : ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    ::dup2(null_fd, STDIN_FILENO);
+    ::dup2(log_fd >= 0 ? log_fd : null_fd, STDOUT_FILENO);
+    ::dup2(log_fd >= 0 ? log_fd : null_fd, STDERR_FILENO);
+    o.ready_fd = ready[1];
+    try {
+      _exit(serve_socket(o));
+    } catch (const std::exception& e) {
+      std::cerr << "diffsketch serve: " << e.what() << std::endl;
+      _exit(1);
+    }
+  }
+  ::close(ready[1]);
+  std::string answer;
+  char buf[512];
+  for (;;) {
+    const ssize_t n = ::read(ready[0], buf, sizeof buf);
+    if (n > 0) {
+      answer.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    break;
+  }
+  ::close(ready[0]);
+  if (answer == "ok") {
+    std::cout << "diffsketch serve: listening on " << o.path << " (pid " << pid << ", log "
+              << (log.empty() ? "discarded" : log) << ")" << std::endl;
+    return 0;
+  }
+  std::cerr << "diffsketch serve: "
+            << (answer.empty() ? "the background server ended before it listened (see " + log + ")" : answer) << std::endl;
+  return 1;
 }
 
 int serve_stdio() {
@@ -236,7 +379,7 @@ int serve_stdio() {
   proto::FdSource in(STDIN_FILENO);
   proto::FdSink out(out_fd);
   Engine engine;
-  Session(engine, in, out).run();
+  Session(engine, in, out, make_hello(0)).run();
   ::close(out_fd);
   return 0;
 }
@@ -248,6 +391,8 @@ void register_serve(CLI::App& app, Runners& runners) {
   static bool stdio = false;
   static std::string socket_path;
   static int idle_seconds = 60;
+  static int exit_when_idle = 0;
+  static bool background = false;
   auto* stdio_flag = cmd->add_flag("--stdio", stdio, "one client on stdin/stdout (how the plug-in starts the engine)");
   cmd->add_option("--socket", socket_path,
                   "UNIX socket path (default $XDG_RUNTIME_DIR/diffsketch.sock, or /tmp/diffsketch-$UID/diffsketch.sock)")
@@ -257,11 +402,26 @@ void register_serve(CLI::App& app, Runners& runners) {
                   "that the next one is served (0: never)")
       ->capture_default_str()
       ->excludes(stdio_flag);
+  cmd->add_option("--exit-when-idle", exit_when_idle,
+                  "socket: exit after this many seconds without a client (0: never; the plug-in's server: 600)")
+      ->capture_default_str()
+      ->excludes(stdio_flag);
+  cmd->add_flag("--background", background,
+                "socket: detach (own session, output to $XDG_CACHE_HOME/diffsketch/serve.log) and return once listening")
+      ->excludes(stdio_flag);
   runners.push_back([cmd] {
     if (!cmd->parsed()) return -1;
     ::signal(SIGPIPE, SIG_IGN);  // a vanished client is a write error, not a dead engine
     if (idle_seconds < 0) throw InputError("--idle-timeout must be 0 (never) or a number of seconds");
-    return stdio ? serve_stdio() : serve_socket(socket_path, idle_seconds);
+    if (!kExitWhenIdleRange.contains(exit_when_idle))
+      throw InputError("--exit-when-idle must be in " + range_text(kExitWhenIdleRange) + " seconds (0: never); got " +
+                       std::to_string(exit_when_idle));
+    if (stdio) return serve_stdio();
+    SocketOptions o;
+    o.path = resolve_socket_path(socket_path);
+    o.idle_seconds = idle_seconds;
+    o.exit_when_idle = exit_when_idle;
+    return background ? serve_in_background(o) : serve_socket(o);
   });
 }
 

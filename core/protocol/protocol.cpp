@@ -147,8 +147,11 @@ json to_json(const Message& msg, Encoder& enc) {
           j = {{"images", images}, {"seeds", m.seeds}, {"warnings", m.warnings}};
         } else if constexpr (std::is_same_v<T, ErrorReply>) {
           j = {{"kind", error_kind_name(m.kind)}, {"message", m.message}};
+        } else if constexpr (std::is_same_v<T, EngineHello>) {
+          j = {{"version", m.version}, {"executable", m.executable}, {"executable_mtime", m.executable_mtime},
+               {"pid", m.pid}, {"exit_when_idle", m.exit_when_idle}};
         } else {
-          j = json::object();  // models, cancel: no fields
+          j = json::object();  // models, cancel, hello: no fields
         }
       },
       msg);
@@ -295,6 +298,16 @@ struct Decoder {
     const json& j = root;
     if (type == "models") return ModelsRequest{};
     if (type == "cancel") return CancelRequest{};
+    if (type == "hello") return HelloRequest{};
+    if (type == "engine") {
+      EngineHello m;
+      m.version = get<std::string>(j, "version");
+      m.executable = get<std::string>(j, "executable");
+      m.executable_mtime = get<int64_t>(j, "executable_mtime");
+      m.pid = get<int64_t>(j, "pid");
+      m.exit_when_idle = get<int>(j, "exit_when_idle");
+      return m;
+    }
     if (type == "edit") {
       EditRequest m;
       m.model = get<std::string>(j, "model");
@@ -472,7 +485,7 @@ void wait_readable(int fd, const std::function<int()>& timeout_ms) {
 
 const char* message_type(const Message& m) {
   static constexpr const char* names[] = {"models", "edit", "generate", "interpolate", "cancel",
-                                          "model-list", "progress", "result", "error"};
+                                          "model-list", "progress", "result", "error", "hello", "engine"};
   return names[m.index()];
 }
 

@@ -21,9 +21,9 @@
 //   dsk::proto::FdSource in(fd);
 //   while (auto msg = dsk::proto::read_message(in)) { ... std::get_if<dsk::proto::Result>(&*msg) ... }
 //
-// A conversation: the client sends one request (models, edit, generate, interpolate); the engine
-// answers with progress messages and then exactly one final message (model-list, result or
-// error). A cancel request, or the client closing its end, stops the running job: it ends with
+// A conversation: the client sends one request (hello, models, edit, generate, interpolate); the
+// engine answers with progress messages and then exactly one final message (engine, model-list,
+// result or error). A cancel request, or the client closing its end, stops the running job: it ends with
 // an error of kind "cancelled" (when the client is still there to read it).
 #pragma once
 
@@ -44,7 +44,9 @@ namespace dsk::proto {
 // 2: edit requests may carry a crop of the layer (image_x, image_y; the sketch covers the whole
 //    layer), and edit / generate requests carry sketch guidance. A version-1 engine would read the
 //    crop's larger sketch as one to resize, so the version says it instead.
-inline constexpr uint16_t kProtocolVersion = 2;
+// 3: hello / engine messages (the engine's release version, its executable and its idle exit), so
+//    the plug-in can tell whether a running server is the engine it was installed with.
+inline constexpr uint16_t kProtocolVersion = 3;
 inline constexpr char kMagic[4] = {'D', 'S', 'K', 'P'};
 inline constexpr size_t kFrameHeaderBytes = 12;
 
@@ -172,6 +174,11 @@ struct CancelRequest {
   bool operator==(const CancelRequest&) const = default;
 };
 
+// Asks the engine who it is; the answer is an EngineHello.
+struct HelloRequest {
+  bool operator==(const HelloRequest&) const = default;
+};
+
 // ---- responses (engine -> plug-in)
 
 struct ModelInfo {
@@ -199,6 +206,18 @@ struct Result {
   bool operator==(const Result&) const = default;
 };
 
+// Who the engine is: its release (DiffSketch's version), the executable it runs from and that
+// file's modification time when it started (a later one on disk means the engine was upgraded or
+// rebuilt since), its process id, and after how many idle seconds it exits (0: never).
+struct EngineHello {
+  std::string version;
+  std::string executable;
+  int64_t executable_mtime = 0;  // seconds since the epoch
+  int64_t pid = 0;
+  int exit_when_idle = 0;
+  bool operator==(const EngineHello&) const = default;
+};
+
 enum class ErrorKind { Input, OutOfMemory, Internal, Cancelled, Protocol };
 const char* error_kind_name(ErrorKind k);  // "input", "out-of-memory", "internal", "cancelled", "protocol"
 
@@ -209,10 +228,10 @@ struct ErrorReply {
 };
 
 using Message = std::variant<ModelsRequest, EditRequest, GenerateRequest, InterpolateRequest, CancelRequest, ModelList,
-                             ProgressUpdate, Result, ErrorReply>;
+                             ProgressUpdate, Result, ErrorReply, HelloRequest, EngineHello>;
 
 // The JSON "type" of a message: "models", "edit", "generate", "interpolate", "cancel",
-// "model-list", "progress", "result", "error".
+// "model-list", "progress", "result", "error", "hello", "engine".
 const char* message_type(const Message& m);
 
 // ---- byte streams

@@ -208,6 +208,64 @@ kill -TERM "$server" 2>/dev/null
 wait "$server" 2>/dev/null
 [ ! -e "$WORK/run/diffsketch.sock" ] && pass "socket: removed when the server stops" || fail "socket: left behind"
 
+echo "== the warm engine: the plug-in starts a server, the next edit uses it, a stale one is replaced"
+sock="$WORK/run/diffsketch.sock"
+server_pid() { pgrep -f -- "engine-copy serve --background" | head -n 1; }
+# running PID: the process exists and is not a zombie (a stopped server waits for init to reap it).
+running() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null); [ -n "$st" ] && [ "${st#Z}" = "$st" ]; }
+# The engine is a copy, so that the test can "upgrade" it (touch) without touching the build.
+cp "$ENGINE" "$WORK/engine-copy"
+warm() { DSK_NO_SERVER= DSK_ENGINE="$WORK/engine-copy" DSK_ENGINE_IDLE_MINUTES=1 DSK_MODEL_PATH="$DATA/models" "$@"; }
+warm gimp_batch warm-first 0 "(one-inpaint \"warm-first\")" && log_has warm-first "CASE OK warm-first"
+first=$(server_pid)
+if [ -n "$first" ] && [ -S "$sock" ]; then
+  pass "warm: the first edit started a server (pid $first) that outlived GIMP"
+  [ "$(ps -o sid= -p "$first" | tr -d ' ')" = "$first" ] && pass "warm: the server leads its own session (detached)" ||
+    fail "warm: the server is not detached from the plug-in's session"
+  grep -q "exits after 60 s without a client" "$WORK/cache/diffsketch/serve.log" &&
+    pass "warm: the server's log is in XDG_CACHE_HOME and states its idle exit" || fail "warm: no server log"
+else
+  fail "warm: no server running after the first edit"
+fi
+warm gimp_batch warm-second 0 "(one-inpaint \"warm-second\")" && log_has warm-second "CASE OK warm-second"
+[ -n "$first" ] && [ "$(server_pid)" = "$first" ] && pass "warm: the second edit used the same server" ||
+  fail "warm: the second edit did not use the server (pid $(server_pid), was $first)"
+# An upgrade: the executable on disk is newer than the running server's.
+touch -d "+1 minute" "$WORK/engine-copy"
+warm gimp_batch warm-upgraded 0 "(one-inpaint \"warm-upgraded\")" && log_has warm-upgraded "CASE OK warm-upgraded"
+second=$(server_pid)
+[ -n "$second" ] && [ "$second" != "$first" ] && ! running "$first" &&
+  pass "warm: a server whose executable was replaced was stopped and a new one started" ||
+  fail "warm: the replaced server was not restarted (pids $first -> $second)"
+log_has warm-upgraded "was replaced since it started"
+kill -TERM "$second" 2>/dev/null
+for _ in $(seq 50); do [ -e "$sock" ] || break; sleep 0.1; done
+# An older release: a server that answers no hello (here a socket that closes every connection).
+python3 -c "
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(4)
+while True:
+    c, _ = s.accept(); c.close()
+" "$sock" &
+old=$!
+for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+warm gimp_batch warm-old 0 "(one-inpaint \"warm-old\")" && log_has warm-old "CASE OK warm-old"
+log_has warm-old "it is an older release"
+! kill -0 "$old" 2>/dev/null && pass "warm: the older server was stopped" || { fail "warm: the older server still runs"; kill "$old"; }
+wait "$old" 2>/dev/null
+third=$(server_pid)
+[ -n "$third" ] && pass "warm: a server of this release replaced it" || fail "warm: no new server"
+kill -TERM "$third" 2>/dev/null
+for _ in $(seq 50); do [ -e "$sock" ] || break; sleep 0.1; done
+# DSK_ENGINE_IDLE_MINUTES=0: no server is started.
+DSK_NO_SERVER= DSK_ENGINE="$WORK/engine-copy" DSK_ENGINE_IDLE_MINUTES=0 DSK_MODEL_PATH="$DATA/models" \
+  gimp_batch warm-off 0 "(one-inpaint \"warm-off\")" && log_has warm-off "CASE OK warm-off"
+[ -z "$(server_pid)" ] && [ ! -e "$sock" ] && pass "warm: engine-idle-minutes 0 starts no server" ||
+  fail "warm: a server was started with engine-idle-minutes 0"
+DSK_NO_SERVER= DSK_ENGINE_IDLE_MINUTES=abc gimp_batch warm-bad 0 \
+  "(broken-engine-case \"bad idle minutes\" \"is not a number of minutes\") (say \"CASE OK warm-bad\")" &&
+  log_has warm-bad "CASE OK warm-bad"
+
 echo "== the Script-Fu batch script, with the command line of docs/gimp-plugin.md"
 mkdir -p "$WORK/batch-in" "$WORK/batch-out"
 gimp_batch batch-inputs 0 "(make-batch-inputs \"$WORK/batch-in\")"

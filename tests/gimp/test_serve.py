@@ -9,7 +9,9 @@ guidance in generate requests, and its range; a version mismatch answered with a
 the engine exit at once; the socket server (mode 0600, one client after another, removed on
 SIGTERM) and a client vanishing mid-job there; hostile frames (a non-string type, a header nested
 400000 deep, a bad frame after a job) and a broken model folder never make the server exit; a
-client stalled inside a frame is dropped after --idle-timeout and the next one served.
+client stalled inside a frame is dropped after --idle-timeout and the next one served; hello
+names the release, executable and pid; --exit-when-idle exits without a client and removes the
+socket; --background returns once listening and leaves a detached server.
 """
 import json
 import os
@@ -34,7 +36,7 @@ def check(ok, what):
         failures.append(what)
 
 
-def frame(header, payloads=(), version=2):
+def frame(header, payloads=(), version=3):
     text = json.dumps(header).encode()
     return b"DSKP" + struct.pack("<HHI", version, len(payloads), len(text)) + text + b"".join(payloads)
 
@@ -250,13 +252,26 @@ check(m is not None and m["type"] == "error" and m["kind"] == "protocol" and "ch
 p.stdin.close()
 p.wait(timeout=30)
 
+# 3d: hello: who the engine is (the plug-in replaces a server of another release).
+p, r = start_stdio()
+p.stdin.write(frame({"type": "hello", "payloads": []}))
+p.stdin.flush()
+m = r.message()
+version = subprocess.run([ENGINE, "--version"], capture_output=True, text=True).stdout.split()[-1]
+check(m is not None and m["type"] == "engine" and m["version"] == version and m["pid"] == p.pid and
+      os.path.realpath(m["executable"]) == os.path.realpath(ENGINE) and
+      m["executable_mtime"] == int(os.stat(ENGINE).st_mtime) and m["exit_when_idle"] == 0,
+      f"hello: release {version}, the executable, its mtime and the pid (got {m})")
+p.stdin.close()
+p.wait(timeout=30)
+
 # 4: version mismatch: a plug-in of the first release (protocol version 1).
 p, r = start_stdio()
 p.stdin.write(frame({"type": "models", "payloads": []}, version=1))
 p.stdin.flush()
 m = r.message()
 check(m is not None and m["type"] == "error" and m["kind"] == "protocol" and "version 1" in m["message"]
-      and "version 2" in m["message"], "a version-1 client gets a protocol error naming both versions")
+      and "version 3" in m["message"], "a version-1 client gets a protocol error naming both versions")
 p.stdin.close()
 p.wait(timeout=30)
 
@@ -339,7 +354,7 @@ def hostile(raw, what):
 
 hostile(frame({"type": 5, "payloads": []}), "a type that is not a string")
 deep = b'{"type":"models","payloads":' + b"[" * 400000 + b"]" * 400000 + b"}"
-hostile(b"DSKP" + struct.pack("<HHI", 2, 0, len(deep)) + deep, "a header nested 400000 deep")
+hostile(b"DSKP" + struct.pack("<HHI", 3, 0, len(deep)) + deep, "a header nested 400000 deep")
 s, r = connect()
 s.sendall(edit_request())
 m, _ = until_final(r)
@@ -351,7 +366,7 @@ s.close()
 # 7c: a client that stalls inside a frame is dropped after --idle-timeout (2 s here; 60 by
 # default), and the next client is served (before, it waited until the stalled one closed).
 stalled, _ = connect()
-stalled.sendall(b"DSKP\x02")
+stalled.sendall(b"DSKP\x03")
 t0 = time.time()
 s, r = connect()
 s.sendall(frame({"type": "models", "payloads": []}))
@@ -371,6 +386,66 @@ s.close()
 server.send_signal(signal.SIGTERM)
 server.wait(timeout=15)
 check(not os.path.exists(sock_path), "SIGTERM: the server removes its socket")
+
+# 8: --exit-when-idle: the server exits after that long without a client, removing its socket;
+# a client resets the clock.
+idle_sock = os.path.join(WORK, "run", "idle.sock")
+server = subprocess.Popen([ENGINE, "serve", "--socket", idle_sock, "--exit-when-idle", "2"],
+                          env=dict(os.environ, DSK_MODEL_PATH=MODELS),
+                          stderr=open(os.path.join(WORK, "serve-idle.log"), "ab"))
+for _ in range(200):
+    if os.path.exists(idle_sock):
+        break
+    time.sleep(0.1)
+time.sleep(1.2)
+c = socket.socket(socket.AF_UNIX)
+c.connect(idle_sock)
+c.sendall(frame({"type": "hello", "payloads": []}))
+m = Reader(lambda n: c.recv(n)).message()
+check(m is not None and m["exit_when_idle"] == 2, "exit-when-idle: hello states it")
+time.sleep(1.2)  # connected: 2.4 s since start, but not idle
+check(server.poll() is None, "exit-when-idle: a connected client keeps the server up")
+c.close()
+t0 = time.time()
+try:
+    status = server.wait(timeout=15)
+except subprocess.TimeoutExpired:
+    server.kill()
+    status = None
+waited = time.time() - t0
+check(status == 0 and 1.5 < waited < 10 and not os.path.exists(idle_sock),
+      f"exit-when-idle: exits {waited:.1f} s after the last client, status {status}, socket removed")
+bad = subprocess.run([ENGINE, "serve", "--socket", idle_sock, "--exit-when-idle", "-5"], capture_output=True, text=True)
+check(bad.returncode == 2 and "--exit-when-idle must be in 0..604800" in bad.stderr,
+      f"exit-when-idle -5: a clear error ({bad.stderr.strip()})")
+
+# 9: --background: returns once the socket listens; the server runs on in its own session, logs to
+# XDG_CACHE_HOME, and a second one at the same socket is refused.
+bg_sock = os.path.join(WORK, "run", "bg.sock")
+env = dict(os.environ, DSK_MODEL_PATH=MODELS, XDG_CACHE_HOME=os.path.join(WORK, "cache"))
+first = subprocess.run([ENGINE, "serve", "--background", "--socket", bg_sock, "--exit-when-idle", "30"],
+                       capture_output=True, text=True, env=env, timeout=60)
+check(first.returncode == 0 and os.path.exists(bg_sock), f"background: status 0 once listening ({first.stdout.strip()})")
+c = socket.socket(socket.AF_UNIX)
+c.connect(bg_sock)
+c.sendall(frame({"type": "hello", "payloads": []}))
+m = Reader(lambda n: c.recv(n)).message()
+c.close()
+bg_pid = m["pid"] if m else 0
+check(bg_pid > 0 and os.getsid(bg_pid) == bg_pid, "background: the server leads its own session")
+second = subprocess.run([ENGINE, "serve", "--background", "--socket", bg_sock], capture_output=True, text=True,
+                        env=env, timeout=60)
+check(second.returncode == 1 and "already listens" in second.stderr,
+      f"background: a second server at the same socket is refused ({second.stderr.strip()})")
+log = open(os.path.join(WORK, "cache", "diffsketch", "serve.log")).read()
+check("exits after 30 s without a client" in log, "background: the log is in XDG_CACHE_HOME")
+if bg_pid:
+    os.kill(bg_pid, signal.SIGTERM)
+    for _ in range(100):
+        if not os.path.exists(bg_sock):
+            break
+        time.sleep(0.1)
+check(not os.path.exists(bg_sock), "background: SIGTERM stops it and removes the socket")
 
 print(f"{len(failures)} failed" if failures else "all passed")
 sys.exit(1 if failures else 0)

@@ -105,7 +105,9 @@ std::vector<Message> every_message() {
           ErrorReply{ErrorKind::OutOfMemory, "out of memory"},
           ErrorReply{ErrorKind::Internal, "boom"},
           ErrorReply{ErrorKind::Cancelled, "cancelled"},
-          ErrorReply{ErrorKind::Protocol, "bad"}};
+          ErrorReply{ErrorKind::Protocol, "bad"},
+          HelloRequest{},
+          EngineHello{"0.1.0", "/usr/bin/diffsketch", 1764680000, 4242, 600}};
 }
 
 // A frame's JSON header replaced (payloads kept), for hand-made malformed frames.
@@ -146,6 +148,8 @@ TEST(Protocol, EveryMessageRoundTrips) {
 TEST(Protocol, MessageTypesAreTheDocumentedNames) {
   EXPECT_STREQ(message_type(ModelsRequest{}), "models");
   EXPECT_STREQ(message_type(CancelRequest{}), "cancel");
+  EXPECT_STREQ(message_type(HelloRequest{}), "hello");
+  EXPECT_STREQ(message_type(EngineHello{}), "engine");
   EXPECT_STREQ(message_type(ErrorReply{}), "error");
   EXPECT_STREQ(error_kind_name(ErrorKind::OutOfMemory), "out-of-memory");
 }
