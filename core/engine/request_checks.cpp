@@ -55,6 +55,11 @@ void check_guidance(const SketchGuidance& g) {
 void check_sampling(const SamplingParams& p) {
   if (p.respacing.empty()) require_in(kStepsRange, p.steps, "steps", "");
   require_one_of(p.sampler, kSamplers, "sampler");
+  // The reference implementation refuses fewer updates than the solver's order (2); with the final
+  // denoising step that is 3 steps. Fewer would silently be DDIM.
+  if (p.sampler == "dpm++2m" && p.respacing.empty() && p.steps < 3)
+    throw InputError("the dpm++2m sampler (DPM-Solver++(2M), second order) needs at least 3 steps (2 updates and the "
+                     "final denoising); got " + std::to_string(p.steps) + ". Use 3 or more steps, or --sampler ddim");
   require_in(kEtaRange, p.eta, "eta", " (DDIM: 0 deterministic, 1 as noisy as DDPM)");
   require_one_of(p.device, kDevices, "device");
   if (p.class_label < -1) throw InputError("class " + std::to_string(p.class_label) + " must be a class index, or -1 (none)");

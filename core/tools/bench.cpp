@@ -200,8 +200,8 @@ void run_model_solver_bench(const ModelSolverBenchOptions& o, std::ostream& out)
   if (o.variants < 1 || !kVariantsRange.contains(o.variants))
     throw InputError("bench-solvers: --variants must be in " + range_text(kVariantsRange));
   for (int n : o.nfes)
-    if (n < 2 || n > kStepsRange.max)
-      throw InputError("bench-solvers: --nfe must be in 2.." + std::to_string(kStepsRange.max) + "; got " +
+    if (n < 3 || n > kStepsRange.max)
+      throw InputError("bench-solvers: --nfe must be in 3.." + std::to_string(kStepsRange.max) + "; got " +
                        std::to_string(n));
   for (const auto& name : o.samplers)
     if (name != "ddim" && name != "dpm++2m")

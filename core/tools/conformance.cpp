@@ -238,8 +238,8 @@ SolverBenchResult run_solver_bench(const SolverBenchOptions& o, std::ostream& ou
   configure_threads();
   if (o.nfes.empty() || o.samplers.empty()) throw InputError("bench-solvers: give at least one --nfe and one --sampler");
   for (int n : o.nfes)
-    if (n < 2 || n > kStepsRange.max)
-      throw InputError("bench-solvers: --nfe must be in 2.." + std::to_string(kStepsRange.max) + "; got " +
+    if (n < 3 || n > kStepsRange.max)
+      throw InputError("bench-solvers: --nfe must be in 3.." + std::to_string(kStepsRange.max) + "; got " +
                        std::to_string(n));
   std::vector<SamplerKind> kinds;
   for (const auto& name : o.samplers) {

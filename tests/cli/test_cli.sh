@@ -201,15 +201,17 @@ expect 2 "size must be in 16\.\.4096" "bench-edit --size 8" -- bench-edit --mode
 expect 0 "sketch strength 2, init strength" "bench-edit --sketch-scale 2" -- bench-edit \
   --model "$editing" --size 32 --steps 2 --iters 1 --warmup 0 --device cpu --sketch-scale 2
 expect 2 "sketch scale must be in 0\.\.20" "bench-edit --sketch-scale 25" -- bench-edit --model "$editing" --sketch-scale 25
-expect 0 "dpm\+\+2m    2 steps: median .* the speed of the first" "bench-edit: two configurations side by side" -- \
-  bench-edit --model "$editing" --size 32 --steps 3,2 --sampler ddim,dpm++2m --iters 1 --warmup 0 --device cpu
+expect 0 "dpm\+\+2m    3 steps: median .* the speed of the first" "bench-edit: two configurations side by side" -- \
+  bench-edit --model "$editing" --size 32 --steps 2,3 --sampler ddim,dpm++2m --iters 1 --warmup 0 --device cpu
+expect 2 "needs at least 3 steps" "bench-edit: dpm++2m with 2 steps" -- bench-edit --model "$editing" --size 32 \
+  --steps 2 --sampler dpm++2m --iters 1 --warmup 0 --device cpu
 expect 2 "lists of the same length" "bench-edit: lists of different lengths" -- bench-edit --model "$editing" \
   --steps 3,2,4 --sampler ddim,dpm++2m
 
 # ---- bench-solvers ----
 expect 0 "NFE +ddim +dpm\+\+2m" "bench-solvers on a conformance case" -- bench-solvers \
-  --case "$data/conformance/adm-small" --nfe 2,3
-expect 2 "--nfe must be in 2\.\.1000; got 1" "bench-solvers --nfe 1" -- bench-solvers --case "$data/conformance/adm-small" --nfe 1
+  --case "$data/conformance/adm-small" --nfe 3,4
+expect 2 "--nfe must be in 3\.\.1000; got 1" "bench-solvers --nfe 1" -- bench-solvers --case "$data/conformance/adm-small" --nfe 1
 expect 2 "ddpm is stochastic" "bench-solvers --sampler ddpm" -- bench-solvers --case "$data/conformance/adm-small" --sampler ddpm
 expect 2 "give --case DIR .* or --model M --sketch PNG" "bench-solvers with neither" -- bench-solvers
 expect 2 "needs --sketch" "bench-solvers --model without a sketch" -- bench-solvers --model "$editing"

@@ -96,6 +96,9 @@ TEST(RequestChecks, SamplingNamesAndCountsAreChecked) {
   EXPECT_TRUE(has(with([](auto& s) { s.steps = 0; }), "steps must be in 1..1000; got 0"));
   EXPECT_EQ(with([](auto& s) { s.steps = 0, s.respacing = "ddim10"; }), "");  // the respacing rules
   EXPECT_TRUE(has(with([](auto& s) { s.class_label = -2; }), "class -2"));
+  EXPECT_TRUE(has(with([](auto& s) { s.sampler = "dpm++2m", s.steps = 2; }), "dpm++2m sampler (DPM-Solver++(2M), "
+                                                                               "second order) needs at least 3 steps"));
+  EXPECT_EQ(with([](auto& s) { s.sampler = "dpm++2m", s.steps = 3; }), "");
   SampleRequest r;
   r.batch = 65;
   EXPECT_TRUE(has(refusal([&] { check_sample_request(r); }), "batch must be in 1..64; got 65"));
