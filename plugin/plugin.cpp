@@ -133,7 +133,7 @@ void add_arguments(GimpProcedure* p, Operation op) {
   const auto rw = G_PARAM_READWRITE;
   // Not a PDB argument (scripts are unaffected): a setting kept with the dialog's values.
   gimp_procedure_add_int_aux_argument(
-      p, "engine-idle-minutes", "_Keep engine loaded (minutes)",
+      p, "engine-idle-minutes", "Keep engine _loaded (minutes)",
       "The engine stays running this long after an edit, with the model loaded, so the next edit starts at once "
       "(0: start and stop it for every edit)",
       kEngineIdleMinutesRange.min, kEngineIdleMinutesRange.max, kDefaultEngineIdleMinutes, rw);
