@@ -180,7 +180,7 @@ class SocketConnection : public EngineConnection {
   ~SocketConnection() override { close(fd_); }
 
   // The server's connection, or nullptr when none is listening.
-  static std::unique_ptr<EngineConnection> try_connect(const std::string& path) {
+  static std::unique_ptr<SocketConnection> try_connect(const std::string& path) {
     if (!g_file_test(path.c_str(), G_FILE_TEST_EXISTS)) return nullptr;
     sockaddr_un addr{};
     if (path.size() >= sizeof addr.sun_path) return nullptr;
@@ -205,7 +205,7 @@ class SocketConnection : public EngineConnection {
       std::optional<proto::Message> reply = proto::read_message(src_);
       if (reply)
         if (const auto* h = std::get_if<proto::EngineHello>(&*reply)) return *h;
-    } catch (const proto::ProtocolError&) {
+    } catch (const std::exception&) {  // another protocol version, a malformed or missing answer
     }
     return std::nullopt;
   }
@@ -369,13 +369,12 @@ std::unique_ptr<EngineConnection> EngineConnection::open(const EngineOptions& op
     not_found = e.what();  // no engine to start: a running server may still do
   }
   if (auto server = SocketConnection::try_connect(path)) {
-    auto* socket = static_cast<SocketConnection*>(server.get());
-    const std::string why = why_replace(socket->hello(), engine);
+    const std::string why = why_replace(server->hello(), engine);
     if (why.empty()) return server;
     if (engine.empty()) throw PluginError("the DiffSketch server at " + path + " cannot be used (" + why + "), and " + not_found);
     status("DiffSketch: restarting the engine (" + why + ")");
     g_printerr("DiffSketch: replacing the server at %s: %s\n", path.c_str(), why.c_str());
-    if (!stop_server(std::unique_ptr<SocketConnection>(static_cast<SocketConnection*>(server.release())), path)) {
+    if (!stop_server(std::move(server), path)) {
       g_printerr("DiffSketch: could not stop it; using a private engine\n");
       return std::make_unique<SubprocessConnection>(engine);
     }
@@ -385,10 +384,8 @@ std::unique_ptr<EngineConnection> EngineConnection::open(const EngineOptions& op
     status("DiffSketch: starting the engine");
     const std::string why = start_server(engine, idle_minutes);
     // Another plug-in may have started one at the same moment: whoever listens is used.
-    if (auto server = SocketConnection::try_connect(path)) {
-      auto* socket = static_cast<SocketConnection*>(server.get());
-      if (why_replace(socket->hello(), engine).empty()) return server;
-    }
+    if (auto server = SocketConnection::try_connect(path))
+      if (why_replace(server->hello(), engine).empty()) return server;
     g_printerr("DiffSketch: could not start a server (%s); using a private engine\n",
                why.empty() ? "it does not answer" : why.c_str());
   }
