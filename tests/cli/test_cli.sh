@@ -215,6 +215,8 @@ expect 2 "--nfe must be in 3\.\.1000; got 1" "bench-solvers --nfe 1" -- bench-so
 expect 2 "ddpm is stochastic" "bench-solvers --sampler ddpm" -- bench-solvers --case "$data/conformance/adm-small" --sampler ddpm
 expect 2 "give --case DIR .* or --model M --sketch PNG" "bench-solvers with neither" -- bench-solvers
 expect 2 "needs --sketch" "bench-solvers --model without a sketch" -- bench-solvers --model "$editing"
+expect 0 "^3 +[0-9.e+-]+ +[0-9.e+-]+" "bench-solvers on an editing model" -- bench-solvers --model "$editing" \
+  --sketch "$work/sketch.pgm" --variants 1 --nfe 3
 
 # ---- train: bad settings are named before any work ----
 mkdir -p "$work/pics" && cp "$work/ed.png" "$work/pics/a.png"
