@@ -14,6 +14,7 @@
 #include "core/formats/model_info.h"
 #include "core/formats/model_registry.h"
 #include "core/formats/presets.h"
+#include "core/tools/conformance.h"
 #include "editing/image_io.h"
 
 namespace dsk {
@@ -199,14 +200,7 @@ void run_model_solver_bench(const ModelSolverBenchOptions& o, std::ostream& out)
   if (o.sketch.empty()) throw InputError("bench-solvers --model needs --sketch PNG (the sketch to generate from)");
   if (o.variants < 1 || !kVariantsRange.contains(o.variants))
     throw InputError("bench-solvers: --variants must be in " + range_text(kVariantsRange));
-  for (int n : o.nfes)
-    if (n < 3 || n > kStepsRange.max)
-      throw InputError("bench-solvers: --nfe must be in 3.." + std::to_string(kStepsRange.max) + "; got " +
-                       std::to_string(n));
-  for (const auto& name : o.samplers)
-    if (name != "ddim" && name != "dpm++2m")
-      throw InputError("bench-solvers: --sampler takes ddim or dpm++2m (ddpm is stochastic: its error against the "
-                       "ODE's solution says nothing); got '" + name + "'");
+  check_solver_bench_options(o.nfes, o.samplers);
   Engine engine;
   const int size = read_model_info(resolve_model(o.model)).resolution;
   GenerateRequest base;

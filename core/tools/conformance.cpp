@@ -234,20 +234,23 @@ ConformanceResult run_conformance(const std::string& dir, std::ostream& out) {
   return result;
 }
 
-SolverBenchResult run_solver_bench(const SolverBenchOptions& o, std::ostream& out) {
-  configure_threads();
-  if (o.nfes.empty() || o.samplers.empty()) throw InputError("bench-solvers: give at least one --nfe and one --sampler");
-  for (int n : o.nfes)
+void check_solver_bench_options(const std::vector<int>& nfes, const std::vector<std::string>& samplers) {
+  if (nfes.empty() || samplers.empty()) throw InputError("bench-solvers: give at least one --nfe and one --sampler");
+  for (int n : nfes)
     if (n < 3 || n > kStepsRange.max)
       throw InputError("bench-solvers: --nfe must be in 3.." + std::to_string(kStepsRange.max) + "; got " +
                        std::to_string(n));
-  std::vector<SamplerKind> kinds;
-  for (const auto& name : o.samplers) {
-    kinds.push_back(sampler_from_name(name));
-    if (kinds.back() == SamplerKind::Ddpm)
+  for (const auto& name : samplers)
+    if (sampler_from_name(name) == SamplerKind::Ddpm)
       throw InputError("bench-solvers: ddpm is stochastic; its error against the ODE's solution says nothing "
                        "(use ddim or dpm++2m)");
-  }
+}
+
+SolverBenchResult run_solver_bench(const SolverBenchOptions& o, std::ostream& out) {
+  configure_threads();
+  check_solver_bench_options(o.nfes, o.samplers);
+  std::vector<SamplerKind> kinds;
+  for (const auto& name : o.samplers) kinds.push_back(sampler_from_name(name));
   LoadedCase c = load_case(o.case_dir);
   torch::NoGradGuard no_grad;
   const torch::Tensor y = c.io.count("y") ? c.io.at("y") : torch::Tensor();

@@ -36,5 +36,8 @@ struct SolverBenchResult {
   std::vector<SolverBenchRow> rows;
 };
 SolverBenchResult run_solver_bench(const SolverBenchOptions& options, std::ostream& out);
+// Both forms of bench-solvers: evaluation counts in 3..1000 (dpm++2m's minimum), deterministic
+// samplers only. InputError otherwise.
+void check_solver_bench_options(const std::vector<int>& nfes, const std::vector<std::string>& samplers);
 
 }  // namespace dsk
