@@ -3,6 +3,9 @@
 # Usage (from the repo root): ./dsk run -- bash packaging/train-default.sh [OUT_DIR] [DATA_DIR]
 # DATA_DIR holds the unpacked Debian packages plasma-workspace-wallpapers, mate-backgrounds and
 # tuxpaint-stamps-default (packaging/fetch-training-data.sh makes it).
+# Shipping a checkpoint that beats the shipped one: copy its weights into models/default, update
+# the card, then rewrite the folder's manifest (the tests check that it verifies):
+#   diffsketch models manifest models/default --made "trained by DiffSketch ..., step N, EMA weights"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-.cache/train/default}

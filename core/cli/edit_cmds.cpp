@@ -302,34 +302,6 @@ void register_eval_inpaint(CLI::App& app, Runners& runners) {
   });
 }
 
-// `diffsketch models list`.
-void register_models(CLI::App& app, Runners& runners) {
-  auto* models = app.add_subcommand("models", "installed models");
-  auto* list = models->add_subcommand("list", "the models found in the model folders");
-  static bool as_json = false;
-  list->add_flag("--json", as_json, "machine-readable (the plug-in reads this)");
-  models->require_subcommand(1);
-  runners.push_back([list] {
-    if (!list->parsed()) return -1;
-    std::vector<std::string> skipped;
-    const auto all = list_models(&skipped);
-    for (const auto& why : skipped) std::cerr << "diffsketch: warning: skipped a broken model folder: " << why << "\n";
-    if (as_json) {
-      nlohmann::json j = nlohmann::json::array();
-      for (const auto& m : all)
-        j.push_back({{"id", m.id}, {"kind", m.kind}, {"name", m.name}, {"path", m.path}, {"resolution", m.resolution}});
-      std::cout << j.dump(2) << "\n";
-    } else {
-      for (const auto& m : all)
-        std::cout << m.id << "\t" << m.kind << "\t" << m.resolution << " px\t" << m.name << "\t" << m.path << "\n";
-      if (all.empty()) std::cerr << "no models found; searched:\n";
-      if (all.empty())
-        for (const auto& d : model_search_path()) std::cerr << "  " << d << "\n";
-    }
-    return 0;
-  });
-}
-
 }  // namespace
 
 void register_edit(CLI::App& app, Runners& runners) {
@@ -337,7 +309,6 @@ void register_edit(CLI::App& app, Runners& runners) {
   register_generate(app, runners);
   register_interpolate(app, runners);
   register_eval_inpaint(app, runners);
-  register_models(app, runners);
 }
 
 }  // namespace dsk::cli

@@ -9,6 +9,7 @@
 #include "core/base/error.h"
 #include "core/base/version.h"
 #include "core/cli/commands.h"
+#include "core/protocol/protocol.h"
 
 namespace {
 
@@ -36,7 +37,8 @@ int main(int argc, char** argv) {
   keep_freed_memory();
   CLI::App app{"DiffSketch: sketch-guided diffusion synthesis and inpainting (ADM engine)"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("diffsketch ") + dsk::kVersion);
+  app.set_version_flag("--version", std::string("diffsketch ") + dsk::kVersion + " (protocol " +
+                                        std::to_string(dsk::proto::kProtocolVersion) + ")");
   std::vector<std::function<int()>> runners;
   dsk::cli::register_all(app, runners);
   try {

@@ -45,7 +45,7 @@ proto::ProgressUpdate progress_update(const Progress& p) {
 proto::ModelList model_list() {
   proto::ModelList list;
   std::vector<std::string> skipped;
-  for (const auto& m : list_models(&skipped)) list.models.push_back({m.id, m.kind, m.name, m.path, m.resolution});
+  for (const auto& m : list_models(&skipped)) list.models.push_back({m.id, m.kind, m.name, m.path, m.resolution, m.classes, m.card, m.problem});
   for (const auto& why : skipped) std::cerr << "diffsketch serve: skipped a broken model folder: " << why << "\n";
   list.search_path = model_search_path();
   return list;

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "core/base/error.h"
+#include "core/formats/manifest.h"
 #include "core/formats/tensor_io.h"
 
 namespace dsk {
@@ -34,6 +35,7 @@ LoadedUNet load_unet(const std::string& dir, torch::Device device, const std::st
   LoadedUNet out;
   out.info = read_model_info(dir);
   require_kind(out.info, {ModelKind::AdmUnet, ModelKind::EditingUnet}, command);
+  require_intact_model(dir);
   out.net = unet_config_from_flags(out.info.flags, out.info.json_path());
   out.diffusion = diffusion_config_from_json(out.info.flags, out.info.json_path());
   if (out.diffusion.learn_sigma != out.net.learn_sigma)
@@ -49,6 +51,7 @@ LoadedClassifier load_classifier(const std::string& dir, torch::Device device, c
   LoadedClassifier out;
   out.info = read_model_info(dir);
   require_kind(out.info, {ModelKind::AdmClassifier}, command + " --classifier");
+  require_intact_model(dir);
   out.net = classifier_config_from_flags(out.info.flags, out.info.json_path());
   torch::NoGradGuard no_grad;
   out.model = EncoderUNetModel(out.net);

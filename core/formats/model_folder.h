@@ -25,7 +25,8 @@ struct LoadedClassifier {
   EncoderUNetModel model{nullptr};
 };
 
-// Reads model.json + weights.safetensors, builds the network, loads it whole (or throws), moves it
+// Reads model.json + weights.safetensors (checked against manifest.json when the folder has one:
+// core/formats/manifest.h), builds the network, loads it whole (or throws), moves it
 // to `device` in eval mode; on CUDA with use_fp16 the block convolutions run in half precision.
 // Every call reads the folder: an Engine keeps loaded models (core/engine/model_cache.h).
 LoadedUNet load_unet(const std::string& dir, torch::Device device, const std::string& command);

@@ -12,7 +12,12 @@ struct ModelEntry {
   std::string id;    // folder name
   std::string kind, name, path;
   int resolution = 0;
+  int classes = 0;       // flags.num_classes when class-conditional, else 0
+  std::string card;      // the first line of MODEL_CARD.md (or README.md), without its '#'
+  std::string problem;   // empty, or why its files fail the manifest (sizes only: check_manifest(dir, false))
 };
+// The first line of a model folder's card (MODEL_CARD.md, else README.md), "" when it has none.
+std::string model_card_line(const std::string& dir);
 // Folders searched, in order: $DSK_MODEL_PATH (colon-separated), $XDG_DATA_HOME/diffsketch/models
 // (~/.local/share/...), each $XDG_DATA_DIRS/diffsketch/models, <exe>/../share/diffsketch/models,
 // and the source tree's models/ for a build that was not installed.

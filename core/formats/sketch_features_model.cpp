@@ -1,6 +1,7 @@
 #include "core/formats/sketch_features_model.h"
 
 #include "core/base/error.h"
+#include "core/formats/manifest.h"
 #include "core/formats/model_folder.h"
 #include "core/formats/tensor_io.h"
 
@@ -51,6 +52,7 @@ ResNet load_sketch_resnet(const std::string& dir, ModelInfo* info_out, SketchFea
   configure_threads();
   const auto info = read_model_info(dir);
   require_kind(info, {ModelKind::SketchFeatures}, "sketch features");
+  require_intact_model(dir);
   const auto config = sketch_features_config_from_flags(info.flags, info.json_path());
   auto net = build_sketch_resnet(config);
   load_weights(*net, st::File::open(info.weights_path()));

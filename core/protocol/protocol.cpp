@@ -137,7 +137,8 @@ json to_json(const Message& msg, Encoder& enc) {
         } else if constexpr (std::is_same_v<T, ModelList>) {
           json models = json::array();
           for (const auto& i : m.models)
-            models.push_back({{"id", i.id}, {"kind", i.kind}, {"name", i.name}, {"path", i.path}, {"resolution", i.resolution}});
+            models.push_back({{"id", i.id}, {"kind", i.kind}, {"name", i.name}, {"path", i.path}, {"resolution", i.resolution},
+                              {"classes", i.classes}, {"card", i.card}, {"problem", i.problem}});
           j = {{"models", models}, {"search_path", m.search_path}};
         } else if constexpr (std::is_same_v<T, ProgressUpdate>) {
           j = {{"step", m.step}, {"total", m.total}, {"preview", m.preview ? enc.ref(*m.preview) : json(nullptr)}};
@@ -344,7 +345,8 @@ struct Decoder {
       ModelList m;
       for (const auto& e : get<json>(j, "models"))
         m.models.push_back({get<std::string>(e, "id"), get<std::string>(e, "kind"), get<std::string>(e, "name"),
-                            get<std::string>(e, "path"), get<int>(e, "resolution")});
+                            get<std::string>(e, "path"), get<int>(e, "resolution"), get_or<int>(e, "classes", 0),
+                            get_or<std::string>(e, "card", ""), get_or<std::string>(e, "problem", "")});
       m.search_path = get<std::vector<std::string>>(j, "search_path");
       return m;
     }

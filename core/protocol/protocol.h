@@ -184,6 +184,11 @@ struct HelloRequest {
 struct ModelInfo {
   std::string id, kind, name, path;
   int resolution = 0;
+  // Optional on the wire (an older engine leaves them out): the number of classes of a
+  // class-conditional model (0: not one), the first line of its card, and why its files fail their
+  // manifest ("" when they do not, or it has none).
+  int classes = 0;
+  std::string card, problem;
   bool operator==(const ModelInfo&) const = default;
 };
 

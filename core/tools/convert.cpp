@@ -31,7 +31,15 @@ std::map<std::string, torch::Tensor> unpickle_state_dict(const std::string& path
   try {
     value = torch::pickle_load(bytes);
   } catch (const c10::Error& e) {
-    throw InputError(path + ": cannot unpickle: " + e.what_without_backtrace());
+    const std::string why = e.what_without_backtrace();
+    // LibTorch's unpickler builds only tensors and containers: any other global is refused, not run.
+    const std::string hint = why.find("unknown type") != std::string::npos
+                                 ? " (refused: the pickle names a Python global that is not part of a weights "
+                                   "checkpoint; it was not run. Re-save only the state_dict from a trusted source)"
+                             : why.find("zip archive") != std::string::npos || why.find("central directory") != std::string::npos
+                                 ? " (the zip is damaged or truncated: download or copy it again)"
+                                 : "";
+    throw InputError(path + ": cannot unpickle: " + why + hint);
   }
   if (value.isGenericDict()) {  // {"state_dict": {...}} wrappers
     auto dict = value.toGenericDict();

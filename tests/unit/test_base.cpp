@@ -1,4 +1,4 @@
-// core/base: writing a file whole or not at all.
+// core/base: writing a file whole or not at all; SHA-256.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -10,6 +10,7 @@
 
 #include "core/base/error.h"
 #include "core/base/files.h"
+#include "core/base/sha256.h"
 #include "temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -65,4 +66,41 @@ TEST(WriteFile, AFolderThatIsNotThereIsNamed) {
   } catch (const dsk::Error& e) {
     EXPECT_NE(std::string(e.what()).find("x.json.tmp: cannot create it"), std::string::npos) << e.what();
   }
+}
+
+// FIPS 180-4 examples (NIST CSRC "SHA256.pdf", "SHA2_Additional.pdf").
+TEST(Sha256, MatchesTheStandardsExamples) {
+  const auto hex = [](std::string_view s) {
+    dsk::Sha256 h;
+    h.update(s);
+    return h.hex_digest();
+  };
+  EXPECT_EQ(hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  const std::string million(1000000, 'a');
+  EXPECT_EQ(hex(million), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(Sha256, PiecesInAnySizesGiveTheSameDigest) {
+  std::string text;
+  for (int i = 0; i < 1000; ++i) text += char('a' + i % 26);
+  dsk::Sha256 whole;
+  whole.update(text);
+  const std::string expected = whole.hex_digest();
+  for (size_t piece : {1u, 7u, 55u, 56u, 63u, 64u, 65u, 200u}) {
+    dsk::Sha256 h;
+    for (size_t at = 0; at < text.size(); at += piece) h.update(std::string_view(text).substr(at, piece));
+    EXPECT_EQ(h.hex_digest(), expected) << "pieces of " << piece;
+  }
+}
+
+TEST(Sha256, OfAFileAndItsSize) {
+  const auto dir = dsk::test::temp_dir("base", "sha");
+  std::ofstream(dir / "f") << "abc";
+  uint64_t size = 0;
+  EXPECT_EQ(dsk::sha256_file((dir / "f").string(), &size), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(size, 3u);
+  EXPECT_THROW(dsk::sha256_file((dir / "missing").string()), dsk::Error);
 }
