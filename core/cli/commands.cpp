@@ -52,6 +52,7 @@ void register_all(CLI::App& app, Runners& runners) {
   register_plot_loss(app, runners);
   register_edit(app, runners);
   register_models(app, runners);
+  register_doctor(app, runners);
   register_serve(app, runners);
   register_train_sketch_features(app, runners);
   register_finetune(app, runners);

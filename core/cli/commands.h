@@ -34,6 +34,7 @@ void register_pack_data(CLI::App& app, Runners& runners);
 void register_plot_loss(CLI::App& app, Runners& runners);
 void register_edit(CLI::App& app, Runners& runners);
 void register_models(CLI::App& app, Runners& runners);
+void register_doctor(CLI::App& app, Runners& runners);
 void register_serve(CLI::App& app, Runners& runners);
 void register_train_sketch_features(CLI::App& app, Runners& runners);
 void register_finetune(CLI::App& app, Runners& runners);
