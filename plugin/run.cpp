@@ -435,7 +435,8 @@ std::vector<ui::ModelChoice> engine_models(std::string* note) {
     if (const auto* list = std::get_if<proto::ModelList>(&reply)) {
       for (const auto& m : list->models)
         if (m.kind != "adm-classifier")  // classifiers go in the classifier argument
-          out.push_back({m.id, m.id + "  (" + m.kind + ", " + std::to_string(m.resolution) + " px)"});
+          out.push_back({m.id, m.name + " (" + m.kind + ", " + std::to_string(m.resolution) + " px)", m.card, m.problem,
+                         m.classes});
       if (list->models.empty()) {
         std::string dirs;
         for (const auto& d : list->search_path) dirs += (dirs.empty() ? "" : ", ") + d;
@@ -446,6 +447,31 @@ std::vector<ui::ModelChoice> engine_models(std::string* note) {
     *note = e.what();
   }
   return out;
+}
+
+// The Diagnose button: `diffsketch doctor --from-plugin` with the engine this plug-in uses.
+std::string diagnose() {
+  std::string engine;
+  try {
+    engine = find_engine();
+  } catch (const std::exception& e) {
+    return std::string("The engine was not found, so it cannot run its checks:\n") + e.what();
+  }
+  const gchar* argv[] = {engine.c_str(), "doctor", "--from-plugin", nullptr};
+  gchar* out = nullptr;
+  gchar* err = nullptr;
+  gint status = 0;
+  GError* error = nullptr;
+  if (!g_spawn_sync(nullptr, const_cast<gchar**>(argv), nullptr, G_SPAWN_DEFAULT, nullptr, nullptr, &out, &err, &status,
+                    &error)) {
+    std::string msg = "Could not run " + engine + " doctor: " + (error ? error->message : "unknown error");
+    g_clear_error(&error);
+    return msg;
+  }
+  std::string report = std::string(out ? out : "") + (err && *err ? std::string("\n") + err : "");
+  g_free(out);
+  g_free(err);
+  return report.empty() ? engine + " doctor printed nothing (exit status " + std::to_string(status) + ")" : report;
 }
 
 }  // namespace
@@ -475,7 +501,7 @@ GimpValueArray* run_operation(Operation op, GimpProcedure* procedure, GimpRunMod
       const char* title = op == Operation::Inpaint    ? "DiffSketch: Sketch Inpaint"
                           : op == Operation::Generate ? "DiffSketch: Sketch to Image"
                                                       : "DiffSketch: Interpolate Seeds";
-      if (!ui::run_dialog(procedure, config, title, models, note))
+      if (!ui::run_dialog(procedure, config, title, models, note, diagnose))
         return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, nullptr);
     }
     const Args args = read_args(procedure, config);

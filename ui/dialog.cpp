@@ -1,10 +1,14 @@
-// The DiffSketch dialogs: GimpProcedureDialog with every argument of the procedure, grouped, and a
-// model chooser filled from the engine's model list. The model stays a string argument (choices
-// would be frozen at registration), so the chooser is an editable combo bound to it: a listed id
-// or any model folder path.
+// The DiffSketch dialogs: GimpProcedureDialog over the procedure's arguments. The few controls most
+// edits need are on top; the rest sits under an "Advanced" expander. The model stays a string
+// argument (choices would be frozen at registration), so its chooser is an editable combo bound to
+// it: a listed model or any model folder path.
 #include "ui/dialog.h"
 
 #include <libgimp/gimpui.h>
+
+#include <string_view>
+
+#include "core/engine/defaults.h"
 
 namespace dsk::ui {
 
@@ -15,37 +19,180 @@ bool has_arg(GimpProcedure* procedure, const char* name) {
          gimp_procedure_find_aux_argument(procedure, name) != nullptr;
 }
 
-// A "title" frame holding the listed arguments that the procedure has.
-void add_group(GimpProcedureDialog* dialog, GimpProcedure* procedure, const char* id, const char* title,
-               std::initializer_list<const char*> names, GList** top) {
+GList* present(GimpProcedure* procedure, std::initializer_list<const char*> names) {
   GList* props = nullptr;
   for (const char* n : names)
     if (has_arg(procedure, n)) props = g_list_append(props, const_cast<char*>(n));
-  if (!props) return;
+  return props;
+}
+
+// A "title" frame holding the listed arguments that the procedure has; appended to `list`.
+GtkWidget* add_group(GimpProcedureDialog* dialog, GimpProcedure* procedure, const char* id, const char* title,
+                     std::initializer_list<const char*> names, GList** list) {
+  GList* props = present(procedure, names);
+  if (!props) return nullptr;
   const std::string box_id = std::string(id) + "-box", label_id = std::string(id) + "-label";
   gimp_procedure_dialog_fill_box_list(dialog, box_id.c_str(), props);
   gimp_procedure_dialog_get_label(dialog, label_id.c_str(), title, FALSE, FALSE);
-  gimp_procedure_dialog_fill_frame(dialog, id, label_id.c_str(), FALSE, box_id.c_str());
-  *top = g_list_append(*top, const_cast<char*>(id));
+  GtkWidget* frame = gimp_procedure_dialog_fill_frame(dialog, id, label_id.c_str(), FALSE, box_id.c_str());
+  *list = g_list_append(*list, const_cast<char*>(id));
   g_list_free(props);
+  return frame;
 }
 
-// "Model" label + editable combo of the engine's models, bound to the config's "model".
-GtkWidget* model_chooser(GimpProcedureConfig* config, const std::vector<ModelChoice>& models, const std::string& note) {
-  GtkWidget* box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 4);
+std::string get_string(GimpProcedureConfig* config, const char* name) {
+  gchar* v = nullptr;
+  g_object_get(config, name, &v, nullptr);
+  std::string out = v ? v : "";
+  g_free(v);
+  return out;
+}
+
+// What the dialog's signal handlers share; lives as long as the dialog runs.
+struct State {
+  GimpProcedureConfig* config = nullptr;
+  GtkWidget* dialog = nullptr;
+  std::vector<ModelChoice> models;
+  GtkWidget* card_label = nullptr;
+  GtkWidget* problem_label = nullptr;
+  GtkWidget* classifier_frame = nullptr;
+  GtkWidget* thumbnail = nullptr;
+  bool has_detail = false;
+  bool applying_preset = false;
+  DiagnoseFn diagnose;
+};
+
+const ModelChoice* find_model(const State& s, const std::string& id) {
+  for (const auto& m : s.models)
+    if (m.id == id) return &m;
+  return nullptr;
+}
+
+// The card line, a damaged model's problem (OK refused), the classifier fields.
+void model_changed(State& s) {
+  const std::string id = get_string(s.config, "model");
+  const ModelChoice* m = find_model(s, id);
+  gtk_label_set_text(GTK_LABEL(s.card_label), m ? m->card.c_str() : id.empty() ? "" : "A model folder (not in the list).");
+  const bool damaged = m && !m->problem.empty();
+  gtk_label_set_text(GTK_LABEL(s.problem_label), damaged ? m->problem.c_str() : "");
+  gtk_widget_set_visible(s.problem_label, damaged);
+  gtk_dialog_set_response_sensitive(GTK_DIALOG(s.dialog), GTK_RESPONSE_OK, !damaged);
+  // Class-conditional models need a class; a folder typed in may be one, so the fields stay.
+  if (s.classifier_frame) gtk_widget_set_visible(s.classifier_frame, !m || m->classes > 0);
+}
+
+void on_model_notify(GObject*, GParamSpec*, gpointer data) { model_changed(*static_cast<State*>(data)); }
+
+void sketch_changed(State& s) {
+  GimpLayer* layer = nullptr;
+  g_object_get(s.config, "sketch-layer", &layer, nullptr);
+  if (!layer) {
+    gtk_image_set_from_icon_name(GTK_IMAGE(s.thumbnail), "image-missing", GTK_ICON_SIZE_DIALOG);
+    gtk_widget_set_tooltip_text(s.thumbnail, "No sketch layer: draw the sketch on a layer named \"sketch\"");
+    return;
+  }
+  GdkPixbuf* thumb = gimp_drawable_get_thumbnail(GIMP_DRAWABLE(layer), 96, 96, GIMP_PIXBUF_LARGE_CHECKS);
+  gtk_image_set_from_pixbuf(GTK_IMAGE(s.thumbnail), thumb);
+  if (thumb) g_object_unref(thumb);
+  gchar* name = gimp_item_get_name(GIMP_ITEM(layer));
+  const std::string tip = std::string("The sketch: layer \"") + (name ? name : "") + "\"";
+  gtk_widget_set_tooltip_text(s.thumbnail, tip.c_str());
+  g_free(name);
+  g_object_unref(layer);
+}
+
+void on_sketch_notify(GObject*, GParamSpec*, gpointer data) { sketch_changed(*static_cast<State*>(data)); }
+
+// "quality" set by the user: steps (and for Sketch Inpaint the detail settings) follow.
+void on_quality_notify(GObject*, GParamSpec*, gpointer data) {
+  auto& s = *static_cast<State*>(data);
+  const std::string q = get_string(s.config, "quality");
+  for (const auto& p : quality_presets()) {
+    if (q != p.id) continue;
+    s.applying_preset = true;
+    g_object_set(s.config, "steps", p.steps, nullptr);
+    if (s.has_detail) g_object_set(s.config, "detail", p.detail, "refine-steps", p.refine_steps, nullptr);
+    s.applying_preset = false;
+  }
+}
+
+// A field of a preset changed by hand: the choice says "custom" unless the values are a preset's.
+void on_preset_field_notify(GObject*, GParamSpec*, gpointer data) {
+  auto& s = *static_cast<State*>(data);
+  if (s.applying_preset) return;
+  int steps = 0, refine_steps = 0;
+  g_object_get(s.config, "steps", &steps, nullptr);
+  std::string detail;
+  if (s.has_detail) {
+    g_object_get(s.config, "refine-steps", &refine_steps, nullptr);
+    detail = get_string(s.config, "detail");
+  }
+  const char* match = "custom";
+  for (const auto& p : quality_presets())
+    if (p.steps == steps && (!s.has_detail || (detail == p.detail && refine_steps == p.refine_steps))) match = p.id;
+  if (get_string(s.config, "quality") != match) g_object_set(s.config, "quality", match, nullptr);
+}
+
+void on_new_seed(GtkButton*, gpointer data) {
+  auto& s = *static_cast<State*>(data);
+  g_object_set(s.config, "seed", g_random_int_range(0, G_MAXINT), nullptr);
+}
+
+void on_diagnose(GtkButton*, gpointer data) {
+  auto& s = *static_cast<State*>(data);
+  GdkWindow* window = gtk_widget_get_window(s.dialog);
+  GdkCursor* busy = window ? gdk_cursor_new_for_display(gdk_window_get_display(window), GDK_WATCH) : nullptr;
+  if (window) gdk_window_set_cursor(window, busy);
+  while (gtk_events_pending()) gtk_main_iteration();
+  const std::string report = s.diagnose ? s.diagnose() : "no diagnosis available";
+  if (window) gdk_window_set_cursor(window, nullptr);
+  if (busy) g_object_unref(busy);
+
+  GtkWidget* d = gtk_dialog_new_with_buttons("DiffSketch: Diagnose", GTK_WINDOW(s.dialog), GTK_DIALOG_MODAL, "_Close",
+                                             GTK_RESPONSE_CLOSE, nullptr);
+  GtkWidget* view = gtk_text_view_new();
+  gtk_text_view_set_editable(GTK_TEXT_VIEW(view), FALSE);
+  gtk_text_view_set_monospace(GTK_TEXT_VIEW(view), TRUE);
+  gtk_text_view_set_wrap_mode(GTK_TEXT_VIEW(view), GTK_WRAP_WORD_CHAR);
+  gtk_text_buffer_set_text(gtk_text_view_get_buffer(GTK_TEXT_VIEW(view)), report.c_str(), -1);
+  GtkWidget* scroll = gtk_scrolled_window_new(nullptr, nullptr);
+  gtk_widget_set_size_request(scroll, 720, 420);
+  gtk_container_add(GTK_CONTAINER(scroll), view);
+  gtk_box_pack_start(GTK_BOX(gtk_dialog_get_content_area(GTK_DIALOG(d))), scroll, TRUE, TRUE, 0);
+  gtk_widget_show_all(d);
+  gtk_dialog_run(GTK_DIALOG(d));
+  gtk_widget_destroy(d);
+}
+
+// The model chooser: an editable combo of the engine's models (shown by name and kind; the entry
+// holds the id), the card's first line under it, a damaged model's problem in its doctor's words.
+GtkWidget* model_chooser(State& s, const std::string& note) {
+  GtkWidget* box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 2);
   GtkWidget* row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
   GtkWidget* label = gtk_label_new_with_mnemonic("_Model");
   GtkWidget* combo = gtk_combo_box_text_new_with_entry();
-  for (const auto& m : models) gtk_combo_box_text_append(GTK_COMBO_BOX_TEXT(combo), m.id.c_str(), m.id.c_str());
+  for (const auto& m : s.models) gtk_combo_box_text_append(GTK_COMBO_BOX_TEXT(combo), m.id.c_str(), m.id.c_str());
   GtkWidget* entry = gtk_bin_get_child(GTK_BIN(combo));
-  g_object_bind_property(config, "model", entry, "text", GBindingFlags(G_BINDING_BIDIRECTIONAL | G_BINDING_SYNC_CREATE));
+  g_object_bind_property(s.config, "model", entry, "text", GBindingFlags(G_BINDING_BIDIRECTIONAL | G_BINDING_SYNC_CREATE));
   gtk_label_set_mnemonic_widget(GTK_LABEL(label), entry);
-  std::string tip = "A model id, or the path of a model folder.";
-  for (const auto& m : models) tip += "\n" + m.label;
+  std::string tip = "The model that repaints the picture. Pick one, or type the path of a model folder.";
+  for (const auto& m : s.models) tip += "\n" + m.id + ": " + m.label + (m.card.empty() ? "" : " - " + m.card);
   gtk_widget_set_tooltip_text(combo, tip.c_str());
   gtk_box_pack_start(GTK_BOX(row), label, FALSE, FALSE, 0);
   gtk_box_pack_start(GTK_BOX(row), combo, TRUE, TRUE, 0);
   gtk_box_pack_start(GTK_BOX(box), row, FALSE, FALSE, 0);
+  s.card_label = gtk_label_new("");
+  gtk_label_set_xalign(GTK_LABEL(s.card_label), 0.0f);
+  gtk_label_set_ellipsize(GTK_LABEL(s.card_label), PANGO_ELLIPSIZE_END);
+  gtk_label_set_max_width_chars(GTK_LABEL(s.card_label), 60);
+  gtk_widget_set_sensitive(s.card_label, FALSE);  // greyed: a description, not a control
+  gtk_box_pack_start(GTK_BOX(box), s.card_label, FALSE, FALSE, 0);
+  s.problem_label = gtk_label_new("");
+  gtk_label_set_line_wrap(GTK_LABEL(s.problem_label), TRUE);
+  gtk_label_set_max_width_chars(GTK_LABEL(s.problem_label), 60);
+  gtk_label_set_xalign(GTK_LABEL(s.problem_label), 0.0f);
+  gtk_label_set_selectable(GTK_LABEL(s.problem_label), TRUE);
+  gtk_box_pack_start(GTK_BOX(box), s.problem_label, FALSE, FALSE, 0);
   if (!note.empty()) {
     GtkWidget* warn = gtk_label_new(note.c_str());
     gtk_label_set_line_wrap(GTK_LABEL(warn), TRUE);
@@ -54,39 +201,112 @@ GtkWidget* model_chooser(GimpProcedureConfig* config, const std::vector<ModelCho
     gtk_box_pack_start(GTK_BOX(box), warn, FALSE, FALSE, 0);
   }
   gtk_widget_show_all(box);
+  gtk_widget_set_no_show_all(s.problem_label, TRUE);
   return box;
 }
 
 }  // namespace
 
+const std::vector<QualityPreset>& quality_presets() {
+  // fast: 2.1x faster than standard at 256 px (docs/benchmarks.md), edge F1 0.82-0.83 vs 0.84 on
+  // the validation split (docs/sampling.md), no detail pass for large selections. thorough: more
+  // steps and the model itself redrawing the detail in tiles; slowest.
+  static const std::vector<QualityPreset> presets = {
+      {"fast", 10, "none", kDefaultRefineSteps},
+      {"standard", kDefaultSteps, kDefaultDetail.data(), kDefaultRefineSteps},
+      {"thorough", 50, "tiles", 4},
+  };
+  return presets;
+}
+
 void init(const char* prog_name) { gimp_ui_init(prog_name); }
 
 bool run_dialog(GimpProcedure* procedure, GimpProcedureConfig* config, const char* title,
-                const std::vector<ModelChoice>& models, const std::string& note) {
+                const std::vector<ModelChoice>& models, const std::string& note, const DiagnoseFn& diagnose) {
   GtkWidget* widget = gimp_procedure_dialog_new(procedure, config, title);
   auto* dialog = GIMP_PROCEDURE_DIALOG(widget);
+  State s;
+  s.config = config;
+  s.dialog = widget;
+  s.models = models;
+  s.diagnose = diagnose;
+  s.has_detail = has_arg(procedure, "detail") && has_arg(procedure, "refine-steps");
+
+  // ---- on top: sketch (with a thumbnail), strength, seed (with "New seed"), variants, quality
   GList* top = nullptr;
-  top = g_list_append(top, const_cast<char*>("sketch-layer"));
-  add_group(dialog, procedure, "sampling-frame", "Sampling",
-            {"steps", "sampler", "seed", "variants", "seed-a", "seed-b", "frames", "mode"}, &top);
-  add_group(dialog, procedure, "guidance-frame", "Guidance",
-            {"sketch-strength", "sketch-guidance", "sketch-guidance-mode", "classifier", "class", "classifier-scale"}, &top);
-  add_group(dialog, procedure, "selection-frame", "Selection", {"context-margin", "feather", "init-strength", "detail", "refine-strength", "refine-steps", "harmonize"}, &top);
-  add_group(dialog, procedure, "engine-frame", "Engine", {"engine-idle-minutes"}, &top);
+  GtkWidget* sketch_box = gimp_procedure_dialog_fill_box(dialog, "sketch-row", "sketch-layer", nullptr);
+  gtk_orientable_set_orientation(GTK_ORIENTABLE(sketch_box), GTK_ORIENTATION_HORIZONTAL);
+  s.thumbnail = gtk_image_new();
+  gtk_box_pack_end(GTK_BOX(sketch_box), s.thumbnail, FALSE, FALSE, 0);
+  gtk_widget_show(s.thumbnail);
+  top = g_list_append(top, const_cast<char*>("sketch-row"));
+  if (has_arg(procedure, "sketch-strength")) top = g_list_append(top, const_cast<char*>("sketch-strength"));
+  if (has_arg(procedure, "seed")) {
+    GtkWidget* seed_box = gimp_procedure_dialog_fill_box(dialog, "seed-row", "seed", nullptr);
+    gtk_orientable_set_orientation(GTK_ORIENTABLE(seed_box), GTK_ORIENTATION_HORIZONTAL);
+    GtkWidget* button = gtk_button_new_with_mnemonic("_New seed");
+    gtk_widget_set_tooltip_text(button, "Pick a random seed: a different result with the same settings");
+    g_signal_connect(button, "clicked", G_CALLBACK(on_new_seed), &s);
+    gtk_box_pack_end(GTK_BOX(seed_box), button, FALSE, FALSE, 0);
+    gtk_widget_show(button);
+    top = g_list_append(top, const_cast<char*>("seed-row"));
+  }
+  for (const char* n : {"seed-a", "seed-b", "frames", "variants", "quality"})
+    if (has_arg(procedure, n)) top = g_list_append(top, const_cast<char*>(n));
+
+  // ---- under "Advanced": everything else
+  GList* advanced = nullptr;
+  add_group(dialog, procedure, "sampling-frame", "Sampling", {"steps", "sampler", "mode"}, &advanced);
+  add_group(dialog, procedure, "selection-frame", "Selection",
+            {"context-margin", "feather", "init-strength", "detail", "refine-strength", "refine-steps", "harmonize"}, &advanced);
+  add_group(dialog, procedure, "guidance-frame", "Sketch guidance", {"sketch-guidance", "sketch-guidance-mode"}, &advanced);
+  s.classifier_frame =
+      add_group(dialog, procedure, "classifier-frame", "Class", {"class", "classifier", "classifier-scale"}, &advanced);
+  add_group(dialog, procedure, "engine-frame", "Engine", {"engine-idle-minutes"}, &advanced);
+  gimp_procedure_dialog_fill_box_list(dialog, "advanced-box", advanced);
+  gimp_procedure_dialog_get_label(dialog, "advanced-label", "_Advanced", FALSE, TRUE);
+  gimp_procedure_dialog_fill_expander(dialog, "advanced", "advanced-label", FALSE, "advanced-box");
+  top = g_list_append(top, const_cast<char*>("advanced"));
   gimp_procedure_dialog_fill_list(dialog, top);
   g_list_free(top);
+  g_list_free(advanced);
+  if (s.classifier_frame) gtk_widget_set_no_show_all(s.classifier_frame, TRUE);
 
   GtkWidget* content = gtk_dialog_get_content_area(GTK_DIALOG(widget));
-  GtkWidget* chooser = model_chooser(config, models, note);
+  GtkWidget* chooser = model_chooser(s, note);
   gtk_box_pack_start(GTK_BOX(content), chooser, FALSE, FALSE, 0);
   gtk_box_reorder_child(GTK_BOX(content), chooser, 0);
+  GtkWidget* diagnose_row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 0);
+  GtkWidget* diagnose_button = gtk_button_new_with_mnemonic("D_iagnose...");
+  gtk_widget_set_tooltip_text(diagnose_button,
+                              "Check the installation (GIMP, plug-in, engine, models, memory) and show what to fix");
+  g_signal_connect(diagnose_button, "clicked", G_CALLBACK(on_diagnose), &s);
+  gtk_box_pack_start(GTK_BOX(diagnose_row), diagnose_button, FALSE, FALSE, 0);
+  gtk_box_pack_end(GTK_BOX(content), diagnose_row, FALSE, FALSE, 0);
+  gtk_widget_show_all(diagnose_row);
+
+  g_signal_connect(config, "notify::model", G_CALLBACK(on_model_notify), &s);
+  g_signal_connect(config, "notify::sketch-layer", G_CALLBACK(on_sketch_notify), &s);
+  if (has_arg(procedure, "quality")) {
+    g_signal_connect(config, "notify::quality", G_CALLBACK(on_quality_notify), &s);
+    g_signal_connect(config, "notify::steps", G_CALLBACK(on_preset_field_notify), &s);
+    if (s.has_detail) {
+      g_signal_connect(config, "notify::detail", G_CALLBACK(on_preset_field_notify), &s);
+      g_signal_connect(config, "notify::refine-steps", G_CALLBACK(on_preset_field_notify), &s);
+    }
+    on_preset_field_notify(nullptr, nullptr, &s);  // the saved values may be a preset's
+  }
+  model_changed(s);
+  sketch_changed(s);
 
   const bool ok = gimp_procedure_dialog_run(dialog);
+  g_signal_handlers_disconnect_by_data(config, &s);
   gtk_widget_destroy(widget);
   return ok;
 }
 
 PreviewWindow::PreviewWindow(const char* title) {
+
   GtkWidget* window = gtk_window_new(GTK_WINDOW_TOPLEVEL);
   gtk_window_set_title(GTK_WINDOW(window), title);
   gtk_window_set_keep_above(GTK_WINDOW(window), TRUE);

@@ -3,6 +3,9 @@
 #
 #   screenshot_dialog.sh PLUGIN_BINARY ENGINE_BINARY TEST_DATA_DIR OUT.png [PROCEDURE]
 #
+# DSK_SHOT_STEPS (default 300: slow enough to catch the preview window too) is the steps argument
+# the dialog opens with; 25 shows the "Standard" quality. The GIMP tests run it (ctest gimp_dialog)
+# and the README shows its picture (docs/images/dialog.png).
 # Starts Xvfb, runs the procedure in RUN-INTERACTIVE mode from gimp-console on a small test scene,
 # waits for the dialog, saves the screen (cropped to the windows) and stops GIMP and Xvfb.
 set -uo pipefail
@@ -27,7 +30,7 @@ timeout 300 gimp-console -i -d -f --quit --batch-interpreter=plug-in-script-fu-e
   -b "(define model \"$DATA/models/adm-small\") (define out \"$WORK\") (load \"$HERE/cases.scm\")
       (let ((s (make-scene RGB PRECISION-U8-NON-LINEAR)))
         ($PROC #:run-mode RUN-INTERACTIVE #:image (car s) #:drawables (vector (caddr s))
-               #:steps 300 #:class 3 #:seed 5))" \
+               #:steps ${DSK_SHOT_STEPS:-300} #:class 3 #:seed 5))" \
   >"$WORK/gimp.log" 2>&1 &
 gimp=$!
 
