@@ -4,7 +4,8 @@
 #   screenshot_dialog.sh PLUGIN_BINARY ENGINE_BINARY TEST_DATA_DIR OUT.png [PROCEDURE]
 #
 # DSK_SHOT_STEPS (default 300: slow enough to catch the preview window too) is the steps argument
-# the dialog opens with; 25 shows the "Standard" quality. The GIMP tests run it (ctest gimp_dialog)
+# the dialog opens with; 25 shows the "Standard" quality. DSK_SHOT_PREVIEW_WAIT (default 120) is
+# how long to wait for the preview window after OK. Exit status 1 when no dialog was drawn. The GIMP tests run it (ctest gimp_dialog)
 # and the README shows its picture (docs/images/dialog.png).
 # Starts Xvfb, runs the procedure in RUN-INTERACTIVE mode from gimp-console on a small test scene,
 # waits for the dialog, saves the screen (cropped to the windows) and stops GIMP and Xvfb.
@@ -35,7 +36,7 @@ timeout 300 gimp-console -i -d -f --quit --batch-interpreter=plug-in-script-fu-e
 gimp=$!
 
 python3 - "$OUT" <<'EOF'
-import sys, time
+import os, sys, time
 import gi
 gi.require_version("Gdk", "3.0")
 from gi.repository import Gdk, GdkPixbuf
@@ -67,6 +68,9 @@ if box:
 wins = [box] if box else []
 shot.savev(out, "png", [], [])
 print(f"saved {out} ({shot.get_width()}x{shot.get_height()}, {len(wins)} window(s))")
+if not box or shot.get_width() < 300 or shot.get_height() < 200:
+    print("no dialog was drawn (see the gimp.log beside the picture)")
+    sys.exit(1)
 
 # Then press OK through XTest and capture the preview window while the engine works.
 import ctypes
@@ -80,7 +84,7 @@ if box:
     xtst.XTestFakeButtonEvent(dpy, 1, False, 50)
     x11.XFlush(dpy)
 dialog_box = box
-deadline = time.time() + 120
+deadline = time.time() + float(os.environ.get("DSK_SHOT_PREVIEW_WAIT", "120"))
 while time.time() < deadline:
     time.sleep(1)
     shot = Gdk.pixbuf_get_from_window(root, 0, 0, root.get_width(), root.get_height())
