@@ -32,14 +32,6 @@ struct Args {
 
 bool has_arg(GimpProcedure* procedure, const char* name) { return gimp_procedure_find_argument(procedure, name) != nullptr; }
 
-std::string get_string(GimpProcedureConfig* config, const char* name) {
-  gchar* v = nullptr;
-  g_object_get(config, name, &v, nullptr);
-  std::string s = v ? v : "";
-  g_free(v);
-  return s;
-}
-
 Args read_args(GimpProcedure* procedure, GimpProcedureConfig* config) {
   Args a;
   GimpLayer* sketch = nullptr;
@@ -49,23 +41,23 @@ Args read_args(GimpProcedure* procedure, GimpProcedureConfig* config) {
     a.sketch = sketch;
     g_object_unref(sketch);  // the config keeps its own reference
   }
-  a.model = get_string(config, "model");
-  a.classifier = get_string(config, "classifier");
-  if (has_arg(procedure, "sampler")) a.sampler = get_string(config, "sampler");
+  a.model = ui::config_string(config, "model");
+  a.classifier = ui::config_string(config, "classifier");
+  if (has_arg(procedure, "sampler")) a.sampler = ui::config_string(config, "sampler");
   if (has_arg(procedure, "seed")) g_object_get(config, "seed", &a.seed, "variants", &a.variants, nullptr);
   if (has_arg(procedure, "feather"))
     g_object_get(config, "feather", &a.feather, "context-margin", &a.context_margin, nullptr);
   if (has_arg(procedure, "init-strength"))
     g_object_get(config, "init-strength", &a.init_strength, "refine-strength", &a.refine_strength, "refine-steps",
                  &a.refine_steps, "harmonize", &a.harmonize, nullptr);
-  if (has_arg(procedure, "detail")) a.detail = get_string(config, "detail");
+  if (has_arg(procedure, "detail")) a.detail = ui::config_string(config, "detail");
   if (has_arg(procedure, "frames")) {
     g_object_get(config, "seed-a", &a.seed_a, "seed-b", &a.seed_b, "frames", &a.frames, nullptr);
-    a.mode = get_string(config, "mode");
+    a.mode = ui::config_string(config, "mode");
   }
   if (has_arg(procedure, "sketch-guidance")) {
     g_object_get(config, "sketch-guidance", &a.sketch_guidance, nullptr);
-    a.sketch_guidance_mode = get_string(config, "sketch-guidance-mode");
+    a.sketch_guidance_mode = ui::config_string(config, "sketch-guidance-mode");
   }
   return a;
 }
@@ -495,7 +487,7 @@ GimpValueArray* run_operation(Operation op, GimpProcedure* procedure, GimpRunMod
       std::string note;
       const auto models = engine_models(&note);
       // No model "default" installed yet (before the first trained model): offer the first one found.
-      if (!models.empty() && get_string(config, "model") == "default" &&
+      if (!models.empty() && ui::config_string(config, "model") == "default" &&
           std::none_of(models.begin(), models.end(), [](const ui::ModelChoice& m) { return m.id == "default"; }))
         g_object_set(config, "model", models.front().id.c_str(), nullptr);
       const char* title = op == Operation::Inpaint    ? "DiffSketch: Sketch Inpaint"

@@ -40,14 +40,6 @@ GtkWidget* add_group(GimpProcedureDialog* dialog, GimpProcedure* procedure, cons
   return frame;
 }
 
-std::string get_string(GimpProcedureConfig* config, const char* name) {
-  gchar* v = nullptr;
-  g_object_get(config, name, &v, nullptr);
-  std::string out = v ? v : "";
-  g_free(v);
-  return out;
-}
-
 // What the dialog's signal handlers share; lives as long as the dialog runs.
 struct State {
   GimpProcedureConfig* config = nullptr;
@@ -70,7 +62,7 @@ const ModelChoice* find_model(const State& s, const std::string& id) {
 
 // The card line, a damaged model's problem (OK refused), the classifier fields.
 void model_changed(State& s) {
-  const std::string id = get_string(s.config, "model");
+  const std::string id = config_string(s.config, "model");
   const ModelChoice* m = find_model(s, id);
   gtk_label_set_text(GTK_LABEL(s.card_label), m ? m->card.c_str() : id.empty() ? "" : "A model folder (not in the list).");
   const bool damaged = m && !m->problem.empty();
@@ -106,7 +98,7 @@ void on_sketch_notify(GObject*, GParamSpec*, gpointer data) { sketch_changed(*st
 // "quality" set by the user: steps (and for Sketch Inpaint the detail settings) follow.
 void on_quality_notify(GObject*, GParamSpec*, gpointer data) {
   auto& s = *static_cast<State*>(data);
-  const std::string q = get_string(s.config, "quality");
+  const std::string q = config_string(s.config, "quality");
   for (const auto& p : quality_presets()) {
     if (q != p.id) continue;
     s.applying_preset = true;
@@ -125,12 +117,12 @@ void on_preset_field_notify(GObject*, GParamSpec*, gpointer data) {
   std::string detail;
   if (s.has_detail) {
     g_object_get(s.config, "refine-steps", &refine_steps, nullptr);
-    detail = get_string(s.config, "detail");
+    detail = config_string(s.config, "detail");
   }
   const char* match = "custom";
   for (const auto& p : quality_presets())
     if (p.steps == steps && (!s.has_detail || (detail == p.detail && refine_steps == p.refine_steps))) match = p.id;
-  if (get_string(s.config, "quality") != match) g_object_set(s.config, "quality", match, nullptr);
+  if (config_string(s.config, "quality") != match) g_object_set(s.config, "quality", match, nullptr);
 }
 
 void on_new_seed(GtkButton*, gpointer data) {
@@ -220,6 +212,14 @@ const std::vector<QualityPreset>& quality_presets() {
 }
 
 void init(const char* prog_name) { gimp_ui_init(prog_name); }
+
+std::string config_string(GimpProcedureConfig* config, const char* name) {
+  gchar* v = nullptr;
+  g_object_get(config, name, &v, nullptr);
+  std::string out = v ? v : "";
+  g_free(v);
+  return out;
+}
 
 bool run_dialog(GimpProcedure* procedure, GimpProcedureConfig* config, const char* title,
                 const std::vector<ModelChoice>& models, const std::string& note, const DiagnoseFn& diagnose) {

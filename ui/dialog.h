@@ -13,6 +13,9 @@ namespace dsk::ui {
 // gimp_ui_init: before any dialog or window.
 void init(const char* prog_name);
 
+// A string argument of the config ("" when unset).
+std::string config_string(GimpProcedureConfig* config, const char* name);
+
 struct ModelChoice {
   std::string id;       // what the "model" argument holds
   std::string label;    // "diffsketch-default (editing-unet, 64 px)"

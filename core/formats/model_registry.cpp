@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/base/env.h"
 #include "core/base/error.h"
 #include "core/formats/manifest.h"
 #include "core/formats/model_info.h"
@@ -18,20 +19,6 @@ namespace dsk {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-std::vector<std::string> split_path(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ':'))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 fs::path executable_dir() {
   std::error_code ec;
@@ -60,12 +47,9 @@ std::string model_card_line(const std::string& dir) {
 }
 
 std::vector<std::string> model_search_path() {
-  std::vector<std::string> dirs = split_path(env("DSK_MODEL_PATH"));
-  const std::string home = env("HOME");
-  const std::string data_home = !env("XDG_DATA_HOME").empty() ? env("XDG_DATA_HOME") : home.empty() ? "" : home + "/.local/share";
-  if (!data_home.empty()) dirs.push_back(data_home + "/diffsketch/models");
-  const std::string data_dirs = !env("XDG_DATA_DIRS").empty() ? env("XDG_DATA_DIRS") : "/usr/local/share:/usr/share";
-  for (const auto& d : split_path(data_dirs)) dirs.push_back(d + "/diffsketch/models");
+  std::vector<std::string> dirs = split_search_path(env_or("DSK_MODEL_PATH"));
+  if (const std::string data_home = xdg_data_home(); !data_home.empty()) dirs.push_back(data_home + "/diffsketch/models");
+  for (const auto& d : xdg_data_dirs()) dirs.push_back(d + "/diffsketch/models");
   const fs::path exe = executable_dir();
   if (!exe.empty()) {
     dirs.push_back((exe / ".." / "share" / "diffsketch" / "models").lexically_normal().string());

@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/base/env.h"
 #include "core/base/version.h"
 #include "core/device/cpu_kernels.h"
 #include "core/device/device.h"
@@ -45,11 +46,6 @@ namespace {
 // selection 392 MiB, a 1024 px one below 1 GiB. Asked with room for GIMP beside it.
 constexpr double kEditMemoryBytes = 1.5 * (1u << 30);
 constexpr double kModelDiskBytes = 1.0 * (1u << 30);  // room for one more converted model
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
 
 std::string trim(std::string s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
@@ -129,9 +125,7 @@ Ran run_program(const std::vector<std::string>& argv, int timeout_s) {
 
 std::string which(const std::string& name) {
   if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0 ? name : "";
-  std::stringstream ss(env("PATH"));
-  for (std::string dir; std::getline(ss, dir, ':');) {
-    if (dir.empty()) continue;
+  for (const auto& dir : split_search_path(env_or("PATH"))) {
     const fs::path p = fs::path(dir) / name;
     std::error_code ec;
     if (fs::is_regular_file(p, ec) && ::access(p.c_str(), X_OK) == 0) return p.string();
@@ -144,16 +138,10 @@ bool is_executable_file(const fs::path& p) {
   return fs::is_regular_file(p, ec) && ::access(p.c_str(), X_OK) == 0;
 }
 
-std::string gimp_profile_dir() {
-  if (!env("GIMP3_DIRECTORY").empty()) return env("GIMP3_DIRECTORY");
-  const std::string config = !env("XDG_CONFIG_HOME").empty() ? env("XDG_CONFIG_HOME") : env("HOME") + "/.config";
-  return config + "/GIMP/3.0";
-}
-
 // GIMP's own plug-in folder (gimplibdir/plug-ins): GIMP3_PLUGINDIR, else where pkg-config said at
 // build time, else Debian's.
 std::vector<std::string> gimp_system_plugin_dirs() {
-  if (!env("GIMP3_PLUGINDIR").empty()) return {env("GIMP3_PLUGINDIR") + "/plug-ins"};
+  if (!env_or("GIMP3_PLUGINDIR").empty()) return {env_or("GIMP3_PLUGINDIR") + "/plug-ins"};
   std::vector<std::string> out;
 #ifdef DSK_GIMP_LIBDIR
   out.push_back(std::string(DSK_GIMP_LIBDIR) + "/plug-ins");
@@ -167,7 +155,7 @@ std::vector<std::string> gimp_system_plugin_dirs() {
 // (${gimp_dir} and ${gimp_plug_in_dir} expanded), else GIMP's default: the profile's plug-ins
 // folder, then the system one.
 std::vector<std::string> gimp_plugin_dirs(std::string* where) {
-  const std::string profile = gimp_profile_dir();
+  const std::string profile = gimp3_profile_dir();
   const auto system = gimp_system_plugin_dirs();
   std::ifstream rc(profile + "/gimprc");
   std::string line;
@@ -194,9 +182,9 @@ std::vector<std::string> gimp_plugin_dirs(std::string* where) {
 // Where the plug-in looks for the engine (plugin/engine_client.cpp find_engine), for a plug-in at
 // `plugin`: DSK_ENGINE, engine-path beside it, the data dirs, then PATH.
 std::string plugin_engine(const std::string& plugin, std::string* how) {
-  if (!env("DSK_ENGINE").empty()) {
+  if (!env_or("DSK_ENGINE").empty()) {
     *how = "DSK_ENGINE";
-    return env("DSK_ENGINE");
+    return env_or("DSK_ENGINE");
   }
   if (!plugin.empty()) {
     std::ifstream in(fs::path(plugin).parent_path() / "engine-path");
@@ -206,11 +194,8 @@ std::string plugin_engine(const std::string& plugin, std::string* how) {
       return trim(path);
     }
   }
-  const std::string data_home = !env("XDG_DATA_HOME").empty() ? env("XDG_DATA_HOME") : env("HOME") + "/.local/share";
-  std::vector<std::string> candidates{data_home + "/diffsketch/bin/diffsketch"};
-  std::stringstream ss(!env("XDG_DATA_DIRS").empty() ? env("XDG_DATA_DIRS") : "/usr/local/share:/usr/share");
-  for (std::string d; std::getline(ss, d, ':');)
-    if (!d.empty()) candidates.push_back(d + "/diffsketch/bin/diffsketch");
+  std::vector<std::string> candidates{xdg_data_home() + "/diffsketch/bin/diffsketch"};
+  for (const auto& d : xdg_data_dirs()) candidates.push_back(d + "/diffsketch/bin/diffsketch");
   for (const auto& c : candidates)
     if (is_executable_file(c)) {
       *how = "the data folders";
@@ -263,7 +248,7 @@ DoctorCheck gimp_check(std::string* console) {
     return c;
   }
   *console = found;
-  const std::string home = env("HOME");
+  const std::string home = env_or("HOME");
   for (const char* sandboxed : {"/.var/app/org.gimp.GIMP", "/snap/gimp"})
     if (!home.empty() && fs::exists(home + sandboxed)) {
       c.status = Status::Warn;
@@ -301,10 +286,9 @@ DoctorCheck plugin_check(std::string* plugin) {
     c.fix = "install the diffsketch package (sudo apt install ./diffsketch_VERSION_amd64.deb) or run ./dsk install; "
             "a plug-in must sit in a folder of its own name, plug-ins/diffsketch/diffsketch";
     // A plug-in in another profile than the one GIMP uses is the classic "not in the menu".
-    const std::string home_plugin = (env("XDG_CONFIG_HOME").empty() ? env("HOME") + "/.config" : env("XDG_CONFIG_HOME")) +
-                                    "/GIMP/3.0/plug-ins/diffsketch/diffsketch";
-    if (!env("GIMP3_DIRECTORY").empty() && fs::exists(home_plugin))
-      c.fix += "; note: one is installed in " + home_plugin + ", but GIMP3_DIRECTORY points GIMP at " + env("GIMP3_DIRECTORY");
+    const std::string home_plugin = env_or("XDG_CONFIG_HOME", env_or("HOME") + "/.config") + "/GIMP/3.0/plug-ins/diffsketch/diffsketch";
+    if (!env_or("GIMP3_DIRECTORY").empty() && fs::exists(home_plugin))
+      c.fix += "; note: one is installed in " + home_plugin + ", but GIMP3_DIRECTORY points GIMP at " + env_or("GIMP3_DIRECTORY");
     return c;
   }
   *plugin = found.front();
@@ -395,7 +379,7 @@ DoctorCheck engine_check(const std::string& plugin) {
 
 DoctorCheck server_check() {
   DoctorCheck c{"server", "Warm engine (diffsketch serve)", Status::Info, "", ""};
-  const std::string runtime = env("XDG_RUNTIME_DIR");
+  const std::string runtime = env_or("XDG_RUNTIME_DIR");
   const std::string path = !runtime.empty() ? runtime + "/diffsketch.sock" : "/tmp/diffsketch-" + std::to_string(::getuid()) + "/diffsketch.sock";
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {

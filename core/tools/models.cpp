@@ -10,6 +10,7 @@
 #include <regex>
 #include <sstream>
 
+#include "core/base/env.h"
 #include "core/base/error.h"
 #include "core/base/remove_tree.h"
 #include "core/formats/manifest.h"
@@ -24,11 +25,6 @@ namespace dsk {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
 
 void check_name(const std::string& name) {
   static const std::regex ok("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
@@ -74,10 +70,7 @@ void load_check(const std::string& dir) {
 
 bool is_user_folder(const fs::path& models_dir) {
   const fs::path dir = fs::weakly_canonical(models_dir);
-  std::vector<std::string> user;
-  std::stringstream ss(env("DSK_MODEL_PATH"));
-  for (std::string item; std::getline(ss, item, ':');)
-    if (!item.empty()) user.push_back(item);
+  std::vector<std::string> user = split_search_path(env_or("DSK_MODEL_PATH"));
   user.push_back(user_models_dir());
   for (const auto& u : user)
     if (fs::weakly_canonical(u) == dir) return true;
@@ -92,9 +85,8 @@ std::string card_line_or_dash(const std::string& dir) {
 }  // namespace
 
 std::string user_models_dir() {
-  const std::string data_home = !env("XDG_DATA_HOME").empty() ? env("XDG_DATA_HOME")
-                                : !env("HOME").empty()         ? env("HOME") + "/.local/share"
-                                                               : throw InputError("neither XDG_DATA_HOME nor HOME is set: give --dest DIR");
+  const std::string data_home = xdg_data_home();
+  if (data_home.empty()) throw InputError("neither XDG_DATA_HOME nor HOME is set: give --dest DIR");
   return data_home + "/diffsketch/models";
 }
 
@@ -205,10 +197,7 @@ bool models_verify(const std::string& id_or_empty, std::ostream& out) {
 
 std::vector<std::string> gimp_settings_using_model(const std::string& id) {
   std::vector<std::string> out;
-  const std::string gimp_dir = !env("GIMP3_DIRECTORY").empty() ? env("GIMP3_DIRECTORY")
-                               : !env("XDG_CONFIG_HOME").empty() ? env("XDG_CONFIG_HOME") + "/GIMP/3.0"
-                               : !env("HOME").empty()            ? env("HOME") + "/.config/GIMP/3.0"
-                                                                 : "";
+  const std::string gimp_dir = gimp3_profile_dir();
   if (gimp_dir.empty()) return out;
   std::error_code ec;
   const fs::path settings = fs::path(gimp_dir) / "plug-in-settings";

@@ -1,13 +1,17 @@
-// core/base: writing a file whole or not at all; SHA-256.
+// core/base: writing a file whole or not at all; SHA-256; XDG and GIMP folders from the environment.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <optional>
+#include <vector>
 #include <fstream>
 #include <sstream>
 #include <string>
 
+#include "core/base/env.h"
 #include "core/base/error.h"
 #include "core/base/files.h"
 #include "core/base/sha256.h"
@@ -103,4 +107,30 @@ TEST(Sha256, OfAFileAndItsSize) {
   EXPECT_EQ(dsk::sha256_file((dir / "f").string(), &size), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(size, 3u);
   EXPECT_THROW(dsk::sha256_file((dir / "missing").string()), dsk::Error);
+}
+
+TEST(Env, SearchPathsAndFoldersFollowTheXdgRules) {
+  EXPECT_EQ(dsk::split_search_path("a:b::c:"), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_TRUE(dsk::split_search_path("").empty());
+  const auto keep = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::make_pair(std::string(name), v ? std::optional<std::string>(v) : std::nullopt);
+  };
+  const std::vector saved = {keep("HOME"), keep("XDG_DATA_HOME"), keep("XDG_CONFIG_HOME"), keep("GIMP3_DIRECTORY"),
+                             keep("XDG_DATA_DIRS")};
+  ::setenv("HOME", "/home/u", 1);
+  ::unsetenv("XDG_DATA_HOME");
+  ::unsetenv("XDG_CONFIG_HOME");
+  ::unsetenv("GIMP3_DIRECTORY");
+  ::setenv("XDG_DATA_DIRS", "", 1);  // empty counts as unset
+  EXPECT_EQ(dsk::xdg_data_home(), "/home/u/.local/share");
+  EXPECT_EQ(dsk::gimp3_profile_dir(), "/home/u/.config/GIMP/3.0");
+  EXPECT_EQ(dsk::xdg_data_dirs(), (std::vector<std::string>{"/usr/local/share", "/usr/share"}));
+  ::setenv("XDG_DATA_HOME", "/d", 1);
+  ::setenv("XDG_CONFIG_HOME", "/c", 1);
+  EXPECT_EQ(dsk::xdg_data_home(), "/d");
+  EXPECT_EQ(dsk::gimp3_profile_dir(), "/c/GIMP/3.0");
+  ::setenv("GIMP3_DIRECTORY", "/g", 1);
+  EXPECT_EQ(dsk::gimp3_profile_dir(), "/g");
+  for (const auto& [name, value] : saved) value ? ::setenv(name.c_str(), value->c_str(), 1) : ::unsetenv(name.c_str());
 }
