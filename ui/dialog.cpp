@@ -75,6 +75,15 @@ void model_changed(State& s) {
 
 void on_model_notify(GObject*, GParamSpec*, gpointer data) { model_changed(*static_cast<State*>(data)); }
 
+// A model picked from the list: the argument holds its id, not the text the list shows.
+void on_model_picked(GtkComboBox* combo, gpointer data) {
+  auto& s = *static_cast<State*>(data);
+  if (const gchar* id = gtk_combo_box_get_active_id(combo)) {
+    const std::string picked = id;  // the entry's update below may change the active row
+    g_object_set(s.config, "model", picked.c_str(), nullptr);
+  }
+}
+
 void sketch_changed(State& s) {
   GimpLayer* layer = nullptr;
   g_object_get(s.config, "sketch-layer", &layer, nullptr);
@@ -163,7 +172,12 @@ GtkWidget* model_chooser(State& s, const std::string& note) {
   GtkWidget* row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
   GtkWidget* label = gtk_label_new_with_mnemonic("_Model");
   GtkWidget* combo = gtk_combo_box_text_new_with_entry();
-  for (const auto& m : s.models) gtk_combo_box_text_append(GTK_COMBO_BOX_TEXT(combo), m.id.c_str(), m.id.c_str());
+  // The list shows each model's card line (or name); picking one puts its id in the entry.
+  for (const auto& m : s.models) {
+    const std::string text = m.id + "  -  " + (m.card.empty() ? m.label : m.card) + (m.problem.empty() ? "" : "  (DAMAGED)");
+    gtk_combo_box_text_append(GTK_COMBO_BOX_TEXT(combo), m.id.c_str(), text.c_str());
+  }
+  g_signal_connect(combo, "changed", G_CALLBACK(on_model_picked), &s);
   GtkWidget* entry = gtk_bin_get_child(GTK_BIN(combo));
   g_object_bind_property(s.config, "model", entry, "text", GBindingFlags(G_BINDING_BIDIRECTIONAL | G_BINDING_SYNC_CREATE));
   gtk_label_set_mnemonic_widget(GTK_LABEL(label), entry);
