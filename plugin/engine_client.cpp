@@ -1,6 +1,7 @@
 // Finding and talking to the DiffSketch engine (see engine_client.h).
 #include "plugin/engine_client.h"
 
+#include "core/base/env.h"
 #include "core/base/version.h"
 
 #include <fcntl.h>
@@ -243,22 +244,14 @@ std::string find_engine() {
     return e;
   }
   const std::string self = self_path();
-  if (!self.empty()) {
-    gchar* dir = g_path_get_dirname(self.c_str());
-    const std::string here = dir;
-    g_free(dir);
-    const std::string file = here + "/engine-path";
-    gchar* text = nullptr;
-    if (g_file_get_contents(file.c_str(), &text, nullptr, nullptr)) {
-      const std::string path = g_strstrip(text);
-      g_free(text);
-      if (is_executable(path)) return path;
-      looked.push_back(path + " (from " + file + ")");
-    }
+  gchar* dir = self.empty() ? nullptr : g_path_get_dirname(self.c_str());
+  const std::string here = dir ? dir : "";
+  g_free(dir);
+  for (const auto& c : engine_candidates(here)) {  // core/base/env.h: the doctor looks in the same places
+    if (is_executable(c.path) && c.path != self) return c.path;
+    looked.push_back(c.path);
   }
   std::vector<std::string> candidates;
-  candidates.push_back(std::string(g_get_user_data_dir()) + "/diffsketch/bin/diffsketch");
-  for (const gchar* const* d = g_get_system_data_dirs(); d && *d; ++d) candidates.push_back(std::string(*d) + "/diffsketch/bin/diffsketch");
 #ifdef DSK_INSTALL_ENGINE_PATH
   candidates.push_back(DSK_INSTALL_ENGINE_PATH);
 #endif

@@ -1,6 +1,7 @@
 #include "core/base/env.h"
 
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
 
 namespace dsk {
@@ -29,6 +30,22 @@ std::string gimp3_profile_dir() {
   const std::string home = env_or("HOME");
   const std::string config = env_or("XDG_CONFIG_HOME", home.empty() ? "" : home + "/.config");
   return env_or("GIMP3_DIRECTORY", config.empty() ? "" : config + "/GIMP/3.0");
+}
+
+std::vector<EngineCandidate> engine_candidates(const std::string& plugin_dir) {
+  std::vector<EngineCandidate> out;
+  if (!plugin_dir.empty()) {
+    std::ifstream in(plugin_dir + "/engine-path");
+    std::string path;
+    if (std::getline(in, path)) {
+      while (!path.empty() && (path.back() == ' ' || path.back() == '\t' || path.back() == '\r')) path.pop_back();
+      if (!path.empty()) out.push_back({path, "engine-path beside the plug-in (" + plugin_dir + "/engine-path)"});
+    }
+  }
+  if (const std::string data_home = xdg_data_home(); !data_home.empty())
+    out.push_back({data_home + "/diffsketch/bin/diffsketch", "the data folders"});
+  for (const auto& d : xdg_data_dirs()) out.push_back({d + "/diffsketch/bin/diffsketch", "the data folders"});
+  return out;
 }
 
 }  // namespace dsk

@@ -19,4 +19,14 @@ std::vector<std::string> xdg_data_dirs();
 // "" when none of them is set.
 std::string gimp3_profile_dir();
 
+// Where the GIMP plug-in looks for the engine after $DSK_ENGINE, in order: the path written in
+// PLUGIN_DIR/engine-path (by the installers), $XDG_DATA_HOME/diffsketch/bin/diffsketch, each
+// $XDG_DATA_DIRS/diffsketch/bin/diffsketch. Then come the plug-in's compiled-in paths and PATH.
+// Shared by the plug-in (plugin/engine_client.cpp) and `diffsketch doctor`, which must agree.
+struct EngineCandidate {
+  std::string path;
+  std::string source;  // "engine-path beside the plug-in", "the data folders"
+};
+std::vector<EngineCandidate> engine_candidates(const std::string& plugin_dir);
+
 }  // namespace dsk

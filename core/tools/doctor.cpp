@@ -179,27 +179,18 @@ std::vector<std::string> gimp_plugin_dirs(std::string* where) {
   return out;
 }
 
-// Where the plug-in looks for the engine (plugin/engine_client.cpp find_engine), for a plug-in at
-// `plugin`: DSK_ENGINE, engine-path beside it, the data dirs, then PATH.
+// The engine the plug-in at `plugin` starts: DSK_ENGINE, engine_candidates() (core/base/env.h, as
+// the plug-in's find_engine), then PATH. The plug-in's compiled-in paths come before PATH there;
+// the doctor does not know them (a package's engine-path names its engine anyway).
 std::string plugin_engine(const std::string& plugin, std::string* how) {
   if (!env_or("DSK_ENGINE").empty()) {
     *how = "DSK_ENGINE";
     return env_or("DSK_ENGINE");
   }
-  if (!plugin.empty()) {
-    std::ifstream in(fs::path(plugin).parent_path() / "engine-path");
-    std::string path;
-    if (std::getline(in, path) && is_executable_file(trim(path))) {
-      *how = "engine-path beside the plug-in";
-      return trim(path);
-    }
-  }
-  std::vector<std::string> candidates{xdg_data_home() + "/diffsketch/bin/diffsketch"};
-  for (const auto& d : xdg_data_dirs()) candidates.push_back(d + "/diffsketch/bin/diffsketch");
-  for (const auto& c : candidates)
-    if (is_executable_file(c)) {
-      *how = "the data folders";
-      return c;
+  for (const auto& c : engine_candidates(plugin.empty() ? "" : fs::path(plugin).parent_path().string()))
+    if (is_executable_file(c.path)) {
+      *how = c.source;
+      return c.path;
     }
   *how = "PATH";
   return which("diffsketch");

@@ -134,3 +134,24 @@ TEST(Env, SearchPathsAndFoldersFollowTheXdgRules) {
   EXPECT_EQ(dsk::gimp3_profile_dir(), "/g");
   for (const auto& [name, value] : saved) value ? ::setenv(name.c_str(), value->c_str(), 1) : ::unsetenv(name.c_str());
 }
+
+TEST(Env, EngineCandidatesAreEnginePathThenTheDataFolders) {
+  const auto dir = dsk::test::temp_dir("base", "engine");
+  std::ofstream(dir / "engine-path") << "/opt/ds/bin/diffsketch  \n";
+  const char* old_home = std::getenv("XDG_DATA_HOME");
+  const std::string saved_home = old_home ? old_home : "";
+  const char* old_dirs = std::getenv("XDG_DATA_DIRS");
+  const std::string saved_dirs = old_dirs ? old_dirs : "";
+  ::setenv("XDG_DATA_HOME", "/d", 1);
+  ::setenv("XDG_DATA_DIRS", "/s1:/s2", 1);
+  const auto c = dsk::engine_candidates(dir.string());
+  ASSERT_EQ(c.size(), 4u);
+  EXPECT_EQ(c[0].path, "/opt/ds/bin/diffsketch");  // trailing blanks dropped
+  EXPECT_NE(c[0].source.find("engine-path"), std::string::npos);
+  EXPECT_EQ(c[1].path, "/d/diffsketch/bin/diffsketch");
+  EXPECT_EQ(c[2].path, "/s1/diffsketch/bin/diffsketch");
+  EXPECT_EQ(c[3].path, "/s2/diffsketch/bin/diffsketch");
+  EXPECT_EQ(dsk::engine_candidates("").size(), 3u);  // no plug-in folder: no engine-path
+  old_home ? ::setenv("XDG_DATA_HOME", saved_home.c_str(), 1) : ::unsetenv("XDG_DATA_HOME");
+  old_dirs ? ::setenv("XDG_DATA_DIRS", saved_dirs.c_str(), 1) : ::unsetenv("XDG_DATA_DIRS");
+}
