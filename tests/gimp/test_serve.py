@@ -257,7 +257,7 @@ p, r = start_stdio()
 p.stdin.write(frame({"type": "hello", "payloads": []}))
 p.stdin.flush()
 m = r.message()
-version = subprocess.run([ENGINE, "--version"], capture_output=True, text=True).stdout.split()[-1]
+version = subprocess.run([ENGINE, "--version"], capture_output=True, text=True).stdout.split()[1]  # "diffsketch 0.1.0 (protocol 3)"
 check(m is not None and m["type"] == "engine" and m["version"] == version and m["pid"] == p.pid and
       os.path.realpath(m["executable"]) == os.path.realpath(ENGINE) and
       m["executable_mtime"] == int(os.stat(ENGINE).st_mtime) and m["exit_when_idle"] == 0,
