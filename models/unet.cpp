@@ -163,9 +163,26 @@ void UNetModelImpl::convert_to_fp16() {
   dtype_ = torch::kHalf;
 }
 
+void UNetModelImpl::set_cpu_inference_dtype(torch::Dtype dtype) {
+  TORCH_CHECK(dtype == torch::kFloat32 || dtype == torch::kBFloat16, "CPU inference runs in fp32 or bf16");
+  cpu_inference_dtype_ = dtype;
+}
+
 Tensor UNetModelImpl::forward(const Tensor& x, const Tensor& timesteps, const Tensor& y, const Tensor& sketch) {
   TORCH_CHECK(y.defined() == config_.class_cond, config_.class_cond ? "a class-conditional model needs labels y"
                                                                     : "labels y given to an unconditional model");
+  Tensor h;
+  {
+    const bool bf16 = cpu_inference_dtype_ == torch::kBFloat16 && x.is_cpu() && !torch::GradMode::is_enabled();
+    const AutocastScope autocast(bf16, at::kCPU, at::kBFloat16);
+    h = blocks(x, timesteps, y, sketch);
+  }
+  // The output layers in the input's precision.
+  h = h.to(x.scalar_type());
+  return out_conv_(torch::silu(out_norm_(h)));
+}
+
+Tensor UNetModelImpl::blocks(const Tensor& x, const Tensor& timesteps, const Tensor& y, const Tensor& sketch) {
   BlockContext ctx;
   // The embedding follows the parameters' precision (fp32; fp64 in gradient checks).
   const auto param_type = time_embed_->parameters().front().scalar_type();
@@ -195,8 +212,7 @@ Tensor UNetModelImpl::forward(const Tensor& x, const Tensor& timesteps, const Te
     hs.pop_back();
     h = output_blocks_->ptr<TimestepSequentialImpl>(i)->forward(h, ctx);
   }
-  h = h.to(x.scalar_type());
-  return out_conv_(torch::silu(out_norm_(h)));
+  return h;
 }
 
 EncoderUNetModelImpl::EncoderUNetModelImpl(const ClassifierConfig& config) : config_(config) {

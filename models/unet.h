@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "models/adm_config.h"
+#include "models/autocast.h"
 #include "models/blocks.h"
 #include "models/sketch_encoder.h"
 
@@ -22,8 +23,17 @@ class UNetModelImpl : public torch::nn::Module {
   const UNetConfig& config() const { return config_; }
   // The reference's use_fp16: convolutions of the blocks in half precision (CUDA only).
   void convert_to_fp16();
+  // Inference on the CPU under bf16 autocast (kBFloat16) or in fp32 (kFloat, the default). Applies
+  // only to CPU inputs with gradients off: a forward that is differentiated (sketch guidance's exact
+  // gradient, training) stays fp32. The output is fp32 either way; the weights stay fp32.
+  void set_cpu_inference_dtype(torch::Dtype dtype);
+  torch::Dtype cpu_inference_dtype() const { return cpu_inference_dtype_; }
 
  private:
+  // Everything before the output layers.
+  torch::Tensor blocks(const torch::Tensor& x, const torch::Tensor& timesteps, const torch::Tensor& y,
+                       const torch::Tensor& sketch);
+
   UNetConfig config_;
   torch::nn::Sequential time_embed_{nullptr};
   torch::nn::Embedding label_emb_{nullptr};
@@ -38,6 +48,7 @@ class UNetModelImpl : public torch::nn::Module {
   std::vector<torch::nn::Conv2d> inject_convs_;
   int middle_rate_ = 1;
   torch::Dtype dtype_ = torch::kFloat32;
+  torch::Dtype cpu_inference_dtype_ = torch::kFloat32;
 };
 TORCH_MODULE(UNetModel);
 

@@ -31,6 +31,12 @@ void register_bench(CLI::App& app, Runners& runners) {
   cmd->add_option("--iters", o.iters)->capture_default_str();
   cmd->add_option("--warmup", o.warmup)->capture_default_str();
   cmd->add_option("--device", o.device)->capture_default_str();
+  cmd->add_option("--precision", o.precisions,
+                  "CPU inference precision: auto (DSK_PRECISION, else bf16 where native), fp32, bf16; a list "
+                  "(fp32,bf16) times each, interleaved")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
+      ->capture_default_str();
   runners.push_back([cmd] {
     if (!cmd->parsed()) return -1;
     run_bench(o, std::cout);
@@ -59,6 +65,11 @@ void register_bench_edit(CLI::App& app, Runners& runners) {
   cmd->add_option("--refine-steps", o.refine_steps, "as edit's (default: edit's default)");
   cmd->add_option("--harmonize", o.harmonize, "as edit's (default: edit's default)");
   cmd->add_option("--sketch-scale", o.sketch_scale, "as edit's (default: edit's default; above 1 the U-Net runs twice per step)");
+  cmd->add_option("--precision", o.precisions,
+                  "CPU inference precision, as DSK_PRECISION: auto, fp32, bf16; a list times one configuration per entry")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
+      ->capture_default_str();
   runners.push_back([cmd] {
     if (!cmd->parsed()) return -1;
     o.detail = detail.mode();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "core/device/precision.h"
 #include "core/formats/model_registry.h"
 
 namespace dsk {
@@ -48,8 +49,11 @@ T ModelCache::get(Shelf<T>& shelf, const std::string& dir, torch::Device device,
 }
 
 LoadedUNet ModelCache::unet(const std::string& model, torch::Device device, const std::string& command) {
-  return get(unets_, resolve_model(model), device,
-             [&](const std::string& dir) { return load_unet(dir, device, command); });
+  const torch::Dtype precision = inference_precision(device).dtype;  // a bad DSK_PRECISION fails every call
+  LoadedUNet unet = get(unets_, resolve_model(model), device,
+                        [&](const std::string& dir) { return load_unet(dir, device, command); });
+  unet.model->set_cpu_inference_dtype(precision);
+  return unet;
 }
 
 LoadedClassifier ModelCache::classifier(const std::string& model, torch::Device device, const std::string& command) {

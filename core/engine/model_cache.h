@@ -22,7 +22,8 @@ class ModelCache {
   explicit ModelCache(int capacity = 2);
 
   // `model`: a model id or folder (resolve_model). `command` names the request in errors (a wrong
-  // kind of model: "edit needs editing-unet or adm-unet").
+  // kind of model: "edit needs editing-unet or adm-unet"). Its inference runs in the precision
+  // DSK_PRECISION and the CPU give (core/device/precision.h: bf16 where native, else fp32).
   LoadedUNet unet(const std::string& model, torch::Device device, const std::string& command);
   LoadedClassifier classifier(const std::string& model, torch::Device device, const std::string& command);
   // "" = the fixed edge pyramid (not cached: it has no weights); otherwise a sketch-features model.

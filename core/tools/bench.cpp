@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <iomanip>
 #include <nlohmann/json.hpp>
@@ -9,6 +10,7 @@
 
 #include "core/base/error.h"
 #include "core/device/cpu_kernels.h"
+#include "core/device/precision.h"
 #include "core/engine/engine.h"
 #include "core/formats/model_folder.h"
 #include "core/formats/model_info.h"
@@ -88,8 +90,24 @@ BenchResult run_bench(const BenchOptions& o, std::ostream& out) {
     net(x, t, y);
     r.gflop_per_forward = count.flops() / 1e9;
   }
-  r.forward_ms_median = median(time_ms(o.warmup, o.iters, device, [&] { net(x, t, y); }));
-  r.forward_gflops = r.gflop_per_forward / (r.forward_ms_median / 1e3);
+  // Each precision in turn within every iteration, so that a machine's drift hits all alike.
+  std::vector<torch::Dtype> dtypes;
+  for (const auto& p : o.precisions) {
+    const auto resolved = inference_precision(device, p == "auto" ? std::getenv("DSK_PRECISION") : p.c_str(), cpu_kernels());
+    dtypes.push_back(resolved.dtype);
+    r.precisions.push_back(resolved.dtype == torch::kBFloat16 ? "bf16" : "fp32");
+  }
+  std::vector<std::vector<double>> ms(dtypes.size());
+  for (int i = 0; i < o.warmup + o.iters; ++i)
+    for (size_t c = 0; c < dtypes.size(); ++c) {
+      net->set_cpu_inference_dtype(dtypes[c]);
+      const auto one = time_ms(0, 1, device, [&] { net(x, t, y); });
+      if (i >= o.warmup) ms[c].push_back(one[0]);
+    }
+  for (const auto& m : ms) {
+    r.forward_ms_median.push_back(median(m));
+    r.forward_gflops.push_back(r.gflop_per_forward / (r.forward_ms_median.back() / 1e3));
+  }
 
   const int n = o.gemm_size;
   auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
@@ -104,27 +122,44 @@ BenchResult run_bench(const BenchOptions& o, std::ostream& out) {
 
   out << std::fixed << std::setprecision(2) << "bench " << label << " on " << (device.is_cuda() ? "cuda" : "cpu") << ", "
       << torch::get_num_threads() << " threads, batch " << o.batch << ", " << cfg.image_size << " px, "
-      << parameter_count(*net) / 1e6 << " M parameters\n"
-      << "  U-Net forward: median " << r.forward_ms_median << " ms of " << o.iters << " (after " << o.warmup
-      << " warm-up), " << r.gflop_per_forward << " GFLOP -> " << r.forward_gflops << " GFLOP/s\n"
-      << "  backends: oneDNN (mkldnn) " << (at::hasMKLDNN() ? "yes" : "no") << ", OpenMP "
+      << parameter_count(*net) / 1e6 << " M parameters, " << r.gflop_per_forward << " GFLOP per forward\n";
+  for (size_t c = 0; c < ms.size(); ++c) {
+    out << "  U-Net forward, " << r.precisions[c] << ": median " << r.forward_ms_median[c] << " ms of " << o.iters
+        << " (after " << o.warmup << " warm-up) -> " << r.forward_gflops[c] << " GFLOP/s";
+    if (c > 0) out << "; " << r.forward_ms_median[0] / r.forward_ms_median[c] << "x the speed of the first";
+    out << "\n";
+  }
+  out << "  backends: oneDNN (mkldnn) " << (at::hasMKLDNN() ? "yes" : "no") << ", OpenMP "
       << (at::hasOpenMP() ? "yes" : "no") << ", LAPACK " << (at::hasLAPACK() ? "yes" : "no") << "\n"
       << "  CPU kernels: " << describe(cpu_kernels()) << "\n"
       << "  GEMM " << n << "x" << n << " float32, " << torch::get_num_threads() << " threads"
       << (device.is_cpu() && !ScopedBlasThreads::available() ? " (BLAS thread count not settable)" : "") << ": "
-      << r.gemm_gflops << " GFLOP/s; forward reaches "
-      << 100.0 * r.forward_gflops / r.gemm_gflops << "% of it\n";
+      << r.gemm_gflops << " GFLOP/s; the first forward reaches "
+      << 100.0 * r.forward_gflops[0] / r.gemm_gflops << "% of it\n";
   return r;
 }
 
 EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
   if (o.size < 16 || o.size > 4096) throw InputError("bench-edit: --size must be in 16..4096 px");
   if (o.iters < 1 || o.warmup < 0) throw InputError("bench-edit: --iters must be positive, --warmup not negative");
-  const size_t configs = std::max(o.steps.size(), o.samplers.size());
-  if (configs == 0 || (o.steps.size() != configs && o.steps.size() != 1) ||
-      (o.samplers.size() != configs && o.samplers.size() != 1))
-    throw InputError("bench-edit: give --steps and --sampler one value each, or lists of the same length "
-                     "(one configuration per entry)");
+  const size_t configs = std::max({o.steps.size(), o.samplers.size(), o.precisions.size()});
+  auto fits = [configs](size_t n) { return n == configs || n == 1; };
+  if (configs == 0 || !fits(o.steps.size()) || !fits(o.samplers.size()) || !fits(o.precisions.size()))
+    throw InputError("bench-edit: give --steps, --sampler and --precision one value each, or lists of the same "
+                     "length (one configuration per entry)");
+  // Each configuration's precision, applied as DSK_PRECISION (the engine reads it when it hands out a model).
+  const char* setting = std::getenv("DSK_PRECISION");
+  const std::string user_setting = setting ? setting : "";
+  std::vector<std::string> settings;
+  for (const auto& p : o.precisions) {
+    settings.push_back(p == "auto" ? user_setting : p);
+    inference_precision(resolve_device(o.device), settings.back().c_str(), cpu_kernels());  // refused before timing
+  }
+  auto use_precision = [&](size_t c) {
+    const std::string& v = settings[settings.size() == 1 ? 0 : c];
+    if (v.empty()) unsetenv("DSK_PRECISION");
+    else setenv("DSK_PRECISION", v.c_str(), 1);
+  };
   for (int steps : o.steps)
     if (!kStepsRange.contains(steps)) throw InputError("bench-edit: --steps must be in " + range_text(kStepsRange));
   // A picture with structure around the hole (gradient, discs, stripes) and a sketch inside it.
@@ -164,6 +199,8 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
     reqs[c].sampling.sampler = o.samplers.size() == 1 ? o.samplers[0] : o.samplers[c];
     r.configs[c].steps = reqs[c].sampling.steps;
     r.configs[c].sampler = reqs[c].sampling.sampler;
+    use_precision(c);
+    r.configs[c].precision = inference_precision(resolve_device(o.device)).dtype == torch::kBFloat16 ? "bf16" : "fp32";
     ProgressFn count = [&r, c](const Progress& p) { r.configs[c].unet_evaluations = p.total; };
     engine.edit(reqs[c], count);  // loads the model (the engine keeps it) and counts the evaluations
   }
@@ -172,6 +209,7 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
     for (size_t c = 0; c < configs; ++c) {
       const auto start = std::chrono::steady_clock::now();
       reqs[c].sampling.seed = static_cast<uint64_t>(i);
+      use_precision(c);
       engine.edit(reqs[c]);
       if (i >= o.warmup) s[c].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
@@ -186,13 +224,16 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
     auto& rc = r.configs[c];
     rc.seconds_median = median(s[c]);
     rc.seconds_min = *std::min_element(s[c].begin(), s[c].end());
-    out << "  " << std::left << std::setw(8) << rc.sampler << std::right << std::setw(4) << rc.steps << " steps: "
+    out << "  " << std::left << std::setw(8) << rc.sampler << std::right << std::setw(4) << rc.steps << " steps, "
+        << rc.precision << ": "
         << std::fixed << std::setprecision(2) << "median " << rc.seconds_median << " s, min " << rc.seconds_min << " s; "
         << rc.unet_evaluations << " U-Net evaluations per edit";
     if (c > 0)
       out << "; " << std::setprecision(2) << r.configs[0].seconds_median / rc.seconds_median << "x the speed of the first";
     out << "\n";
   }
+  if (user_setting.empty()) unsetenv("DSK_PRECISION");
+  else setenv("DSK_PRECISION", user_setting.c_str(), 1);
   return r;
 }
 

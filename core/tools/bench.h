@@ -17,10 +17,16 @@ struct BenchOptions {
   int warmup = 1;
   std::string device = "auto";
   int gemm_size = 1024;
+  // CPU inference precisions to time, interleaved: "auto" (DSK_PRECISION, else what the CPU
+  // computes natively), "fp32", "bf16" (core/device/precision.h).
+  std::vector<std::string> precisions = {"auto"};
 };
 
 struct BenchResult {
-  double forward_ms_median = 0, gflop_per_forward = 0, forward_gflops = 0, gemm_gflops = 0;
+  // Per entry of BenchOptions::precisions.
+  std::vector<std::string> precisions;  // what each ran in: "fp32" / "bf16"
+  std::vector<double> forward_ms_median, forward_gflops;
+  double gflop_per_forward = 0, gemm_gflops = 0;
 };
 
 BenchResult run_bench(const BenchOptions& options, std::ostream& out);
@@ -42,11 +48,14 @@ struct EditBenchOptions {
   double init_strength = -1, refine_strength = -1, harmonize = -1;  // < 0: edit's defaults
   double sketch_scale = -1;                                           // < 0: edit's default
   int refine_steps = -1;                                              // < 0: edit's default
+  // CPU inference precisions ("auto", "fp32", "bf16"), each applied as DSK_PRECISION would be.
+  std::vector<std::string> precisions = {"auto"};
 };
 
 struct EditBenchConfigResult {
   int steps = 0;
   std::string sampler;
+  std::string precision;  // "fp32" / "bf16"
   double seconds_median = 0, seconds_min = 0;
   int unet_evaluations = 0;  // per edit: steps of the coarse pass and of every refinement tile
 };

@@ -24,6 +24,7 @@
 #include "core/base/env.h"
 #include "core/base/version.h"
 #include "core/device/cpu_kernels.h"
+#include "core/device/precision.h"
 #include "core/device/device.h"
 #include "core/formats/manifest.h"
 #include "core/formats/model_folder.h"
@@ -495,6 +496,19 @@ DoctorCheck cpu_check() {
   return c;
 }
 
+DoctorCheck precision_check() {
+  DoctorCheck c{"precision", "Inference precision", Status::Ok, "", ""};
+  try {
+    c.detail = inference_precision(torch::kCPU).why;
+  } catch (const InputError& e) {
+    c.status = Status::Fail;
+    const std::string what = e.what();
+    c.detail = what.substr(0, what.find(". Fix:"));
+    c.fix = "unset DSK_PRECISION (bf16 where the CPU computes it natively, else fp32) or set it to fp32";
+  }
+  return c;
+}
+
 DoctorCheck blas_check() {
   DoctorCheck c{"blas", "BLAS library", Status::Ok, "", ""};
   torch::mm(torch::ones({8, 8}), torch::ones({8, 8}));  // makes sure the BLAS is mapped
@@ -604,6 +618,7 @@ std::vector<DoctorCheck> run_doctor(const DoctorOptions& o) {
     for (auto& c : model_checks()) out.push_back(std::move(c));
   });
   guarded(out, "cpu", "CPU", [&] { out.push_back(cpu_check()); });
+  guarded(out, "precision", "Inference precision", [&] { out.push_back(precision_check()); });
   guarded(out, "blas", "BLAS library", [&] { out.push_back(blas_check()); });
   guarded(out, "memory", "Free memory", [&] { out.push_back(memory_check()); });
   guarded(out, "disk", "Disk space", [&] {

@@ -110,16 +110,4 @@ bool NonFiniteGuard::accept(double loss, double grad_norm, long step, const std:
   return false;
 }
 
-AutocastScope::AutocastScope(bool on, at::DeviceType device, at::ScalarType dtype) : on_(on), device_(device) {
-  if (!on_) return;
-  at::autocast::set_autocast_enabled(device_, true);
-  at::autocast::set_autocast_dtype(device_, dtype);
-}
-
-AutocastScope::~AutocastScope() {
-  if (!on_) return;
-  at::autocast::set_autocast_enabled(device_, false);
-  at::autocast::clear_cache();
-}
-
 }  // namespace dsk

@@ -4,7 +4,6 @@
 // held for a scope.
 #pragma once
 
-#include <ATen/autocast_mode.h>
 
 #include <chrono>
 #include <filesystem>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "core/training/train_state.h"
+#include "models/autocast.h"
 
 namespace dsk {
 
@@ -93,20 +93,6 @@ class NonFiniteGuard {
   std::string what_, unit_;
   int allowed_, in_a_row_ = 0;
   long skipped_ = 0;
-};
-
-// Autocast to `dtype` on `device` for a scope (nothing when `on` is false); switched off again
-// when the scope ends, an exception included.
-class AutocastScope {
- public:
-  AutocastScope(bool on, at::DeviceType device, at::ScalarType dtype);
-  ~AutocastScope();
-  AutocastScope(const AutocastScope&) = delete;
-  AutocastScope& operator=(const AutocastScope&) = delete;
-
- private:
-  bool on_;
-  at::DeviceType device_;
 };
 
 }  // namespace dsk

@@ -14,14 +14,6 @@ namespace dsk {
 namespace fs = std::filesystem;
 using torch::Tensor;
 
-bool cpu_has_native_bf16() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("flags", 0) == 0) return line.find("avx512_bf16") != std::string::npos || line.find("amx_bf16") != std::string::npos;
-  return false;
-}
-
 void Checkpointer::save(torch::nn::Module& model, const std::vector<Tensor>& ema, torch::optim::Adam& adam, long step,
             const std::mt19937_64& rng, const at::Generator& gen, const nlohmann::json& extra,
             const std::map<std::string, std::map<std::string, Tensor>>& files) {

@@ -16,12 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "core/device/precision.h"
 #include "core/formats/model_info.h"
 
 namespace dsk {
-
-// True on CPUs with native bf16 arithmetic (avx512_bf16 or amx_bf16).
-bool cpu_has_native_bf16();
 
 // ema <- decay ema + (1 - decay) params, decay = min(rate, (1 + step) / (10 + step)).
 // warmup: the decay is min(rate, (1 + step) / (10 + step)), so a fresh EMA forgets its random

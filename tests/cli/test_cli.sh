@@ -128,6 +128,9 @@ expect 2 'refine strength must be in \(0, 1\]' "--refine-strength -0.1" -- "${ed
 expect 2 'refine steps must be in 1\.\.100' "--refine-steps 0" -- "${edit[@]}" --refine-steps 0 --out "$work/x.png"
 expect nonzero 'Could not convert: --refine-steps' "--refine-steps x" -- "${edit[@]}" --refine-steps x --out "$work/x.png"
 expect 2 'harmonize must be in \[0, 1\]' "--harmonize 2" -- "${edit[@]}" --harmonize 2 --out "$work/x.png"
+DSK_PRECISION=half expect 2 "DSK_PRECISION must be auto, fp32 or bf16; got 'half'" "a bad DSK_PRECISION" -- "${edit[@]}" --out "$work/x.png"
+[ -e "$work/x.png" ] && fail "a bad DSK_PRECISION wrote a file" || pass "a bad DSK_PRECISION writes nothing"
+DSK_PRECISION=fp32 expect 0 'edp\.png' "edit with DSK_PRECISION=fp32" -- "${edit[@]}" --seed 4 --out "$work/edp.png"
 expect 0 'edh\.png' "edit --harmonize 0 (the model's own colours)" -- "${edit[@]}" --seed 4 --harmonize 0 --out "$work/edh.png"
 cmp -s "$work/ed.png" "$work/edh.png" && fail "edit: --harmonize 0 gave the default (colour-matched) result" \
   || pass "edit: the default colour matching differs from --harmonize 0"
@@ -183,8 +186,13 @@ expect 2 "size must be in 16\.\.4096" "bench-edit --size 8" -- bench-edit --mode
 expect 0 "sketch strength 2, init strength" "bench-edit --sketch-scale 2" -- bench-edit \
   --model "$editing" --size 32 --steps 2 --iters 1 --warmup 0 --device cpu --sketch-scale 2
 expect 2 "sketch scale must be in 0\.\.20" "bench-edit --sketch-scale 25" -- bench-edit --model "$editing" --sketch-scale 25
-expect 0 "dpm\+\+2m    3 steps: median .* the speed of the first" "bench-edit: two configurations side by side" -- \
+expect 0 "dpm\+\+2m    3 steps, (fp32|bf16): median .* the speed of the first" "bench-edit: two configurations side by side" -- \
   bench-edit --model "$editing" --size 32 --steps 2,3 --sampler ddim,dpm++2m --iters 1 --warmup 0 --device cpu
+expect 0 "ddim       2 steps, fp32: median .*speed of the first" "bench-edit --precision auto,fp32" -- \
+  bench-edit --model "$editing" --size 32 --steps 2 --precision auto,fp32 --iters 1 --warmup 0 --device cpu
+expect nonzero "--precision: half not in" "bench-edit --precision half" -- bench-edit --model "$editing" --precision half
+expect 0 "U-Net forward, fp32: median" "bench --precision fp32" -- bench --config "$editing/model.json" --iters 1 \
+  --precision fp32
 expect 2 "needs at least 3 steps" "bench-edit: dpm++2m with 2 steps" -- bench-edit --model "$editing" --size 32 \
   --steps 2 --sampler dpm++2m --iters 1 --warmup 0 --device cpu
 expect 2 "lists of the same length" "bench-edit: lists of different lengths" -- bench-edit --model "$editing" \

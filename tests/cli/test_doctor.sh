@@ -67,6 +67,11 @@ mkdir -p "$work/nogimp" && ln -s "$(command -v ldd)" "$work/nogimp/ldd"
 doctor_env=(PATH="$work/nogimp")
 doctor_says 1 "no GIMP on PATH (the models are still checked)" "\[FAIL\] GIMP 3: no gimp-console-3.0" \
   "fix: install GIMP 3" "\[FAIL\] Procedures registered in GIMP: not asked: no GIMP 3" "\[ ok \] Model tiny" --
+doctor_env=(DSK_PRECISION=fp32)
+doctor_says 0 "DSK_PRECISION=fp32 is reported" "\[ ok \] Inference precision: fp32 \(DSK_PRECISION=fp32\)" -- --from-plugin
+doctor_env=(DSK_PRECISION=half)
+doctor_says 1 "a bad DSK_PRECISION" "\[FAIL\] Inference precision: DSK_PRECISION must be auto, fp32 or bf16; got 'half'" \
+  "fix: unset DSK_PRECISION" "\[ ok \] Model tiny" -- --from-plugin
 doctor_env=(DSK_ENGINE="$work/no-engine")
 doctor_says 1 "an engine that does not run" \
   "\[FAIL\] Engine the plug-in starts: $work/no-engine \(DSK_ENGINE\) does not run" -- --from-plugin
