@@ -48,7 +48,7 @@ def key(name):
 deadline = time.time() + 300
 dialog = None
 if control:
-    time.sleep(25)  # GIMP's start; no dialog comes
+    time.sleep(40)  # GIMP's start; no dialog comes
 else:
     while time.time() < deadline and not dialog:
         time.sleep(1)
@@ -58,9 +58,9 @@ else:
         print("RESULT: the dialog was not found")
         sys.exit(1)
 time.sleep(3)
-# No window manager here: move the dialog off the canvas ourselves.
+# No window manager here: move the dialog off the canvas ourselves (the canvas ends near x = 560).
 if dialog:
-    dialog[0].configure(x=860, y=0)
+    dialog[0].configure(x=1280 - dialog[1][2], y=0)
 d.sync()
 time.sleep(2)
 W, H = d.screen().width_in_pixels, d.screen().height_in_pixels
@@ -75,14 +75,19 @@ def screenshot(path=None):
     return data
 
 
-# The image on the canvas: white (the photo layer under the empty sketch layer), right of the
+# The image on the canvas: red (the photo layer under the empty sketch layer), right of the
 # toolbox and left of the docks, below the rulers (GIMP's default single-window layout at 1280 px).
+# Red, because a fresh profile's brush may paint white or black: either shows on red.
+def red(px, i):
+    return px[i + 2] > 200 and px[i + 1] < 60 and px[i] < 60  # ZPixmap: B, G, R, X
+
+
 data = screenshot(work + "/before.ppm")
 xs, ys = [], []
 for y in range(100, 700, 2):
     for x in range(200, 560, 2):
         i = 4 * (y * W + x)
-        if data[i] == 255 and data[i + 1] == 255 and data[i + 2] == 255:
+        if red(data, i):
             xs.append(x)
             ys.append(y)
 if not xs:
@@ -107,12 +112,19 @@ xtest.fake_input(d, X.ButtonRelease, 1)
 d.sync()
 time.sleep(1)
 after = screenshot(work + "/after.ppm")
-dark = sum(1 for x in range(sx, ex + 1) if after[4 * (cy * W + x)] < 100)
-white = sum(1 for x in range(sx, ex + 1) if data[4 * (cy * W + x)] == 255)
-print(f"stroke from {sx} to {ex} on row {cy}: {white} of {ex - sx + 1} screen pixels white before, {dark} dark after",
+changed = sum(1 for x in range(sx, ex + 1) if not red(after, 4 * (cy * W + x)))
+before = sum(1 for x in range(sx, ex + 1) if red(data, 4 * (cy * W + x)))
+print(f"stroke from {sx} to {ex} on row {cy}: {before} of {ex - sx + 1} screen pixels red before, {changed} not red after",
       flush=True)
 if dialog:
     print("dialog still open after the stroke:", find("Sketch Inpaint") is not None, flush=True)
-    move(860 + dialog[1][2] // 2, dialog[1][3] // 2)
-    key("Escape")
+    # Cancel: the button at the dialog's bottom right (no window manager gives it the focus for Escape).
+    w, h = dialog[1][2], dialog[1][3]
+    move(1280 - 45, h - 40)
+    xtest.fake_input(d, X.ButtonPress, 1)
+    xtest.fake_input(d, X.ButtonRelease, 1)
+    d.sync()
+    time.sleep(2)
+    print("dialog open after Cancel:", find("Sketch Inpaint") is not None, flush=True)
+open(work + "/stroke-done", "w").close()  # ends the control run's wait
 print("RESULT: stroke sent", flush=True)

@@ -7,11 +7,11 @@
 # "control": the same stroke on the same image with no dialog open (the plug-in is not called), to
 # show that the stroke itself paints.
 #
-# STATUS (2026-12-02): unfinished, and it shows nothing yet. The N key reaches GIMP (the tool
-# options show the pencil), but even in the control run the X Test drag across the image leaves
-# the screen unchanged. GIMP keeps a tool per input device, and the X Test pointer is a device of
-# its own, so the drag may be running another tool. Also, in control mode the Script-Fu check runs
-# before the stroke; only the screenshots count there.
+# RESULT (2026-12-03): yes. With the dialog open, the X Test drag painted the stroke: 119 of the
+# 119 screen pixels on the stroke's row changed, the Layers dock showed it on the sketch layer, and
+# after Cancel Script-Fu read "PAINTED 830 of 3000 sampled pixels of the sketch layer" (0 before).
+# The control run paints the same. The earlier runs showed nothing because GIMP was started with
+# --no-data (-d): its only brush was the empty clipboard brush, which paints nothing.
 #
 # Starts the full GIMP 3 (not gimp-console) on an Xvfb display, makes an image with a white
 # "photo" layer and an empty "sketch" layer (the active one), shows it, and opens the plug-in's
@@ -19,13 +19,14 @@
 # Test extension (python3-xlib) as a user would: it presses N (the pencil) over the canvas and drags
 # the mouse across its middle, saves a screenshot, then presses Escape over the dialog. When the
 # dialog has closed, Script-Fu reads the sketch layer's pixels under the stroke and prints
-# "PAINTED n of m" to the log.
+# "PAINTED n of m" to the log. The photo layer is red, so that a stroke of any colour shows.
 set -uo pipefail
 PLUGIN=$(realpath "$1") ENGINE=$(realpath "$2") DATA=$(realpath "$3") WORK=$(realpath -m "$4") XLIB=$5
 MODE=${6:-dialog}
 call="(catch #f (plug-in-diffsketch-inpaint #:run-mode RUN-INTERACTIVE #:image img #:drawables (vector photo)
                                           #:sketch-layer sketch #:model \"$DATA/models/adm-small\" #:class 3))"
-[ "$MODE" = control ] && call=""
+# control: no plug-in dialog; the script waits (polling for the driver's file) while the stroke is made.
+[ "$MODE" = control ] && call="(let wait ((i 0)) (let ((r (car (file-glob \"$WORK/stroke-done\" 0)))) (if (and (< i 200000) (if (vector? r) (= 0 (vector-length r)) (null? r))) (wait (+ i 1)))))"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 rm -rf "$WORK"
 mkdir -p "$WORK/profile/plug-ins/diffsketch" "$WORK/run"
@@ -40,12 +41,15 @@ xvfb=$!
 export DISPLAY=$display
 sleep 2
 
-timeout 400 gimp -n -d -f --no-splash --batch-interpreter=plug-in-script-fu-eval -b "
+timeout 400 gimp -n -f --no-splash --batch-interpreter=plug-in-script-fu-eval -b "
+  (gimp-message-set-handler CONSOLE)
   (let* ((img (car (gimp-image-new 200 150 RGB)))
          (photo (car (gimp-layer-new img \"photo\" 200 150 RGB-IMAGE 100 LAYER-MODE-NORMAL)))
          (sketch (car (gimp-layer-new img \"sketch\" 200 150 RGBA-IMAGE 100 LAYER-MODE-NORMAL))))
     (gimp-image-insert-layer img photo 0 0)
-    (gimp-drawable-fill photo FILL-WHITE)
+    (gimp-context-set-foreground '(255 0 0))
+    (gimp-drawable-fill photo FILL-FOREGROUND)
+    (gimp-context-set-foreground '(0 0 0))
     (gimp-image-insert-layer img sketch 0 -1)
     (gimp-drawable-fill sketch FILL-TRANSPARENT)
     (gimp-image-select-rectangle img CHANNEL-OP-REPLACE 20 20 160 110)
