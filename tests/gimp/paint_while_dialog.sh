@@ -13,13 +13,13 @@
 # The control run paints the same. The earlier runs showed nothing because GIMP was started with
 # --no-data (-d): its only brush was the empty clipboard brush, which paints nothing.
 #
-# Starts the full GIMP 3 (not gimp-console) on an Xvfb display, makes an image with a white
+# Starts the full GIMP 3 (not gimp-console) on an Xvfb display, makes an image with a red
 # "photo" layer and an empty "sketch" layer (the active one), shows it, and opens the plug-in's
 # dialog (RUN-INTERACTIVE). While the dialog is open, tests/gimp/paint_while_dialog.py uses the X
 # Test extension (python3-xlib) as a user would: it presses N (the pencil) over the canvas and drags
-# the mouse across its middle, saves a screenshot, then presses Escape over the dialog. When the
+# the mouse across its middle, saves a screenshot, then clicks the dialog's Cancel. When the
 # dialog has closed, Script-Fu reads the sketch layer's pixels under the stroke and prints
-# "PAINTED n of m" to the log. The photo layer is red, so that a stroke of any colour shows.
+# "PAINTED n of m" to the log (red: a stroke of any colour shows on it).
 set -uo pipefail
 PLUGIN=$(realpath "$1") ENGINE=$(realpath "$2") DATA=$(realpath "$3") WORK=$(realpath -m "$4") XLIB=$5
 MODE=${6:-dialog}
