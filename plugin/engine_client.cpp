@@ -388,6 +388,7 @@ std::unique_ptr<EngineConnection> EngineConnection::open(const EngineOptions& op
 proto::Message EngineConnection::request(const proto::Message& req,
                                          const std::function<void(const proto::ProgressUpdate&)>& on_progress) {
   try {
+    std::lock_guard<std::mutex> lock(write_mutex_);
     proto::write_message(sink(), req);
   } catch (const proto::ProtocolError&) {
     throw PluginError(why_gone());
@@ -420,6 +421,15 @@ proto::Message EngineConnection::request(const proto::Message& req,
       throw PluginError("DiffSketch: internal error in the engine: " + e->message);
     }
     return std::move(*msg);
+  }
+}
+
+void EngineConnection::cancel() {
+  std::lock_guard<std::mutex> lock(write_mutex_);
+  try {
+    proto::write_message(sink(), proto::CancelRequest{});
+  } catch (const std::exception&) {
+    // The engine is gone: the running request() reports why.
   }
 }
 

@@ -19,6 +19,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -55,6 +56,10 @@ class EngineConnection {
   // reply or a dead engine becomes a PluginError that says which (input, out of memory, crash).
   proto::Message request(const proto::Message& req, const std::function<void(const proto::ProgressUpdate&)>& on_progress = {});
 
+  // Asks the engine to stop the running job (its request() then throws "cancelled"); from any
+  // thread. Nothing happens when no job runs or the engine is gone.
+  void cancel();
+
   virtual std::string describe() const = 0;  // "the engine /usr/bin/diffsketch" or "the server at ..."
 
  protected:
@@ -62,6 +67,9 @@ class EngineConnection {
   virtual proto::ByteSink& sink() = 0;
   // Why the stream ended early: crash, signal, exit status, the engine's last log lines.
   virtual std::string why_gone() = 0;
+
+ private:
+  std::mutex write_mutex_;  // request() and cancel() may write from two threads
 };
 
 }  // namespace dsk::gimp

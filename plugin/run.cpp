@@ -3,11 +3,15 @@
 // are created only once the engine returned a complete result, so a cancelled run (GIMP kills the
 // plug-in) leaves nothing behind; the engine notices its closed input and stops.
 #include <algorithm>
+#include <functional>
+#include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "plugin/engine_client.h"
+#include "plugin/live.h"
 #include "plugin/pixels.h"
 #include "plugin/procedures.h"
 #include "ui/dialog.h"
@@ -249,16 +253,24 @@ proto::Result run_engine(std::unique_ptr<EngineConnection> engine, const proto::
 // The model's working resolution (flags.image_size, 64 when absent, as the engine reads it); 0
 // when it cannot be told, and then the whole layer is sent. The model argument is resolved as the
 // engine does (core/formats/model_registry.cpp): a folder when it exists or has a '/', else an id.
+bool is_model_folder(const std::string& model) {
+  return model.find('/') != std::string::npos || g_file_test(model.c_str(), G_FILE_TEST_EXISTS);
+}
+
+// A model folder's resolution, read from its model.json; 0 when it cannot be told (or `model` is an id).
+int model_folder_resolution(const std::string& model) {
+  if (!is_model_folder(model)) return 0;
+  gchar* text = nullptr;
+  if (!g_file_get_contents((model + "/model.json").c_str(), &text, nullptr, nullptr)) return 0;
+  const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  g_free(text);
+  if (!j.is_object() || !j.contains("flags") || !j["flags"].is_object()) return 0;
+  const auto& size = j["flags"].contains("image_size") ? j["flags"]["image_size"] : nlohmann::json(64);
+  return size.is_number_integer() ? size.get<int>() : 0;
+}
+
 int model_resolution(EngineConnection& engine, const std::string& model) {
-  if (model.find('/') != std::string::npos || g_file_test(model.c_str(), G_FILE_TEST_EXISTS)) {
-    gchar* text = nullptr;
-    if (!g_file_get_contents((model + "/model.json").c_str(), &text, nullptr, nullptr)) return 0;
-    const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-    g_free(text);
-    if (!j.is_object() || !j.contains("flags") || !j["flags"].is_object()) return 0;
-    const auto& size = j["flags"].contains("image_size") ? j["flags"]["image_size"] : nlohmann::json(64);
-    return size.is_number_integer() ? size.get<int>() : 0;
-  }
+  if (is_model_folder(model)) return model_folder_resolution(model);
   const proto::Message reply = engine.request(proto::ModelsRequest{});
   if (const auto* list = std::get_if<proto::ModelList>(&reply))
     for (const auto& m : list->models)
@@ -270,30 +282,43 @@ uint64_t pick_seed(int seed) { return seed >= 0 ? static_cast<uint64_t>(seed) : 
 
 // ---- the three operations; each returns the new layers
 
-std::vector<GimpLayer*> inpaint(GimpImage* image, GimpDrawable** drawables, const Args& a, ui::PreviewWindow* preview) {
-  GimpLayer* target = target_layer(drawables);
-  GimpLayer* sketch = sketch_layer(image, a.sketch, target, nullptr);
+// Sketch Inpaint's request as the engine gets it: the crop around the selection, its mask, the
+// sketch over the whole layer, and the settings. The final edit and the live preview both use it.
+struct InpaintJob {
+  proto::EditRequest req;
+  GimpLayer* target = nullptr;
+  Rect area;  // the target layer in image coordinates
+  Rect crop;  // what is sent, in layer coordinates
+};
+
+// `resolution` gives the model's working resolution (0 sends the whole layer); it is asked once
+// the inputs passed their checks, so that a bad input is reported before an engine starts.
+InpaintJob prepare_inpaint(GimpImage* image, GimpDrawable** drawables, const Args& a,
+                           const std::function<int()>& resolution) {
+  InpaintJob job;
+  job.target = target_layer(drawables);
+  GimpLayer* sketch = sketch_layer(image, a.sketch, job.target, nullptr);
   if (gimp_selection_is_empty(image))
     throw PluginError("the selection is empty: select the region to regenerate first");
   Rect selected;  // the bounds of the selected pixels (coverage > 0) in the layer, layer coordinates
-  if (!gimp_drawable_mask_intersect(GIMP_DRAWABLE(target), &selected.x, &selected.y, &selected.width, &selected.height))
-    throw PluginError("the selection lies outside the layer '" + item_name(GIMP_ITEM(target)) +
+  if (!gimp_drawable_mask_intersect(GIMP_DRAWABLE(job.target), &selected.x, &selected.y, &selected.width,
+                                    &selected.height))
+    throw PluginError("the selection lies outside the layer '" + item_name(GIMP_ITEM(job.target)) +
                       "': select a region on the layer, or pick the layer under the selection");
-  const Rect area = layer_rect(GIMP_DRAWABLE(target));
-  proto::EditRequest req;
+  job.area = layer_rect(GIMP_DRAWABLE(job.target));
+  const Rect& area = job.area;
+  const int res = resolution();
+  proto::EditRequest& req = job.req;
   req.model = a.model;
   req.sampling = sampling(a, pick_seed(a.seed));
   // The sketch over the whole layer: its stroke map depends on all of it (protocol.h, EditRequest).
   req.sketch = read_sketch(sketch, area);
-  auto engine = start_engine();
   // Only the part of the layer the engine works on: the selection with its context, grown to the
-  // model's square (plugin/crop.h); the results are those of the whole layer. DSK_SEND_WHOLE_LAYER=1
-  // sends the whole layer (the tests compare the two).
-  const char* whole = g_getenv("DSK_SEND_WHOLE_LAYER");
-  const int res = whole && *whole ? 0 : model_resolution(*engine, a.model);
-  const Rect crop = res >= 8 ? edit_crop(area.width, area.height, selected, a.context_margin, res)
-                             : Rect{0, 0, area.width, area.height};
-  req.image = read_rgba(GIMP_DRAWABLE(target), crop);
+  // model's square (plugin/crop.h); the results are those of the whole layer.
+  job.crop = res >= 8 ? edit_crop(area.width, area.height, selected, a.context_margin, res)
+                      : Rect{0, 0, area.width, area.height};
+  const Rect& crop = job.crop;
+  req.image = read_rgba(GIMP_DRAWABLE(job.target), crop);
   req.mask = read_selection(image, {area.x + crop.x, area.y + crop.y, crop.width, crop.height});
   req.image_x = crop.x;
   req.image_y = crop.y;
@@ -307,10 +332,27 @@ std::vector<GimpLayer*> inpaint(GimpImage* image, GimpDrawable** drawables, cons
   req.refine_steps = a.refine_steps;
   req.harmonize = a.harmonize;
   req.detail = a.detail;
-  req.preview = preview != nullptr;
-  const proto::Image mask = req.mask;
-  const uint64_t seed = req.sampling.seed;
-  proto::Result result = run_engine(std::move(engine), req, preview);
+  return job;
+}
+
+// DSK_SEND_WHOLE_LAYER=1 sends the whole layer (the tests compare the two).
+int crop_resolution(EngineConnection& engine, const std::string& model) {
+  const char* whole = g_getenv("DSK_SEND_WHOLE_LAYER");
+  return whole && *whole ? 0 : model_resolution(engine, model);
+}
+
+std::vector<GimpLayer*> inpaint(GimpImage* image, GimpDrawable** drawables, const Args& a, ui::PreviewWindow* preview) {
+  std::unique_ptr<EngineConnection> engine;
+  InpaintJob job = prepare_inpaint(image, drawables, a, [&] {
+    engine = start_engine();
+    return crop_resolution(*engine, a.model);
+  });
+  job.req.preview = preview != nullptr;
+  GimpLayer* target = job.target;
+  const Rect area = job.area, crop = job.crop;
+  const proto::Image mask = job.req.mask;
+  const uint64_t seed = job.req.sampling.seed;
+  proto::Result result = run_engine(std::move(engine), job.req, preview);
   for (const auto& im : result.images)
     if (im.width != crop.width || im.height != crop.height)
       throw PluginError("the engine returned a " + std::to_string(im.width) + "x" + std::to_string(im.height) +
@@ -418,13 +460,159 @@ GimpValueArray* failure(GimpProcedure* procedure, const std::string& message) {
   return gimp_procedure_new_return_values(procedure, GIMP_PDB_EXECUTION_ERROR, error);
 }
 
+// ---- the live preview of Sketch Inpaint (plugin/live.h; the dialog's side is ui::LiveHooks)
+
+ui::RgbImage to_rgb8(const proto::Image& im) {
+  const proto::Image rgba = to_rgba_f32(im);
+  ui::RgbImage out;
+  out.width = rgba.width;
+  out.height = rgba.height;
+  out.rgb.resize(static_cast<size_t>(rgba.width) * rgba.height * 3);
+  const float* px = rgba.f32();
+  for (size_t p = 0; p < out.rgb.size() / 3; ++p)
+    for (int c = 0; c < 3; ++c) out.rgb[3 * p + c] = static_cast<unsigned char>(std::clamp(px[4 * p + c], 0.0f, 1.0f) * 255.0f + 0.5f);
+  return out;
+}
+
+// FNV-1a, 64 bits: the live preview's change detector (not a security hash).
+struct Fnv {
+  uint64_t h = 1469598103934665603ull;
+  void add(const void* data, size_t n) {
+    const auto* b = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+  }
+  void add(const std::string& s) { add(s.data(), s.size()); }
+  void add(int v) { add(&v, sizeof v); }
+};
+
+// A reduced copy of `r` (image coordinates) of `d`, at most 256 px on a side, into `h`: a stroke,
+// a changed selection or a repainted picture changes it. Cheap enough for a few times a second.
+void add_region(Fnv& h, GimpDrawable* d, const Rect& r) {
+  const Rect at = layer_rect(d);
+  const int x0 = std::max(r.x, at.x), y0 = std::max(r.y, at.y);
+  const int x1 = std::min(r.x + r.width, at.x + at.width), y1 = std::min(r.y + r.height, at.y + at.height);
+  if (x1 <= x0 || y1 <= y0) return;
+  const double k = std::min(1.0, 256.0 / std::max(x1 - x0, y1 - y0));
+  int w = 0, hgt = 0, bpp = 0;
+  GBytes* bytes = gimp_drawable_get_sub_thumbnail_data(d, x0 - at.x, y0 - at.y, x1 - x0, y1 - y0,
+                                                       std::max(1, static_cast<int>((x1 - x0) * k)),
+                                                       std::max(1, static_cast<int>((y1 - y0) * k)), &w, &hgt, &bpp);
+  if (!bytes) return;
+  gsize n = 0;
+  const void* data = g_bytes_get_data(bytes, &n);
+  h.add(data, n);
+  g_bytes_unref(bytes);
+}
+
+// What a preview depends on: the settings, the selection, the sketch layer and the picture around
+// the selection. An input the preview cannot use (no sketch layer, no selection) still hashes, so
+// that fixing it starts a preview, which then says what is wrong or shows the result.
+uint64_t live_fingerprint(GimpProcedure* procedure, GimpProcedureConfig* config, GimpImage* image,
+                          GimpDrawable** drawables) {
+  Fnv h;
+  const Args a = read_args(procedure, config);
+  h.add(a.model + "|" + a.sampler + "|" + a.detail + "|" + a.classifier + "|" + a.sketch_guidance_mode);
+  for (double v : {a.sketch_strength, a.classifier_scale, a.context_margin, a.sketch_guidance, a.init_strength,
+                   a.refine_strength, a.harmonize})
+    h.add(&v, sizeof v);
+  for (int v : {a.steps, a.class_label, a.seed, a.feather, a.refine_steps}) h.add(v);
+  try {
+    GimpLayer* target = target_layer(drawables);
+    GimpLayer* sketch = sketch_layer(image, a.sketch, target, nullptr);
+    h.add(gimp_item_get_id(GIMP_ITEM(target)));
+    h.add(gimp_item_get_id(GIMP_ITEM(sketch)));
+    gboolean non_empty = FALSE;
+    Rect sel;
+    gimp_selection_bounds(image, &non_empty, &sel.x, &sel.y, &sel.width, &sel.height);  // x2, y2
+    sel.width -= sel.x;
+    sel.height -= sel.y;
+    h.add(non_empty);
+    h.add(&sel, sizeof sel);
+    if (!non_empty) return h.h;
+    const int margin = static_cast<int>(a.context_margin * std::max(sel.width, sel.height)) + 8;
+    const Rect around{sel.x - margin, sel.y - margin, sel.width + 2 * margin, sel.height + 2 * margin};
+    add_region(h, GIMP_DRAWABLE(gimp_image_get_selection(image)), sel);
+    add_region(h, GIMP_DRAWABLE(sketch), around);
+    add_region(h, GIMP_DRAWABLE(target), around);
+  } catch (const std::exception& e) {
+    h.add(e.what());
+  }
+  return h.h;
+}
+
+// The dialog's live preview for Sketch Inpaint: requests built as the final edit's
+// (prepare_inpaint), run by a LivePreview on its own engine connection. `resolutions`: each listed
+// model's working resolution (from the list the dialog shows: the preview's connection is the
+// only one open while it runs, and a socket server serves one client at a time).
+class LiveSession {
+ public:
+  LiveSession(GimpProcedure* procedure, GimpProcedureConfig* config, GimpImage* image, GimpDrawable** drawables,
+              std::map<std::string, int> resolutions)
+      : procedure_(procedure), config_(config), image_(image), drawables_(drawables),
+        resolutions_(std::move(resolutions)) {
+    hooks_.fingerprint = [this] { return live_fingerprint(procedure_, config_, image_, drawables_); };
+    hooks_.start = [this] { return start(); };
+    hooks_.take = [this] { return take(); };
+  }
+  const ui::LiveHooks& hooks() const { return hooks_; }
+  // Before the final edit opens its own connection.
+  void close() { live_.reset(); }
+
+ private:
+  std::string start() {
+    try {
+      const Args a = read_args(procedure_, config_);
+      InpaintJob job = prepare_inpaint(image_, drawables_, a, [&] { return resolution(a.model); });
+      if (!live_) live_ = std::make_unique<LivePreview>([] { return EngineConnection::open(g_engine_options); });
+      const uint64_t id = live_->submit(live_preview_request(job.req));
+      before_ = {id, to_rgb8(job.req.image)};
+      return "";
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+  }
+
+  std::optional<ui::LiveHooks::Done> take() {
+    if (!live_) return std::nullopt;
+    auto d = live_->take();
+    if (!d) return std::nullopt;
+    ui::LiveHooks::Done out;
+    out.error = d->error;
+    out.seconds = d->seconds;
+    if (d->result && !d->result->images.empty() && d->id == before_.first) {
+      out.before = before_.second;
+      out.after = to_rgb8(d->result->images.front());
+    } else if (out.error.empty()) {
+      return std::nullopt;  // an older preview's result
+    }
+    return out;
+  }
+
+  int resolution(const std::string& model) {
+    const char* whole = g_getenv("DSK_SEND_WHOLE_LAYER");
+    if (whole && *whole) return 0;
+    const auto it = resolutions_.find(model);
+    return it != resolutions_.end() ? it->second : model_folder_resolution(model);
+  }
+
+  GimpProcedure* procedure_;
+  GimpProcedureConfig* config_;
+  GimpImage* image_;
+  GimpDrawable** drawables_;
+  std::map<std::string, int> resolutions_;
+  std::unique_ptr<LivePreview> live_;
+  std::pair<uint64_t, ui::RgbImage> before_;
+  ui::LiveHooks hooks_;
+};
+
 // The models the engine knows, for the dialog's chooser.
-std::vector<ui::ModelChoice> engine_models(std::string* note) {
+std::vector<ui::ModelChoice> engine_models(std::string* note, std::map<std::string, int>* resolutions) {
   std::vector<ui::ModelChoice> out;
   try {
     auto engine = EngineConnection::open(g_engine_options);
     const proto::Message reply = engine->request(proto::ModelsRequest{});
     if (const auto* list = std::get_if<proto::ModelList>(&reply)) {
+      for (const auto& m : list->models) (*resolutions)[m.id] = m.resolution;
       for (const auto& m : list->models)
         if (m.kind != "adm-classifier")  // classifiers go in the classifier argument
           out.push_back({m.id, m.name + " (" + m.kind + ", " + std::to_string(m.resolution) + " px)", m.card, m.problem,
@@ -485,7 +673,8 @@ GimpValueArray* run_operation(Operation op, GimpProcedure* procedure, GimpRunMod
         g_object_unref(sketch);
       }
       std::string note;
-      const auto models = engine_models(&note);
+      std::map<std::string, int> resolutions;
+      const auto models = engine_models(&note, &resolutions);
       // No model "default" installed yet (before the first trained model): offer the first one found.
       if (!models.empty() && ui::config_string(config, "model") == "default" &&
           std::none_of(models.begin(), models.end(), [](const ui::ModelChoice& m) { return m.id == "default"; }))
@@ -493,8 +682,11 @@ GimpValueArray* run_operation(Operation op, GimpProcedure* procedure, GimpRunMod
       const char* title = op == Operation::Inpaint    ? "DiffSketch: Sketch Inpaint"
                           : op == Operation::Generate ? "DiffSketch: Sketch to Image"
                                                       : "DiffSketch: Interpolate Seeds";
-      if (!ui::run_dialog(procedure, config, title, models, note, diagnose))
-        return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, nullptr);
+      std::optional<LiveSession> live;
+      if (op == Operation::Inpaint) live.emplace(procedure, config, image, drawables, resolutions);
+      const bool ok = ui::run_dialog(procedure, config, title, models, note, diagnose, live ? &live->hooks() : nullptr);
+      if (live) live->close();
+      if (!ok) return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, nullptr);
     }
     const Args args = read_args(procedure, config);
     std::unique_ptr<ui::PreviewWindow> preview;

@@ -6,6 +6,7 @@
 
 #include <libgimp/gimpui.h>
 
+#include <algorithm>
 #include <string_view>
 
 #include "core/engine/defaults.h"
@@ -52,6 +53,14 @@ struct State {
   bool has_detail = false;
   bool applying_preset = false;
   DiagnoseFn diagnose;
+  // The live preview (Sketch Inpaint only).
+  const LiveHooks* live = nullptr;
+  GtkWidget* live_toggle = nullptr;
+  GtkWidget* live_status = nullptr;
+  GtkWidget* live_image = nullptr;
+  guint live_timer = 0;
+  uint64_t live_fingerprint = 0;
+  bool live_started = false;
 };
 
 const ModelChoice* find_model(const State& s, const std::string& id) {
@@ -165,6 +174,103 @@ void on_diagnose(GtkButton*, gpointer data) {
   gtk_widget_destroy(d);
 }
 
+// Before | after, side by side, each scaled to fit 200 px.
+GdkPixbuf* side_by_side(const RgbImage& before, const RgbImage& after) {
+  const int side = 200, gap = 6;
+  auto scaled = [side](const RgbImage& im) -> GdkPixbuf* {
+    if (im.width <= 0 || im.height <= 0 || im.rgb.size() != static_cast<size_t>(im.width) * im.height * 3) return nullptr;
+    GdkPixbuf* src = gdk_pixbuf_new_from_data(im.rgb.data(), GDK_COLORSPACE_RGB, FALSE, 8, im.width, im.height,
+                                              im.width * 3, nullptr, nullptr);
+    const double k = static_cast<double>(side) / std::max(im.width, im.height);
+    GdkPixbuf* out = gdk_pixbuf_scale_simple(src, std::max(1, static_cast<int>(im.width * k)),
+                                             std::max(1, static_cast<int>(im.height * k)), GDK_INTERP_BILINEAR);
+    g_object_unref(src);
+    return out;
+  };
+  GdkPixbuf* a = scaled(before);
+  GdkPixbuf* b = scaled(after);
+  if (!a || !b) {
+    if (a) g_object_unref(a);
+    if (b) g_object_unref(b);
+    return nullptr;
+  }
+  const int w = gdk_pixbuf_get_width(a) + gap + gdk_pixbuf_get_width(b);
+  const int h = std::max(gdk_pixbuf_get_height(a), gdk_pixbuf_get_height(b));
+  GdkPixbuf* out = gdk_pixbuf_new(GDK_COLORSPACE_RGB, FALSE, 8, w, h);
+  gdk_pixbuf_fill(out, 0x00000000);
+  gdk_pixbuf_copy_area(a, 0, 0, gdk_pixbuf_get_width(a), gdk_pixbuf_get_height(a), out, 0, 0);
+  gdk_pixbuf_copy_area(b, 0, 0, gdk_pixbuf_get_width(b), gdk_pixbuf_get_height(b), out, gdk_pixbuf_get_width(a) + gap, 0);
+  g_object_unref(a);
+  g_object_unref(b);
+  return out;
+}
+
+// The live preview's timer: a changed fingerprint starts a preview; a finished one is shown.
+gboolean on_live_tick(gpointer data) {
+  auto& s = *static_cast<State*>(data);
+  if (!gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(s.live_toggle))) return G_SOURCE_CONTINUE;
+  const uint64_t fp = s.live->fingerprint();
+  if (!s.live_started || fp != s.live_fingerprint) {
+    s.live_fingerprint = fp;
+    s.live_started = true;
+    sketch_changed(s);  // the thumbnail follows the strokes
+    const std::string why = s.live->start();
+    gtk_label_set_text(GTK_LABEL(s.live_status), why.empty() ? "Updating the preview..." : why.c_str());
+  }
+  if (auto done = s.live->take()) {
+    if (!done->error.empty()) {
+      gtk_label_set_text(GTK_LABEL(s.live_status), done->error.c_str());
+    } else if (GdkPixbuf* pic = side_by_side(done->before, done->after)) {
+      gtk_image_set_from_pixbuf(GTK_IMAGE(s.live_image), pic);
+      g_object_unref(pic);
+      gchar* text = g_strdup_printf("Before | after (preview: %.1f s). OK runs the full edit with the same seed.",
+                                    done->seconds);
+      gtk_label_set_text(GTK_LABEL(s.live_status), text);
+      g_free(text);
+    }
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+void on_live_toggled(GtkToggleButton* button, gpointer data) {
+  auto& s = *static_cast<State*>(data);
+  const bool on = gtk_toggle_button_get_active(button);
+  gtk_widget_set_visible(s.live_image, on);
+  if (!on) {
+    gtk_label_set_text(GTK_LABEL(s.live_status), "");
+    return;
+  }
+  // The preview and OK's edit start from the same noise: a random seed becomes a fixed one.
+  int seed = -1;
+  g_object_get(s.config, "seed", &seed, nullptr);
+  if (seed < 0) g_object_set(s.config, "seed", g_random_int_range(0, G_MAXINT), nullptr);
+  s.live_started = false;  // the next tick starts one
+  gtk_label_set_text(GTK_LABEL(s.live_status), "Draw on the sketch layer: the preview follows.");
+}
+
+GtkWidget* live_box(State& s) {
+  GtkWidget* box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 4);
+  s.live_toggle = gtk_check_button_new_with_mnemonic("_Live preview");
+  gtk_widget_set_tooltip_text(s.live_toggle,
+                              "Keep this dialog open and draw on the sketch layer: a quick preview of the selection "
+                              "follows every stroke, selection or setting change. OK then runs the full edit.");
+  s.live_status = gtk_label_new("");
+  gtk_label_set_xalign(GTK_LABEL(s.live_status), 0.0f);
+  gtk_label_set_line_wrap(GTK_LABEL(s.live_status), TRUE);
+  gtk_label_set_max_width_chars(GTK_LABEL(s.live_status), 60);
+  gtk_label_set_selectable(GTK_LABEL(s.live_status), TRUE);
+  s.live_image = gtk_image_new();
+  gtk_box_pack_start(GTK_BOX(box), s.live_toggle, FALSE, FALSE, 0);
+  gtk_box_pack_start(GTK_BOX(box), s.live_image, FALSE, FALSE, 0);
+  gtk_box_pack_start(GTK_BOX(box), s.live_status, FALSE, FALSE, 0);
+  gtk_widget_show_all(box);
+  gtk_widget_set_no_show_all(s.live_image, TRUE);
+  gtk_widget_hide(s.live_image);
+  g_signal_connect(s.live_toggle, "toggled", G_CALLBACK(on_live_toggled), &s);
+  s.live_timer = g_timeout_add(250, on_live_tick, &s);
+  return box;
+}
+
 // The model chooser: an editable combo of the engine's models (shown by name and kind; the entry
 // holds the id), the card's first line under it, a damaged model's problem in its doctor's words.
 GtkWidget* model_chooser(State& s, const std::string& note) {
@@ -236,7 +342,8 @@ std::string config_string(GimpProcedureConfig* config, const char* name) {
 }
 
 bool run_dialog(GimpProcedure* procedure, GimpProcedureConfig* config, const char* title,
-                const std::vector<ModelChoice>& models, const std::string& note, const DiagnoseFn& diagnose) {
+                const std::vector<ModelChoice>& models, const std::string& note, const DiagnoseFn& diagnose,
+                const LiveHooks* live) {
   GtkWidget* widget = gimp_procedure_dialog_new(procedure, config, title);
   auto* dialog = GIMP_PROCEDURE_DIALOG(widget);
   State s;
@@ -244,6 +351,7 @@ bool run_dialog(GimpProcedure* procedure, GimpProcedureConfig* config, const cha
   s.dialog = widget;
   s.models = models;
   s.diagnose = diagnose;
+  s.live = live;
   s.has_detail = has_arg(procedure, "detail") && has_arg(procedure, "refine-steps");
 
   // ---- on top: sketch (with a thumbnail), strength, seed (with "New seed"), variants, quality
@@ -298,6 +406,10 @@ bool run_dialog(GimpProcedure* procedure, GimpProcedureConfig* config, const cha
   gtk_box_pack_start(GTK_BOX(diagnose_row), diagnose_button, FALSE, FALSE, 0);
   gtk_box_pack_end(GTK_BOX(content), diagnose_row, FALSE, FALSE, 0);
   gtk_widget_show_all(diagnose_row);
+  if (live && has_arg(procedure, "seed")) {
+    GtkWidget* box = live_box(s);
+    gtk_box_pack_start(GTK_BOX(content), box, FALSE, FALSE, 0);
+  }
 
   g_signal_connect(config, "notify::model", G_CALLBACK(on_model_notify), &s);
   g_signal_connect(config, "notify::sketch-layer", G_CALLBACK(on_sketch_notify), &s);
@@ -314,6 +426,7 @@ bool run_dialog(GimpProcedure* procedure, GimpProcedureConfig* config, const cha
   sketch_changed(s);
 
   const bool ok = gimp_procedure_dialog_run(dialog);
+  if (s.live_timer) g_source_remove(s.live_timer);
   g_signal_handlers_disconnect_by_data(config, &s);
   gtk_widget_destroy(widget);
   return ok;

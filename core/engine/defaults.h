@@ -38,6 +38,8 @@ inline constexpr int kDefaultRefineSteps = 2;  // denoised back in 2 DDIM steps
 // docs/editing.md ("Detail").
 inline constexpr std::string_view kDetailModes[] = {"patch", "tiles", "none"};
 inline constexpr std::string_view kDefaultDetail = "patch";
+// The GIMP dialog's live preview: the coarse pass alone in this many steps (plugin/live.h).
+inline constexpr int kLivePreviewSteps = 10;
 inline constexpr double kDefaultHarmonize = 1.0;  // full colour matching to the surroundings
 inline constexpr int kDefaultRepaintLength = 10;  // RePaint jump length in steps
 
