@@ -268,6 +268,9 @@ GtkWidget* live_box(State& s) {
   gtk_widget_hide(s.live_image);
   g_signal_connect(s.live_toggle, "toggled", G_CALLBACK(on_live_toggled), &s);
   s.live_timer = g_timeout_add(250, on_live_tick, &s);
+  // DSK_LIVE_PREVIEW=1: the dialog opens with the live preview on.
+  if (const char* v = g_getenv("DSK_LIVE_PREVIEW"); v && std::string_view(v) == "1")
+    gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(s.live_toggle), TRUE);
   return box;
 }
 

@@ -116,10 +116,15 @@ changed = sum(1 for x in range(sx, ex + 1) if not red(after, 4 * (cy * W + x)))
 before = sum(1 for x in range(sx, ex + 1) if red(data, 4 * (cy * W + x)))
 print(f"stroke from {sx} to {ex} on row {cy}: {before} of {ex - sx + 1} screen pixels red before, {changed} not red after",
       flush=True)
+if len(sys.argv) > 2 and sys.argv[2] == "live":
+    time.sleep(12)  # the engine starts, loads the model and runs the preview of the new stroke
+    screenshot(work + "/live.ppm")
+    print("live.ppm saved 12 s after the stroke", flush=True)
 if dialog:
     print("dialog still open after the stroke:", find("Sketch Inpaint") is not None, flush=True)
     # Cancel: the button at the dialog's bottom right (no window manager gives it the focus for Escape).
-    w, h = dialog[1][2], dialog[1][3]
+    now = find("Sketch Inpaint") or dialog  # the live preview makes the dialog taller
+    w, h = now[1][2], now[1][3]
     move(1280 - 45, h - 40)
     xtest.fake_input(d, X.ButtonPress, 1)
     xtest.fake_input(d, X.ButtonRelease, 1)

@@ -2,7 +2,7 @@
 # Can a user paint on the canvas while the Sketch Inpaint dialog is open? (A check run by hand
 # under Xvfb, not a test; docs/gimp-plugin.md reports its result.)
 #
-#   paint_while_dialog.sh PLUGIN_BINARY ENGINE_BINARY TEST_DATA_DIR WORK_DIR XLIB_PYTHONPATH [control]
+#   paint_while_dialog.sh PLUGIN_BINARY ENGINE_BINARY TEST_DATA_DIR WORK_DIR XLIB_PYTHONPATH [control|live]
 #
 # "control": the same stroke on the same image with no dialog open (the plug-in is not called), to
 # show that the stroke itself paints.
@@ -12,6 +12,9 @@
 # after Cancel Script-Fu read "PAINTED 830 of 3000 sampled pixels of the sketch layer" (0 before).
 # The control run paints the same. The earlier runs showed nothing because GIMP was started with
 # --no-data (-d): its only brush was the empty clipboard brush, which paints nothing.
+# "live" (2026-12-03): the dialog, opened with its live preview on, showed the preview of the
+# stroke drawn on the canvas 0.4 s after it (the test ADM model: noise inside the selection), the
+# sketch thumbnail with the stroke, and the seed fixed for OK.
 #
 # Starts the full GIMP 3 (not gimp-console) on an Xvfb display, makes an image with a red
 # "photo" layer and an empty "sketch" layer (the active one), shows it, and opens the plug-in's
@@ -23,6 +26,9 @@
 set -uo pipefail
 PLUGIN=$(realpath "$1") ENGINE=$(realpath "$2") DATA=$(realpath "$3") WORK=$(realpath -m "$4") XLIB=$5
 MODE=${6:-dialog}
+# live: the dialog opens with its live preview on (DSK_LIVE_PREVIEW=1); after the stroke the driver
+# waits for the preview and saves live.ppm.
+[ "$MODE" = live ] && export DSK_LIVE_PREVIEW=1
 call="(catch #f (plug-in-diffsketch-inpaint #:run-mode RUN-INTERACTIVE #:image img #:drawables (vector photo)
                                           #:sketch-layer sketch #:model \"$DATA/models/adm-small\" #:class 3))"
 # control: no plug-in dialog; the script waits (polling for the driver's file) while the stroke is made.
