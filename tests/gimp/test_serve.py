@@ -5,7 +5,7 @@
 
 Checks: model list; an edit with progress and a result; an edit of a crop of the layer gives the
 whole layer's pixels (transparent and paper sketches, and strokes covering the crop); sketch
-guidance in generate requests, and its range; a version mismatch answered with a clear error; a cancel request stops the job and the engine keeps serving; closing stdin mid-job makes
+guidance in generate requests, and its range; a version mismatch answered with a clear error; a request sent while a job runs is refused with a clear message; a cancel request stops the job and the engine keeps serving; closing stdin mid-job makes
 the engine exit at once; the socket server (mode 0600, one client after another, removed on
 SIGTERM) and a client vanishing mid-job there; hostile frames (a non-string type, a header nested
 400000 deep, a bad frame after a job) and a broken model folder never make the server exit; a
@@ -281,6 +281,12 @@ p.stdin.write(edit_request(steps=1000, variants=8))
 p.stdin.flush()
 first = r.message()
 check(first is not None and first["type"] == "progress", "a long job reports progress")
+# A second request while the job runs (a live preview sent too early): refused, the job goes on.
+p.stdin.write(edit_request(steps=3))
+p.stdin.flush()
+m, _ = until_final(r)
+check(m is not None and m["type"] == "error" and m["kind"] == "input" and "a job is already running" in m["message"]
+      and "send cancel" in m["message"], f"a request while a job runs is refused with a clear message (got {m})")
 p.stdin.write(frame({"type": "cancel", "payloads": []}))
 p.stdin.flush()
 t0 = time.time()
