@@ -250,9 +250,8 @@ proto::Result run_engine(std::unique_ptr<EngineConnection> engine, const proto::
   return std::move(*result);
 }
 
-// The model's working resolution (flags.image_size, 64 when absent, as the engine reads it); 0
-// when it cannot be told, and then the whole layer is sent. The model argument is resolved as the
-// engine does (core/formats/model_registry.cpp): a folder when it exists or has a '/', else an id.
+// The model argument is resolved as the engine does (core/formats/model_registry.cpp): a folder
+// when it exists or has a '/', else an id.
 bool is_model_folder(const std::string& model) {
   return model.find('/') != std::string::npos || g_file_test(model.c_str(), G_FILE_TEST_EXISTS);
 }
@@ -269,6 +268,8 @@ int model_folder_resolution(const std::string& model) {
   return size.is_number_integer() ? size.get<int>() : 0;
 }
 
+// The model's working resolution (flags.image_size, 64 when absent, as the engine reads it); 0
+// when it cannot be told, and then the whole layer is sent.
 int model_resolution(EngineConnection& engine, const std::string& model) {
   if (is_model_folder(model)) return model_folder_resolution(model);
   const proto::Message reply = engine.request(proto::ModelsRequest{});
@@ -307,12 +308,12 @@ InpaintJob prepare_inpaint(GimpImage* image, GimpDrawable** drawables, const Arg
                       "': select a region on the layer, or pick the layer under the selection");
   job.area = layer_rect(GIMP_DRAWABLE(job.target));
   const Rect& area = job.area;
-  const int res = resolution();
   proto::EditRequest& req = job.req;
   req.model = a.model;
   req.sampling = sampling(a, pick_seed(a.seed));
   // The sketch over the whole layer: its stroke map depends on all of it (protocol.h, EditRequest).
   req.sketch = read_sketch(sketch, area);
+  const int res = resolution();
   // Only the part of the layer the engine works on: the selection with its context, grown to the
   // model's square (plugin/crop.h); the results are those of the whole layer.
   job.crop = res >= 8 ? edit_crop(area.width, area.height, selected, a.context_margin, res)
@@ -335,17 +336,17 @@ InpaintJob prepare_inpaint(GimpImage* image, GimpDrawable** drawables, const Arg
   return job;
 }
 
-// DSK_SEND_WHOLE_LAYER=1 sends the whole layer (the tests compare the two).
-int crop_resolution(EngineConnection& engine, const std::string& model) {
+// DSK_SEND_WHOLE_LAYER=1 sends the whole layer instead of the crop (the tests compare the two).
+bool send_whole_layer() {
   const char* whole = g_getenv("DSK_SEND_WHOLE_LAYER");
-  return whole && *whole ? 0 : model_resolution(engine, model);
+  return whole && *whole;
 }
 
 std::vector<GimpLayer*> inpaint(GimpImage* image, GimpDrawable** drawables, const Args& a, ui::PreviewWindow* preview) {
   std::unique_ptr<EngineConnection> engine;
   InpaintJob job = prepare_inpaint(image, drawables, a, [&] {
     engine = start_engine();
-    return crop_resolution(*engine, a.model);
+    return send_whole_layer() ? 0 : model_resolution(*engine, a.model);
   });
   job.req.preview = preview != nullptr;
   GimpLayer* target = job.target;
@@ -589,8 +590,7 @@ class LiveSession {
   }
 
   int resolution(const std::string& model) {
-    const char* whole = g_getenv("DSK_SEND_WHOLE_LAYER");
-    if (whole && *whole) return 0;
+    if (send_whole_layer()) return 0;
     const auto it = resolutions_.find(model);
     return it != resolutions_.end() ? it->second : model_folder_resolution(model);
   }
