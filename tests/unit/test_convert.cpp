@@ -17,6 +17,9 @@
 #include "core/formats/model_info.h"
 #include "core/formats/safetensors.h"
 #include "core/tools/convert.h"
+#include "expect_error.h"
+
+using dsk::test::expect_input_error;
 
 namespace {
 
@@ -37,17 +40,6 @@ json classifier_flags() {
           {"classifier_resblock_updown", true},
           {"classifier_pool", "attention"},
           {"num_classes", 10}};
-}
-
-template <class Fn>
-void expect_input_error(Fn fn, const std::vector<std::string>& words) {
-  try {
-    fn();
-    ADD_FAILURE() << "no std::invalid_argument thrown";
-  } catch (const std::invalid_argument& e) {
-    const std::string msg = e.what();
-    for (const auto& w : words) EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' not in: " << msg;
-  }
 }
 
 class Convert : public ::testing::Test {

@@ -11,7 +11,10 @@
 #include "core/engine/engine.h"
 #include "core/engine/model_cache.h"
 #include "core/formats/model_folder.h"
+#include "expect_error.h"
 #include "numerics.h"
+
+using dsk::test::expect_input_error;
 
 namespace {
 
@@ -41,17 +44,6 @@ class PrecisionSetting {
   std::string old_;
   bool had_ = false;
 };
-
-// `fn` throws an InputError whose message holds every one of `parts`.
-template <class Fn>
-void expect_input_error(Fn fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error";
-  } catch (const dsk::InputError& e) {
-    for (const auto& part : parts) EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what() << "\nlacks: " << part;
-  }
-}
 
 bool native_bf16_here() { return dsk::kernels_compute_bf16(dsk::cpu_kernels()); }
 

@@ -15,6 +15,9 @@
 #include "core/tools/convert.h"
 #include "models/resnet.h"
 #include "models/unet.h"  // parameter_count
+#include "expect_error.h"
+
+using dsk::test::expect_input_error;
 #include "numerics.h"
 
 namespace {
@@ -50,17 +53,6 @@ Shapes shapes_of(const torch::nn::Module& m) {
   Shapes out;
   for (const auto& [name, t] : dsk::state_dict(m)) out[name] = t.sizes().vec();
   return out;
-}
-
-template <class Fn>
-void expect_input_error(Fn fn, const std::vector<std::string>& words) {
-  try {
-    fn();
-    ADD_FAILURE() << "no std::invalid_argument thrown";
-  } catch (const std::invalid_argument& e) {
-    const std::string msg = e.what();
-    for (const auto& w : words) EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' not in: " << msg;
-  }
 }
 
 TEST(ResNet, StateDictEqualsTorchvisionResnet50) {

@@ -17,6 +17,9 @@
 #include "core/formats/tensor_io.h"
 #include "core/training/sketch_features_train.h"
 #include "editing/image_io.h"
+#include "expect_error.h"
+
+using dsk::test::expect_input_error;
 #include "numerics.h"
 #include "temp_dir.h"
 
@@ -73,17 +76,6 @@ dsk::SketchTrainOptions options(const fs::path& data, const fs::path& out, long 
   o.checkpoint_minutes = 60;
   o.device = "cpu";
   return o;
-}
-
-template <class Fn>
-void expect_input_error(Fn fn, const std::vector<std::string>& words) {
-  try {
-    fn();
-    ADD_FAILURE() << "no std::invalid_argument thrown";
-  } catch (const std::invalid_argument& e) {
-    const std::string msg = e.what();
-    for (const auto& w : words) EXPECT_NE(msg.find(w), std::string::npos) << "'" << w << "' not in: " << msg;
-  }
 }
 
 TEST(TrainSketchFeatures, LowersTheLossAndBeatsChanceOnHeldOutSketches) {
