@@ -163,9 +163,10 @@ void add_arguments(GimpProcedure* p, Operation op) {
                                   rw);
   if (op != Operation::Interpolate)
     gimp_procedure_add_choice_argument(
-        p, "sampler", "Sam_pler", "Sampler: ddim (deterministic), ddpm, or dpm++2m (deterministic, second order)",
+        p, "sampler", "Sam_pler",
+        "Sampler: ddim (deterministic), ddpm, dpm++2m or unipc (deterministic, second order)",
         gimp_choice_new_with_values("ddim", 0, "DDIM", nullptr, "ddpm", 1, "DDPM", nullptr, "dpm++2m", 2,
-                                    "DPM-Solver++(2M)", nullptr, nullptr),
+                                    "DPM-Solver++(2M)", nullptr, "unipc", 3, "UniPC", nullptr, nullptr),
         "ddim", rw);
   gimp_procedure_add_double_argument(p, "sketch-strength", "Sketch stren_gth",
                                      "How closely to follow the sketch: 0 ignores it, 1 plain, above 1 harder (and slower)",

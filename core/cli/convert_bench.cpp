@@ -37,6 +37,7 @@ void register_bench(CLI::App& app, Runners& runners) {
       ->delimiter(',')
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
       ->capture_default_str();
+  cmd->add_option("--json", o.json_path, "also write the results and the network's resolved flags to this JSON file");
   runners.push_back([cmd] {
     if (!cmd->parsed()) return -1;
     run_bench(o, std::cout);
@@ -65,6 +66,9 @@ void register_bench_edit(CLI::App& app, Runners& runners) {
   cmd->add_option("--refine-steps", o.refine_steps, "as edit's (default: edit's default)");
   cmd->add_option("--harmonize", o.harmonize, "as edit's (default: edit's default)");
   cmd->add_option("--sketch-scale", o.sketch_scale, "as edit's (default: edit's default; above 1 the U-Net runs twice per step)");
+  cmd->add_option("--refine-sketch-scale", o.refine_sketch_scales,
+                  "the tiles' sketch strength, as edit's; a list (2,1) times one configuration per entry")
+      ->delimiter(',');
   cmd->add_option("--precision", o.precisions,
                   "CPU inference precision, as DSK_PRECISION: auto, fp32, bf16; a list times one configuration per entry")
       ->delimiter(',')

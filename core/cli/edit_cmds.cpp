@@ -159,6 +159,10 @@ void register_edit_command(CLI::App& app, Runners& runners) {
   cmd->add_option("--repaint-length", req.repaint_length, "RePaint jump length, steps")->capture_default_str();
   detail.add(cmd);
   add_strength_flags(cmd, req.init_strength, req.refine_strength, req.refine_steps, req.harmonize);
+  cmd->add_option("--refine-sketch-scale", req.refine_sketch_scale,
+                  "sketch strength in the refinement tiles (--detail tiles); -1 = --sketch-scale, 1 = the sketch's "
+                  "guidance in the coarse pass only")
+      ->capture_default_str();
   cmd->add_option("--compare", compare, "also write input | sketch | mask | result | Telea side by side (PNG)");
   cmd->add_option("--out", out, "result PNG")->required();
   add_sampling_flags(cmd, req.sampling);
@@ -284,6 +288,7 @@ void register_eval_inpaint(CLI::App& app, Runners& runners) {
   static DetailFlag detail;
   detail.add(cmd);
   add_strength_flags(cmd, o.init_strength, o.refine_strength, o.refine_steps, o.harmonize);
+  cmd->add_option("--refine-sketch-scale", o.refine_sketch_scale, "as edit's")->capture_default_str();
   add_sampling_flags(cmd, o.sampling);
   add_sketch_guidance_flags(cmd, o.sketch_guidance);
   cmd->get_option("--seed")->description("seed of the crops, masks and sampling");

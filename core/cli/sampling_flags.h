@@ -13,9 +13,11 @@ inline void add_sampling_flags(CLI::App* cmd, SamplingParams& p) {
   cmd->add_option("--steps", p.steps, "sampling steps: even section respacing \"N\" of the trained steps")
       ->capture_default_str();
   cmd->add_option("--respacing", p.respacing, "guided-diffusion respacing string (\"ddim25\", \"10,15,20\"); overrides --steps");
-  cmd->add_option("--sampler", p.sampler, "ddim, ddpm or dpm++2m (DPM-Solver++(2M): second order, deterministic)")
+  cmd->add_option("--sampler", p.sampler,
+                  "ddim, ddpm, dpm++2m (DPM-Solver++(2M): second order, deterministic) or unipc / unipc-bh1 (UniPC, "
+                  "second order with a corrector, B(h) = expm1 or h; deterministic)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"ddim", "ddpm", "dpm++2m"}));
+      ->check(CLI::IsMember({"ddim", "ddpm", "dpm++2m", "unipc", "unipc-bh1"}));
   cmd->add_option("--eta", p.eta, "DDIM eta (0 = deterministic)")->capture_default_str();
   cmd->add_option("--seed", p.seed, "seed of all noise")->capture_default_str();
   cmd->add_option("--device", p.device, "auto, cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));

@@ -55,7 +55,7 @@ Predictor with_classifier_guidance(const Schedule& s, const DiffusionConfig& con
                                    CondFn cond) {
   if (sampler == SamplerKind::Ddpm) return with_mean_guidance(s, config, std::move(inner), std::move(cond));
   return with_score_guidance(s, config, std::move(inner), std::move(cond),
-                             /*from_model_eps=*/sampler == SamplerKind::DpmPP2M);
+                             /*from_model_eps=*/is_multistep(sampler));
 }
 
 AfterStep known_region_blend(const Schedule& s, Tensor image, Tensor mask, NoiseFn noise) {

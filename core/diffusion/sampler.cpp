@@ -131,11 +131,73 @@ Tensor dpmpp_2m_step(const Schedule& s, const Tensor& x, int i, const Prediction
   return static_cast<float>(sigma_t / sigma_s) * x - static_cast<float>(alpha_t * std::expm1(-h)) * d;
 }
 
+namespace {
+double log_snr(const Schedule& s, int i) {  // lambda = log(alpha / sigma) at spaced index i
+  const double ab = s.alphas_cumprod.at(i);
+  return 0.5 * (std::log(ab) - std::log1p(-ab));
+}
+}  // namespace
+
+Tensor unipc_correct(const Tensor& x, const Prediction& p, MultistepHistory& history) {
+  if (!history.correction) return x;
+  const auto c = std::move(*history.correction);
+  history.correction.reset();
+  Tensor res = static_cast<float>(c.rho_t) * (p.pred_xstart - c.x0_s);
+  if (c.d1.defined()) res = res + static_cast<float>(c.rho_d1) * c.d1;
+  return c.x_linear - static_cast<float>(c.coef) * res;
+}
+
+Tensor unipc_step(const Schedule& s, const Tensor& x, int i, const Prediction& p, MultistepHistory& history,
+                  UniPcVariant variant) {
+  history.correction.reset();
+  if (i == 0) return p.pred_xstart;
+  const double ab_t = s.alphas_cumprod.at(i - 1);
+  const double sigma_s = std::sqrt(1 - s.alphas_cumprod.at(i)), sigma_t = std::sqrt(1 - ab_t), alpha_t = std::sqrt(ab_t);
+  const double lambda_s = log_snr(s, i);
+  const double h = log_snr(s, i - 1) - lambda_s;
+  const double hh = -h;  // data prediction
+  const double h_phi_1 = std::expm1(hh);
+  const double b_h = variant == UniPcVariant::Bh1 ? hh : std::expm1(hh);
+  const Tensor& x0 = p.pred_xstart;
+  Tensor x_linear = static_cast<float>(sigma_t / sigma_s) * x - static_cast<float>(alpha_t * h_phi_1) * x0;
+  // Second order except for the first update (no history) and the last (lower_order_final).
+  const bool second = history.x0.defined() && i != 1;
+  Tensor d1;
+  double r1 = 0;
+  if (second) {
+    r1 = -history.h / h;  // (lambda_prev - lambda_s) / h: the previous step in lambda, backwards
+    d1 = (history.x0 - x0) / static_cast<float>(r1);
+  }
+  Tensor x_t = second ? x_linear - static_cast<float>(alpha_t * b_h * 0.5) * d1 : x_linear;
+  history.x0 = x0;
+  history.h = h;
+  if (i - 1 > 0) {  // the update's end is not the last step: corrected there (UniC)
+    MultistepHistory::Correction c;
+    c.x_linear = std::move(x_linear);
+    c.x0_s = x0;
+    c.coef = alpha_t * b_h;
+    if (second) {
+      // Order conditions R rho = b, R = [[1, 1], [r1, 1]], b_k = k! h_phi_{k+1}(hh) / B(h).
+      const double phi_k1 = h_phi_1 / hh - 1, phi_k2 = phi_k1 / hh - 0.5;
+      const double b1 = phi_k1 / b_h, b2 = 2 * phi_k2 / b_h;
+      c.rho_d1 = (b1 - b2) / (1 - r1);
+      c.rho_t = b1 - c.rho_d1;
+      c.d1 = d1;
+    } else {
+      c.rho_t = 0.5;
+    }
+    history.correction = std::move(c);
+  }
+  return x_t;
+}
+
 SamplerKind sampler_from_name(const std::string& name) {
   if (name == "ddim") return SamplerKind::Ddim;
   if (name == "ddpm") return SamplerKind::Ddpm;
   if (name == "dpm++2m") return SamplerKind::DpmPP2M;
-  throw InputError("unknown sampler '" + name + "' (expected ddim, ddpm or dpm++2m)");
+  if (name == "unipc") return SamplerKind::UniPcBh2;
+  if (name == "unipc-bh1") return SamplerKind::UniPcBh1;
+  throw InputError("unknown sampler '" + name + "' (expected ddim, ddpm, dpm++2m, unipc or unipc-bh1)");
 }
 
 namespace {
@@ -147,6 +209,8 @@ Tensor step(const Schedule& s, const Tensor& x, int i, const Prediction& p, cons
     case SamplerKind::Ddim: return ddim_step(s, x, i, p, opts.eta, opts.noise(x));
     case SamplerKind::Ddpm: return ddpm_step(p, i, opts.noise(x));
     case SamplerKind::DpmPP2M: return dpmpp_2m_step(s, x, i, p, history, lower_order_final);
+    case SamplerKind::UniPcBh2: return unipc_step(s, x, i, p, history, UniPcVariant::Bh2);
+    case SamplerKind::UniPcBh1: return unipc_step(s, x, i, p, history, UniPcVariant::Bh1);
   }
   throw Error("unknown sampler kind");
 }
@@ -168,6 +232,10 @@ Tensor sample_loop(const Schedule& s, const Predictor& predict, Tensor x, const 
   for (int i = first; i >= 0; --i) {
     if (opts.cancel && opts.cancel->cancelled()) throw Cancelled();
     Prediction p = predict(x, i);
+    if (history.correction) {  // UniPC: the update that ended here, corrected (trajectory too)
+      x = unipc_correct(x, p, history);
+      if (opts.trajectory && !opts.trajectory->empty()) opts.trajectory->back() = x;
+    }
     x = step(s, x, i, p, opts, history, n - 1 < 10);
     if (opts.after_step) x = opts.after_step(x, i);
     if (opts.trajectory) opts.trajectory->push_back(x);
@@ -201,6 +269,7 @@ Tensor repaint_loop(const Schedule& s, const Predictor& predict, Tensor x, const
     Tensor x0;
     if (to < from) {  // denoise one step at index `from`
       Prediction p = predict(x, from);
+      x = unipc_correct(x, p, history);  // UniPC's correction of the update that ended here
       x = step(s, x, from, p, opts, history, n - 1 < 10);
       if (opts.after_step) x = opts.after_step(x, from);
       x0 = p.pred_xstart;

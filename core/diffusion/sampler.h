@@ -78,11 +78,40 @@ torch::Tensor ddpm_step(const Prediction& p, int i, const torch::Tensor& noise);
 struct MultistepHistory {
   torch::Tensor x0;  // the previous step's data prediction; undefined: none (first order)
   double h = 0;      // its step in lambda
+  // UniPC: the update just taken, to be corrected once the network has seen where it ended.
+  struct Correction {
+    torch::Tensor x_linear;  // (sigma_t / sigma_s) x_s - alpha_t expm1(-h) x0_s
+    torch::Tensor x0_s, d1;  // the update's data prediction; its second-order difference (or undefined)
+    double coef = 0;         // alpha_t B(h)
+    double rho_d1 = 0, rho_t = 0;
+  };
+  std::optional<Correction> correction;
 };
 torch::Tensor dpmpp_2m_step(const Schedule& s, const torch::Tensor& x, int i, const Prediction& p,
                             MultistepHistory& history, bool lower_order_final);
 
-enum class SamplerKind { Ddim, Ddpm, DpmPP2M };
+// UniPC (Zhao et al. 2023, "UniPC", data prediction, order 2, multistep): each update is
+// DPM-Solver++(2M)'s predictor with B(h) in place of expm1 in the second-order term (UniP-2), and
+// once the network has been evaluated at the update's end, x there is corrected with that
+// evaluation (UniC: x_t = x_linear - alpha_t B(h) (rho_d1 D1 + rho_t (x0_t - x0_s)), rho from the
+// order conditions), with no extra evaluation: the next update starts from the corrected x but keeps
+// the evaluation at the predicted one. B(h) = expm1(-h) ("bh2") or -h ("bh1"). As the reference
+// (wl-zhao/UniPC, multistep, lower_order_final): the first update is first order (corrected with
+// rho 1/2), the last one first order and not corrected, then x0 at the final step.
+enum class UniPcVariant { Bh1, Bh2 };
+// The correction of the update that ended where x is, given the prediction there; x itself when
+// there is none to make (the last update's end, or no UniPC update before).
+torch::Tensor unipc_correct(const torch::Tensor& x, const Prediction& p, MultistepHistory& history);
+// The update from index i (x already corrected), recording its correction in the history.
+torch::Tensor unipc_step(const Schedule& s, const torch::Tensor& x, int i, const Prediction& p,
+                         MultistepHistory& history, UniPcVariant variant);
+
+enum class SamplerKind { Ddim, Ddpm, DpmPP2M, UniPcBh2, UniPcBh1 };
+// The deterministic solvers that work on the data prediction with a history (classifier guidance
+// shifts their model eps; guidance.h).
+inline bool is_multistep(SamplerKind k) {
+  return k == SamplerKind::DpmPP2M || k == SamplerKind::UniPcBh2 || k == SamplerKind::UniPcBh1;
+}
 SamplerKind sampler_from_name(const std::string& name);
 
 // Draws the noise of one step, shaped like x.

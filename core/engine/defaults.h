@@ -16,7 +16,7 @@ namespace dsk {
 // ---- sampling (every command that samples)
 inline constexpr int kDefaultSteps = 25;  // DDIM steps: section respacing "25" of the trained steps
 inline constexpr std::string_view kDefaultSampler = "ddim";
-inline constexpr std::string_view kSamplers[] = {"ddim", "ddpm", "dpm++2m"};
+inline constexpr std::string_view kSamplers[] = {"ddim", "ddpm", "dpm++2m", "unipc", "unipc-bh1"};
 inline constexpr double kDefaultClassifierScale = 1.0;
 
 // ---- the sketch

@@ -76,6 +76,7 @@ struct Job {
   torch::Device device = torch::kCPU;
   SamplingParams params;
   double sketch_scale = 1.0;
+  double refine_sketch_scale = 1.0;  // the refinement tiles'
   SamplingParams refine_params;  // the refinement's schedule: refine_steps from refine_strength
   int refine_first = 0;          // its first step index
   int repaint_jumps = 0, repaint_length = 10;
@@ -100,8 +101,8 @@ Job open_job(ModelCache& models, const std::string& model, const SamplingParams&
 // Samples one square from seed `seed`; `init` + `first_index` give an SDEdit-style partial run.
 // Known pixels (mask 0) are blended in after every step: noised to the level of that step's output.
 // `params` gives the schedule (the coarse pass's or the refinement's).
-Tensor sample_square(Job& job, const SamplingParams& params, const Square& square, uint64_t seed, bool blend_known,
-                     const Tensor& init = {}, int first_index = -1, const Tensor& x_T_override = {}) {
+Tensor sample_square(Job& job, const SamplingParams& params, double sketch_scale, const Square& square, uint64_t seed,
+                     bool blend_known, const Tensor& init = {}, int first_index = -1, const Tensor& x_T_override = {}) {
   // Whatever device the caller built the square on (the refinement tiles come from OpenCV, on the
   // CPU), the model sees it on the job's: a CUDA model refuses a CPU input.
   Square sq = square;
@@ -115,7 +116,7 @@ Tensor sample_square(Job& job, const SamplingParams& params, const Square& squar
   const Tensor y_model = job.unet.net.class_cond ? y : Tensor();
   Predictor predict = guided_by_classifier(schedule, job.unet.diffusion,
                                            make_predictor(schedule, job.unet.diffusion,
-                                                          square_model(job.unet, sq, job.sketch_scale, y_model)),
+                                                          square_model(job.unet, sq, sketch_scale, y_model)),
                                            kind, cls, y, job.params.classifier_scale);
   if (job.guidance.scale > 0 && sq.guide) {
     // The sketch applies inside the hole (grown a little, as sketch_in_hole grows it).
@@ -239,7 +240,7 @@ cv::Mat refine(Job& job, const edit::RegionPlan& plan, const cv::Mat& image, con
       job.done += first + 1;
       continue;
     }
-    auto out = sample_square(job, job.refine_params, sq, seed + 1000 * (k + 1), /*blend_known=*/true, sq.image, first);
+    auto out = sample_square(job, job.refine_params, job.refine_sketch_scale, sq, seed + 1000 * (k + 1), /*blend_known=*/true, sq.image, first);
     results.push_back(to_rgb_mat(out[0]));
   }
   const cv::Mat refined = edit::blend_tiles(rp.tiles, results, cv::Size(rp.size, rp.size), overlap);
@@ -272,6 +273,7 @@ Prepared prepare(ModelCache& models, const EditRequest& req, const ProgressFn& p
   p.job = open_job(models, req.model, req.sampling, command);
   Job& job = p.job;
   job.sketch_scale = req.sketch_scale;
+  job.refine_sketch_scale = req.refine_sketch_scale < 0 ? req.sketch_scale : req.refine_sketch_scale;
   plan_refinement_schedule(job, req.refine_strength, req.refine_steps);
   job.repaint_jumps = req.repaint_jumps;
   job.repaint_length = req.repaint_length;
@@ -351,7 +353,7 @@ cv::Mat patch_detail(const Prepared& p, const EditRequest& req, const cv::Mat& s
 cv::Mat render(Prepared& p, const EditRequest& req, uint64_t seed, const Tensor& x_T = {}) {
   // Known pixels are blended in for editing models too: their x_t outside the hole then stays
   // distributed as in training (the image noised to t) instead of drifting with the model's errors.
-  auto out = sample_square(p.job, p.job.params, p.sq, seed, /*blend_known=*/true, p.init, p.init_first, x_T);
+  auto out = sample_square(p.job, p.job.params, p.job.sketch_scale, p.sq, seed, /*blend_known=*/true, p.init, p.init_first, x_T);
   const cv::Mat square = to_rgb_mat(out[0]);
   cv::Mat crop;
   if (p.detail == DetailMode::Tiles) crop = refine(p.job, p.plan, req.image, p.soft, p.strokes, square, seed);

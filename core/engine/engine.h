@@ -102,6 +102,10 @@ struct EditRequest {
   // (what 20 steps used to give) scored alike on eval-inpaint, 2 a little less sharp on photos
   // (docs/editing.md).
   int refine_steps = kDefaultRefineSteps;
+  // The sketch strength of the refinement tiles (detail Tiles); below 0, sketch_scale. Above 1 every
+  // tile's evaluation is a batch of 2; 1 leaves the sketch's guidance to the coarse pass
+  // (docs/editing.md, "Sketch strength in the tiles").
+  double refine_sketch_scale = -1;
   // Colour matching of the result to the surroundings (editing/harmonize.h): the smoothest
   // correction that makes the generated pixels meet the real ones along the selection's edge, times
   // this strength (0 = off, 1 = full).

@@ -55,11 +55,16 @@ void check_guidance(const SketchGuidance& g) {
 void check_sampling(const SamplingParams& p) {
   if (p.respacing.empty()) require_in(kStepsRange, p.steps, "steps", "");
   require_one_of(p.sampler, kSamplers, "sampler");
-  // The reference implementation refuses fewer updates than the solver's order (2); with the final
+  // The reference implementations refuse fewer updates than the solver's order (2); with the final
   // denoising step that is 3 steps. Fewer would silently be DDIM.
-  if (p.sampler == "dpm++2m" && p.respacing.empty() && p.steps < 3)
-    throw InputError("the dpm++2m sampler (DPM-Solver++(2M), second order) needs at least 3 steps (2 updates and the "
-                     "final denoising); got " + std::to_string(p.steps) + ". Use 3 or more steps, or --sampler ddim");
+  if (p.respacing.empty() && p.steps < 3) {
+    if (p.sampler == "dpm++2m")
+      throw InputError("the dpm++2m sampler (DPM-Solver++(2M), second order) needs at least 3 steps (2 updates and the "
+                       "final denoising); got " + std::to_string(p.steps) + ". Use 3 or more steps, or --sampler ddim");
+    if (p.sampler == "unipc" || p.sampler == "unipc-bh1")
+      throw InputError("the " + p.sampler + " sampler (UniPC, second order) needs at least 3 steps (2 updates and the "
+                       "final denoising); got " + std::to_string(p.steps) + ". Use 3 or more steps, or --sampler ddim");
+  }
   require_in(kEtaRange, p.eta, "eta", " (DDIM: 0 deterministic, 1 as noisy as DDPM)");
   require_one_of(p.device, kDevices, "device");
   if (p.class_label < -1) throw InputError("class " + std::to_string(p.class_label) + " must be a class index, or -1 (none)");
@@ -97,6 +102,9 @@ void check_edit_request(const EditRequest& req) {
   require_in(kRefineStrengthRange, req.refine_strength, "refine strength",
              " (e.g. 0.3: each tile re-noised to 30% of the process)");
   require_in(kRefineStepsRange, req.refine_steps, "refine steps", " (denoising steps per refinement tile, e.g. 2)");
+  if (req.refine_sketch_scale != -1)
+    require_in(kSketchScaleRange, req.refine_sketch_scale, "refine sketch scale",
+               " (the tiles' sketch strength; -1 = the sketch scale, 1 = no guidance in the tiles)");
   require_in(kHarmonizeRange, req.harmonize, "harmonize",
              ": 0 keeps the model's colours, 1 matches them to the surroundings");
   if (static_cast<size_t>(req.detail) >= std::size(kDetailModes)) throw InputError("unknown detail mode");

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
+#include <sstream>
 
 #include "core/base/error.h"
 #include "core/device/cpu_kernels.h"
@@ -70,6 +72,11 @@ nlohmann::json bench_flags(const BenchOptions& o, std::string& label) {
 BenchResult run_bench(const BenchOptions& o, std::ostream& out) {
   configure_threads();
   if (o.iters < 1 || o.batch < 1) throw InputError("bench: --iters and --batch must be positive");
+  if (!o.json_path.empty()) {
+    const auto folder = std::filesystem::absolute(o.json_path).parent_path();
+    if (!std::filesystem::is_directory(folder))
+      throw InputError("bench: --json " + o.json_path + ": the folder " + folder.string() + " does not exist; create it first");
+  }
   const auto device = resolve_device(o.device);
   std::string label;
   const auto cfg = unet_config_from_flags(bench_flags(o, label), label);
@@ -104,6 +111,7 @@ BenchResult run_bench(const BenchOptions& o, std::ostream& out) {
       const auto one = time_ms(0, 1, device, [&] { net(x, t, y); });
       if (i >= o.warmup) ms[c].push_back(one[0]);
     }
+  r.forward_ms = ms;
   for (const auto& m : ms) {
     r.forward_ms_median.push_back(median(m));
     r.forward_gflops.push_back(r.gflop_per_forward / (r.forward_ms_median.back() / 1e3));
@@ -136,17 +144,44 @@ BenchResult run_bench(const BenchOptions& o, std::ostream& out) {
       << (device.is_cpu() && !ScopedBlasThreads::available() ? " (BLAS thread count not settable)" : "") << ": "
       << r.gemm_gflops << " GFLOP/s; the first forward reaches "
       << 100.0 * r.forward_gflops[0] / r.gemm_gflops << "% of it\n";
+  if (!o.json_path.empty()) {
+    auto flags = to_json(cfg);
+    std::string mults;
+    for (double m : cfg.channel_mults()) {
+      std::ostringstream one;
+      one << m;
+      mults += (mults.empty() ? "" : ",") + one.str();
+    }
+    flags["channel_mult"] = mults;  // resolved, as create_model derives it from the size
+    const nlohmann::json j = {{"label", label},
+                              {"device", device.is_cuda() ? "cuda" : "cpu"},
+                              {"threads", torch::get_num_threads()},
+                              {"batch", o.batch},
+                              {"timestep", 500},
+                              {"flags", flags},
+                              {"parameters", parameter_count(*net)},
+                              {"gflop_per_forward", r.gflop_per_forward},
+                              {"precisions", r.precisions},
+                              {"forward_ms_median", r.forward_ms_median},
+                              {"forward_ms", r.forward_ms},
+                              {"gemm_gflops", r.gemm_gflops},
+                              {"cpu_kernels", describe(cpu_kernels())}};
+    std::ofstream f(o.json_path);
+    if (!(f << j.dump(2) << "\n")) throw InputError(o.json_path + ": cannot write the results (check the folder exists and is writable)");
+  }
   return r;
 }
 
 EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
   if (o.size < 16 || o.size > 4096) throw InputError("bench-edit: --size must be in 16..4096 px");
   if (o.iters < 1 || o.warmup < 0) throw InputError("bench-edit: --iters must be positive, --warmup not negative");
-  const size_t configs = std::max({o.steps.size(), o.samplers.size(), o.precisions.size()});
+  const size_t configs =
+      std::max({o.steps.size(), o.samplers.size(), o.precisions.size(), o.refine_sketch_scales.size()});
   auto fits = [configs](size_t n) { return n == configs || n == 1; };
-  if (configs == 0 || !fits(o.steps.size()) || !fits(o.samplers.size()) || !fits(o.precisions.size()))
-    throw InputError("bench-edit: give --steps, --sampler and --precision one value each, or lists of the same "
-                     "length (one configuration per entry)");
+  if (configs == 0 || !fits(o.steps.size()) || !fits(o.samplers.size()) || !fits(o.precisions.size()) ||
+      !(o.refine_sketch_scales.empty() || fits(o.refine_sketch_scales.size())))
+    throw InputError("bench-edit: give --steps, --sampler, --precision and --refine-sketch-scale one value each, or "
+                     "lists of the same length (one configuration per entry)");
   // Each configuration's precision, applied as DSK_PRECISION (the engine reads it when it hands out a model).
   const char* setting = std::getenv("DSK_PRECISION");
   const std::string user_setting = setting ? setting : "";
@@ -199,6 +234,9 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
     reqs[c].sampling.sampler = o.samplers.size() == 1 ? o.samplers[0] : o.samplers[c];
     r.configs[c].steps = reqs[c].sampling.steps;
     r.configs[c].sampler = reqs[c].sampling.sampler;
+    if (!o.refine_sketch_scales.empty())
+      reqs[c].refine_sketch_scale = o.refine_sketch_scales[o.refine_sketch_scales.size() == 1 ? 0 : c];
+    r.configs[c].refine_sketch_scale = reqs[c].refine_sketch_scale < 0 ? reqs[c].sketch_scale : reqs[c].refine_sketch_scale;
     use_precision(c);
     r.configs[c].precision = inference_precision(resolve_device(o.device)).dtype == torch::kBFloat16 ? "bf16" : "fp32";
     ProgressFn count = [&r, c](const Progress& p) { r.configs[c].unet_evaluations = p.total; };
@@ -225,7 +263,9 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
     rc.seconds_median = median(s[c]);
     rc.seconds_min = *std::min_element(s[c].begin(), s[c].end());
     out << "  " << std::left << std::setw(8) << rc.sampler << std::right << std::setw(4) << rc.steps << " steps, "
-        << rc.precision << ": "
+        << rc.precision;
+    if (o.detail == DetailMode::Tiles) out << ", tiles' sketch strength " << rc.refine_sketch_scale;
+    out << ": "
         << std::fixed << std::setprecision(2) << "median " << rc.seconds_median << " s, min " << rc.seconds_min << " s; "
         << rc.unet_evaluations << " U-Net evaluations per edit";
     if (c > 0)

@@ -20,12 +20,16 @@ struct BenchOptions {
   // CPU inference precisions to time, interleaved: "auto" (DSK_PRECISION, else what the CPU
   // computes natively), "fp32", "bf16" (core/device/precision.h).
   std::vector<std::string> precisions = {"auto"};
+  // Also write the results, the network's resolved flags (guided-diffusion's names) and the
+  // threads to this JSON file (tests/tools/bench_reference_forward.py reads it).
+  std::string json_path;
 };
 
 struct BenchResult {
   // Per entry of BenchOptions::precisions.
   std::vector<std::string> precisions;  // what each ran in: "fp32" / "bf16"
   std::vector<double> forward_ms_median, forward_gflops;
+  std::vector<std::vector<double>> forward_ms;  // every timed forward, per precision
   double gflop_per_forward = 0, gemm_gflops = 0;
 };
 
@@ -47,6 +51,9 @@ struct EditBenchOptions {
   DetailMode detail = EditRequest{}.detail;  // the model methods: detail at native resolution
   double init_strength = -1, refine_strength = -1, harmonize = -1;  // < 0: edit's defaults
   double sketch_scale = -1;                                           // < 0: edit's default
+  // The tiles' sketch strength (EditRequest::refine_sketch_scale); a list times one configuration
+  // per entry. Empty: edit's default.
+  std::vector<double> refine_sketch_scales;
   int refine_steps = -1;                                              // < 0: edit's default
   // CPU inference precisions ("auto", "fp32", "bf16"), each applied as DSK_PRECISION would be.
   std::vector<std::string> precisions = {"auto"};
@@ -56,6 +63,7 @@ struct EditBenchConfigResult {
   int steps = 0;
   std::string sampler;
   std::string precision;  // "fp32" / "bf16"
+  double refine_sketch_scale = 0;  // the tiles' sketch strength (detail tiles)
   double seconds_median = 0, seconds_min = 0;
   int unet_evaluations = 0;  // per edit: steps of the coarse pass and of every refinement tile
 };
@@ -75,7 +83,7 @@ struct ModelSolverBenchOptions {
   std::string sketch;  // a sketch PNG (resized to the working resolution)
   int variants = 4;
   std::vector<int> nfes = {5, 8, 10, 15, 20, 50};
-  std::vector<std::string> samplers = {"ddim", "dpm++2m"};
+  std::vector<std::string> samplers = {"ddim", "dpm++2m", "unipc"};
   std::string device = "auto";
 };
 void run_model_solver_bench(const ModelSolverBenchOptions& options, std::ostream& out);

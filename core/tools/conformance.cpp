@@ -74,32 +74,35 @@ ConformanceResult compare_outputs(const Recipes& recipes, const nlohmann::json& 
   return result;
 }
 
-// The DPM-Solver++(2M) runs of dpm_solver.json (made by tests/tools/make_dpm_solver_case.py from
-// the solver's reference implementation), if the case has them: each run's respacing, guidance and
-// prediction kind, recomputed with the engine's sampler; the result and its trajectory compared.
-ConformanceResult check_dpm_solver_runs(const std::string& dir, const DiffusionConfig& diffusion, const ModelFn& model_fn,
-                                        const ClassifierFn& logits, const torch::Tensor& y, double classifier_scale,
-                                        const torch::Tensor& x_T, std::ostream& out) {
-  const std::string json_path = dir + "/dpm_solver.json";
+// The solver runs of NAME.json (dpm_solver: DPM-Solver++(2M), made by
+// tests/tools/make_dpm_solver_case.py; unipc: UniPC, tests/tools/make_unipc_case.py; each from the
+// solver's reference implementation), if the case has them: each run's sampler (dpm++2m when not
+// named), respacing, guidance and prediction kind, recomputed with the engine's sampler; the result
+// and its trajectory compared.
+ConformanceResult check_solver_runs(const std::string& dir, const std::string& name, const DiffusionConfig& diffusion,
+                                    const ModelFn& model_fn, const ClassifierFn& logits, const torch::Tensor& y,
+                                    double classifier_scale, const torch::Tensor& x_T, std::ostream& out) {
+  const std::string json_path = dir + "/" + name + ".json";
   if (!std::filesystem::exists(json_path)) return {};
   const nlohmann::json spec = read_case_config(json_path);
   if (!spec.contains("runs") || !spec["runs"].is_object())
-    throw InputError(json_path + ": expected an object \"runs\" (see tests/tools/make_dpm_solver_case.py)");
-  const auto expected = read_tensors(st::File::open(dir + "/dpm_solver.safetensors"));
+    throw InputError(json_path + ": expected an object \"runs\" (see tests/tools/README.md)");
+  const auto expected = read_tensors(st::File::open(dir + "/" + name + ".safetensors"));
   std::map<std::string, torch::Tensor> got;
   nlohmann::json keys = nlohmann::json::object();
   for (auto it = spec["runs"].begin(); it != spec["runs"].end(); ++it) {
     const auto& run = it.value();
+    const SamplerKind kind = sampler_from_name(run.value("sampler", "dpm++2m"));
+    if (!is_multistep(kind)) throw InputError(json_path + ": run " + it.key() + " names no solver (dpm++2m, unipc, unipc-bh1)");
     DiffusionConfig config = diffusion;
     config.predict_v = run.at("prediction").get<std::string>() == "v";
     const Schedule schedule = make_schedule(config, run.at("respacing").get<std::string>());
     Predictor predict = make_predictor(schedule, config, model_fn, run.at("clip_denoised").get<bool>());
     if (run.at("classifier_guidance").get<bool>())
-      predict = with_classifier_guidance(schedule, config, predict, SamplerKind::DpmPP2M,
-                                         classifier_cond_fn(logits, y, classifier_scale));
+      predict = with_classifier_guidance(schedule, config, predict, kind, classifier_cond_fn(logits, y, classifier_scale));
     std::vector<torch::Tensor> trajectory;
     LoopOptions opts;
-    opts.sampler = SamplerKind::DpmPP2M;
+    opts.sampler = kind;
     opts.trajectory = &trajectory;
     got[it.key()] = sample_loop(schedule, predict, x_T.clone(), opts);
     got[it.key() + "_trajectory"] = torch::stack(trajectory);
@@ -109,7 +112,7 @@ ConformanceResult check_dpm_solver_runs(const std::string& dir, const DiffusionC
   for (const auto& [key, tensor] : got) recipes[key] = {[tensor = tensor] { return tensor; }, kSamplingTol};
   auto expected_of = [&](const std::string& key) -> const torch::Tensor& {
     auto it = expected.find(key);
-    if (it == expected.end()) throw InputError(dir + "/dpm_solver.safetensors: missing tensor '" + key + "'");
+    if (it == expected.end()) throw InputError(dir + "/" + name + ".safetensors: missing tensor '" + key + "'");
     return it->second;
   };
   return compare_outputs(recipes, keys, expected_of, json_path, out);
@@ -227,9 +230,12 @@ ConformanceResult run_conformance(const std::string& dir, std::ostream& out) {
 
   const auto& keys = config.contains("KEYS") ? config["KEYS"] : nlohmann::json::object();
   ConformanceResult result = compare_outputs(recipes, keys, need, config_path, out);
-  const ConformanceResult solver = check_dpm_solver_runs(dir, diffusion, model_fn, logits, y, classifier_scale, need("x_T"), out);
-  result.passed += solver.passed;
-  result.failed += solver.failed;
+  for (const char* solver_runs : {"dpm_solver", "unipc"}) {
+    const ConformanceResult solver =
+        check_solver_runs(dir, solver_runs, diffusion, model_fn, logits, y, classifier_scale, need("x_T"), out);
+    result.passed += solver.passed;
+    result.failed += solver.failed;
+  }
   out << "conformance: " << result.passed << " passed, " << result.failed << " failed" << std::endl;
   return result;
 }
@@ -243,7 +249,7 @@ void check_solver_bench_options(const std::vector<int>& nfes, const std::vector<
   for (const auto& name : samplers)
     if (sampler_from_name(name) == SamplerKind::Ddpm)
       throw InputError("bench-solvers: ddpm is stochastic; its error against the ODE's solution says nothing "
-                       "(use ddim or dpm++2m)");
+                       "(use ddim, dpm++2m, unipc or unipc-bh1)");
 }
 
 SolverBenchResult run_solver_bench(const SolverBenchOptions& o, std::ostream& out) {

@@ -23,7 +23,7 @@ ConformanceResult run_conformance(const std::string& dir, std::ostream& out);
 struct SolverBenchOptions {
   std::string case_dir;
   std::vector<int> nfes = {5, 8, 10, 15, 20, 50};
-  std::vector<std::string> samplers = {"ddim", "dpm++2m"};
+  std::vector<std::string> samplers = {"ddim", "dpm++2m", "unipc"};
   bool guided = false;
   bool clip = true;
 };

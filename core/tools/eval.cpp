@@ -206,6 +206,7 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
         req.harmonize = o.harmonize;
         req.refine_strength = o.refine_strength;
         req.refine_steps = o.refine_steps;
+        req.refine_sketch_scale = o.refine_sketch_scale;
         result = engine.edit(req).images.at(0);
       }
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -228,7 +229,7 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
   }
   nlohmann::json summary = {{"count", cases.size()}, {"size", o.size}, {"seed", o.seed}, {"split", o.split},
                             {"model", o.model}, {"detail", detail_mode_name(o.detail)}, {"init_strength", o.init_strength},
-                            {"refine_strength", o.refine_strength}, {"refine_steps", o.refine_steps}, {"harmonize", o.harmonize}, {"methods", nlohmann::json::object()}};
+                            {"refine_strength", o.refine_strength}, {"refine_steps", o.refine_steps}, {"refine_sketch_scale", o.refine_sketch_scale}, {"harmonize", o.harmonize}, {"methods", nlohmann::json::object()}};
   if (o.sketch_guidance.scale > 0)
     summary["sketch_guidance"] = {{"scale", o.sketch_guidance.scale},
                                   {"mode", o.sketch_guidance.exact ? "exact" : "cheap"},

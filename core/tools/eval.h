@@ -27,6 +27,7 @@ struct EvalOptions {
   double harmonize = EditRequest{}.harmonize;
   double refine_strength = EditRequest{}.refine_strength;
   int refine_steps = EditRequest{}.refine_steps;
+  double refine_sketch_scale = EditRequest{}.refine_sketch_scale;
   DetailMode detail = EditRequest{}.detail;  // the model methods: detail at native resolution
   std::string save_dir;  // optional: each case's input, sketch, mask and results as PNG
 };

@@ -99,6 +99,11 @@ TEST(RequestChecks, SamplingNamesAndCountsAreChecked) {
   EXPECT_TRUE(has(with([](auto& s) { s.sampler = "dpm++2m", s.steps = 2; }), "dpm++2m sampler (DPM-Solver++(2M), "
                                                                                "second order) needs at least 3 steps"));
   EXPECT_EQ(with([](auto& s) { s.sampler = "dpm++2m", s.steps = 3; }), "");
+  EXPECT_TRUE(has(with([](auto& s) { s.sampler = "unipc", s.steps = 2; }), "the unipc sampler (UniPC, second order) "
+                                                                             "needs at least 3 steps"));
+  EXPECT_TRUE(has(with([](auto& s) { s.sampler = "unipc-bh1", s.steps = 1; }), "unipc-bh1 sampler"));
+  EXPECT_EQ(with([](auto& s) { s.sampler = "unipc", s.steps = 3; }), "");
+  EXPECT_TRUE(has(with([](auto& s) { s.sampler = "unipc2"; }), "sampler"));
   SampleRequest r;
   r.batch = 65;
   EXPECT_TRUE(has(refusal([&] { check_sample_request(r); }), "batch must be in 1..64; got 65"));
