@@ -149,7 +149,8 @@ void add_arguments(GimpProcedure* p, Operation op) {
       "Speed against care, in one choice: it sets the steps and how large selections get their detail (Advanced "
       "shows them)",
       gimp_choice_new_with_values("fast", 0, inpaint ? "Fast: 10 steps, no detail pass" : "Fast: 10 steps", nullptr,
-                                  "standard", 1, inpaint ? "Standard: 25 steps, texture from the picture" : "Standard: 25 steps",
+                                  "standard", 1,
+                                  inpaint ? "Standard: 12 steps, texture from the picture" : "Standard: 25 steps",
                                   nullptr, "thorough", 2,
                                   inpaint ? "Thorough: 50 steps, the model redraws the detail (slowest)" : "Thorough: 50 steps",
                                   nullptr, "custom", 3, "Custom (see Advanced)", nullptr, nullptr),
@@ -159,15 +160,15 @@ void add_arguments(GimpProcedure* p, Operation op) {
                                     TRUE, rw);
   gimp_procedure_add_string_argument(p, "model", "_Model",
                                      "Model id from 'diffsketch models list', or a model folder", "default", rw);
-  gimp_procedure_add_int_argument(p, "steps", "S_teps", "How many denoising steps: fewer is faster (10 takes about half the time of 25)", kStepsRange.min, kStepsRange.max, kDefaultSteps,
-                                  rw);
+  gimp_procedure_add_int_argument(p, "steps", "S_teps", "How many denoising steps: fewer is faster (10 takes about half the time of 25)", kStepsRange.min, kStepsRange.max,
+                                  inpaint ? kDefaultEditSteps : kDefaultSteps, rw);
   if (op != Operation::Interpolate)
     gimp_procedure_add_choice_argument(
         p, "sampler", "Sam_pler",
         "Sampler: ddim (deterministic), ddpm, dpm++2m or unipc (deterministic, second order)",
         gimp_choice_new_with_values("ddim", 0, "DDIM", nullptr, "ddpm", 1, "DDPM", nullptr, "dpm++2m", 2,
                                     "DPM-Solver++(2M)", nullptr, "unipc", 3, "UniPC", nullptr, nullptr),
-        "ddim", rw);
+        inpaint ? kDefaultEditSampler.data() : kDefaultSampler.data(), rw);
   gimp_procedure_add_double_argument(p, "sketch-strength", "Sketch stren_gth",
                                      "How closely to follow the sketch: 0 ignores it, 1 plain, above 1 harder (and slower)",
                                      kSketchScaleRange.min, kSketchScaleRange.max,

@@ -117,7 +117,7 @@ void on_sketch_notify(GObject*, GParamSpec*, gpointer data) { sketch_changed(*st
 void on_quality_notify(GObject*, GParamSpec*, gpointer data) {
   auto& s = *static_cast<State*>(data);
   const std::string q = config_string(s.config, "quality");
-  for (const auto& p : quality_presets()) {
+  for (const auto& p : quality_presets(s.has_detail)) {
     if (q != p.id) continue;
     s.applying_preset = true;
     g_object_set(s.config, "steps", p.steps, nullptr);
@@ -138,7 +138,7 @@ void on_preset_field_notify(GObject*, GParamSpec*, gpointer data) {
     detail = config_string(s.config, "detail");
   }
   const char* match = "custom";
-  for (const auto& p : quality_presets())
+  for (const auto& p : quality_presets(s.has_detail))
     if (p.steps == steps && (!s.has_detail || (detail == p.detail && refine_steps == p.refine_steps))) match = p.id;
   if (config_string(s.config, "quality") != match) g_object_set(s.config, "quality", match, nullptr);
 }
@@ -322,16 +322,21 @@ GtkWidget* model_chooser(State& s, const std::string& note) {
 
 }  // namespace
 
-const std::vector<QualityPreset>& quality_presets() {
-  // fast: 2.1x faster than standard at 256 px (docs/benchmarks.md), edge F1 0.82-0.83 vs 0.84 on
-  // the validation split (docs/sampling.md), no detail pass for large selections. thorough: more
+const std::vector<QualityPreset>& quality_presets(bool inpaint) {
+  // fast: 10 steps and no detail pass for large selections (what the live preview runs). standard:
+  // the defaults (an edit: UniPC 12 steps, docs/sampling.md; otherwise DDIM 25). thorough: more
   // steps and the model itself redrawing the detail in tiles; slowest.
-  static const std::vector<QualityPreset> presets = {
+  static const std::vector<QualityPreset> edit = {
+      {"fast", 10, "none", kDefaultRefineSteps},
+      {"standard", kDefaultEditSteps, kDefaultDetail.data(), kDefaultRefineSteps},
+      {"thorough", 50, "tiles", 4},
+  };
+  static const std::vector<QualityPreset> other = {
       {"fast", 10, "none", kDefaultRefineSteps},
       {"standard", kDefaultSteps, kDefaultDetail.data(), kDefaultRefineSteps},
       {"thorough", 50, "tiles", 4},
   };
-  return presets;
+  return inpaint ? edit : other;
 }
 
 void init(const char* prog_name) { gimp_ui_init(prog_name); }

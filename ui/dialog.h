@@ -63,14 +63,15 @@ bool run_dialog(GimpProcedure* procedure, GimpProcedureConfig* config, const cha
                 const std::vector<ModelChoice>& models, const std::string& note, const DiagnoseFn& diagnose,
                 const LiveHooks* live = nullptr);
 
-// The quality/speed presets: what "quality" sets ("custom": nothing; the fields as they are).
+// The quality/speed presets: what "quality" sets ("custom": nothing; the fields as they are). Sketch
+// Inpaint's (`inpaint`: its procedure has the detail arguments) standard is the edit's default steps.
 struct QualityPreset {
   const char* id;
   int steps;
   const char* detail;  // for Sketch Inpaint
   int refine_steps;
 };
-const std::vector<QualityPreset>& quality_presets();
+const std::vector<QualityPreset>& quality_presets(bool inpaint);
 
 // A small window with the engine's per-step preview; created hidden, shown on the first image.
 class PreviewWindow {

@@ -37,6 +37,12 @@ void register_bench(CLI::App& app, Runners& runners) {
       ->delimiter(',')
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
       ->capture_default_str();
+  cmd->add_option("--memory-format", o.memory_formats,
+                  "layout of the convolutions' weights and input: contiguous (NCHW, as the engine runs), channels-last "
+                  "(NHWC); a list times each, interleaved")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"contiguous", "channels-last"}))
+      ->capture_default_str();
   cmd->add_option("--json", o.json_path, "also write the results and the network's resolved flags to this JSON file");
   runners.push_back([cmd] {
     if (!cmd->parsed()) return -1;

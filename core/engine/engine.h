@@ -34,7 +34,7 @@ struct ImageF32 {
 struct SamplingParams {
   int steps = kDefaultSteps;   // section respacing "N"; ignored when respacing is set
   std::string respacing;       // any guided-diffusion string: "ddim25", "10,15,20"
-  std::string sampler{kDefaultSampler};  // ddim | ddpm
+  std::string sampler{kDefaultSampler};  // kSamplers
   double eta = 0.0;
   uint64_t seed = 0;
   std::string device = "auto";  // auto | cpu | cuda
@@ -42,6 +42,14 @@ struct SamplingParams {
   int class_label = -1;         // -1 = none
   double classifier_scale = kDefaultClassifierScale;
 };
+
+// An edit's sampling defaults (kDefaultEditSteps, kDefaultEditSampler): the rest as SamplingParams'.
+inline SamplingParams edit_sampling_defaults() {
+  SamplingParams p;
+  p.steps = kDefaultEditSteps;
+  p.sampler = kDefaultEditSampler;
+  return p;
+}
 
 // Training-free sketch guidance (a sampling option of edit and generate, any model kind):
 // eps <- eps + scale * sqrt(1 - alpha_bar_t) * grad_{x_t} L_sketch(pred_x0(x_t)).
@@ -75,7 +83,7 @@ std::string_view detail_mode_name(DetailMode mode);
 
 struct EditRequest {
   std::string model;  // editing-unet (sketch conditioned) or adm-unet (known-region blending)
-  SamplingParams sampling;
+  SamplingParams sampling = edit_sampling_defaults();
   cv::Mat image;   // the picture
   cv::Mat mask;    // white = regenerate; soft values blend
   cv::Mat sketch;  // sketch layer: dark strokes on light paper or opaque strokes on transparency; empty = none

@@ -113,6 +113,12 @@ struct Sampling {
   double classifier_scale = kDefaultClassifierScale;
   bool operator==(const Sampling&) const = default;
 };
+inline Sampling edit_sampling() {  // an edit's defaults (core/engine/defaults.h)
+  Sampling s;
+  s.steps = kDefaultEditSteps;
+  s.sampler = kDefaultEditSampler;
+  return s;
+}
 
 // Training-free sketch guidance (the engine's SketchGuidance). JSON: {"scale", "mode": "cheap" |
 // "exact", "features"}; a request without it has none (scale 0).
@@ -131,7 +137,7 @@ struct SketchGuidance {
 // size. Without a sketch the offsets do not matter.
 struct EditRequest {
   std::string model;
-  Sampling sampling;
+  Sampling sampling = edit_sampling();
   Image image;   // RGBA float, perceptual
   Image mask;    // 1 channel, white = regenerate, soft values blend
   Image sketch;  // empty = none

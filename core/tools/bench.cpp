@@ -97,17 +97,31 @@ BenchResult run_bench(const BenchOptions& o, std::ostream& out) {
     net(x, t, y);
     r.gflop_per_forward = count.flops() / 1e9;
   }
-  // Each precision in turn within every iteration, so that a machine's drift hits all alike.
+  // Each configuration (precision x memory format) in turn within every iteration, so that a
+  // machine's drift hits all alike.
   std::vector<torch::Dtype> dtypes;
+  std::vector<bool> channels_last;
   for (const auto& p : o.precisions) {
     const auto resolved = inference_precision(device, p == "auto" ? std::getenv("DSK_PRECISION") : p.c_str(), cpu_kernels());
-    dtypes.push_back(resolved.dtype);
-    r.precisions.push_back(resolved.dtype == torch::kBFloat16 ? "bf16" : "fp32");
+    for (const auto& f : o.memory_formats) {
+      dtypes.push_back(resolved.dtype);
+      channels_last.push_back(f == "channels-last");
+      r.precisions.push_back(std::string(resolved.dtype == torch::kBFloat16 ? "bf16" : "fp32") +
+                             (o.memory_formats.size() > 1 ? " " + f : ""));
+    }
   }
+  // The convolutions' weights and the input in either layout (the layers' outputs follow the input's).
+  auto use_layout = [&](bool last) {
+    const auto format = last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+    for (auto& p : net->parameters())
+      if (p.dim() == 4) p.set_data(p.contiguous(format));
+    x = x.contiguous(format);
+  };
   std::vector<std::vector<double>> ms(dtypes.size());
   for (int i = 0; i < o.warmup + o.iters; ++i)
     for (size_t c = 0; c < dtypes.size(); ++c) {
       net->set_cpu_inference_dtype(dtypes[c]);
+      if (o.memory_formats.size() > 1) use_layout(channels_last[c]);
       const auto one = time_ms(0, 1, device, [&] { net(x, t, y); });
       if (i >= o.warmup) ms[c].push_back(one[0]);
     }
@@ -264,7 +278,11 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
     rc.seconds_min = *std::min_element(s[c].begin(), s[c].end());
     out << "  " << std::left << std::setw(8) << rc.sampler << std::right << std::setw(4) << rc.steps << " steps, "
         << rc.precision;
-    if (o.detail == DetailMode::Tiles) out << ", tiles' sketch strength " << rc.refine_sketch_scale;
+    if (o.detail == DetailMode::Tiles) {
+      std::ostringstream scale;
+      scale << rc.refine_sketch_scale;  // as given: 2, 1.5
+      out << ", tiles' sketch strength " << scale.str();
+    }
     out << ": "
         << std::fixed << std::setprecision(2) << "median " << rc.seconds_median << " s, min " << rc.seconds_min << " s; "
         << rc.unet_evaluations << " U-Net evaluations per edit";

@@ -20,6 +20,9 @@ struct BenchOptions {
   // CPU inference precisions to time, interleaved: "auto" (DSK_PRECISION, else what the CPU
   // computes natively), "fp32", "bf16" (core/device/precision.h).
   std::vector<std::string> precisions = {"auto"};
+  // Layouts of the convolutions' weights and input to time, interleaved (each precision in each):
+  // "contiguous" (NCHW, the engine's), "channels-last" (NHWC).
+  std::vector<std::string> memory_formats = {"contiguous"};
   // Also write the results, the network's resolved flags (guided-diffusion's names) and the
   // threads to this JSON file (tests/tools/bench_reference_forward.py reads it).
   std::string json_path;
@@ -27,7 +30,7 @@ struct BenchOptions {
 
 struct BenchResult {
   // Per entry of BenchOptions::precisions.
-  std::vector<std::string> precisions;  // what each ran in: "fp32" / "bf16"
+  std::vector<std::string> precisions;  // what each ran in: "fp32" / "bf16" (+ " channels-last"...)
   std::vector<double> forward_ms_median, forward_gflops;
   std::vector<std::vector<double>> forward_ms;  // every timed forward, per precision
   double gflop_per_forward = 0, gemm_gflops = 0;
@@ -43,8 +46,8 @@ struct EditBenchOptions {
   int size = 256;
   // One configuration per entry (a single value applies to all): each is timed, the runs
   // interleaved so that a machine's drift hits all alike, and compared with the first.
-  std::vector<int> steps = {kDefaultSteps};
-  std::vector<std::string> samplers = {std::string(kDefaultSampler)};
+  std::vector<int> steps = {kDefaultEditSteps};
+  std::vector<std::string> samplers = {std::string(kDefaultEditSampler)};
   int iters = 3;
   int warmup = 1;
   std::string device = "auto";

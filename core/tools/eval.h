@@ -20,7 +20,7 @@ struct EvalOptions {
   bool json = false;
   std::string split = "all";  // all | val | train: pictures of a training data folder, split by picture
   double val_fraction = 0.1;
-  SamplingParams sampling;
+  SamplingParams sampling = edit_sampling_defaults();
   double sketch_scale = EditRequest{}.sketch_scale;
   SketchGuidance sketch_guidance;  // the "model" method only (model-no-sketch has no sketch to follow)
   double init_strength = EditRequest{}.init_strength;  // the model methods: see EditRequest

@@ -174,22 +174,22 @@ expect 0 'gg\.png' "generate with sketch guidance 5 (cheap)" -- "${gen[@]}" --se
   fail "generate: sketch guidance 5 gave no image or the unguided one"
 mkdir -p "$work/eval" && cp "$work/ed.png" "$work/eval/picture.png"
 expect 0 '"mode": "exact"' "eval-inpaint with sketch guidance 2, exact" -- eval-inpaint --model "$editing" --images "$work/eval" \
-  --count 1 --size 32 --seed 1 --steps 2 --device cpu --baselines "" --sketch-guidance 2 --sketch-guidance-mode exact --json
+  --count 1 --size 32 --seed 1 --steps 2 --sampler ddim --device cpu --baselines "" --sketch-guidance 2 --sketch-guidance-mode exact --json
 expect 2 '--sketch-guidance 1001 must be in 0\.\.1000' "eval-inpaint --sketch-guidance 1001" -- eval-inpaint --model "$editing" \
   --images "$work/eval" --sketch-guidance 1001
 expect 2 "needs editing-unet" "generate refuses a plain ADM model" -- generate --model "$model" --sketch "$work/sketch.pgm" --out "$work/x.png"
 
 # ---- bench-edit ----
 expect 0 "median .* s, min .* U-Net evaluations per edit" "bench-edit on the editing fixture" -- bench-edit \
-  --model "$editing" --size 32 --steps 2 --iters 1 --warmup 0 --device cpu
+  --model "$editing" --size 32 --steps 2 --sampler ddim --iters 1 --warmup 0 --device cpu
 expect 2 "size must be in 16\.\.4096" "bench-edit --size 8" -- bench-edit --model "$editing" --size 8
 expect 0 "sketch strength 2, init strength" "bench-edit --sketch-scale 2" -- bench-edit \
-  --model "$editing" --size 32 --steps 2 --iters 1 --warmup 0 --device cpu --sketch-scale 2
+  --model "$editing" --size 32 --steps 2 --sampler ddim --iters 1 --warmup 0 --device cpu --sketch-scale 2
 expect 2 "sketch scale must be in 0\.\.20" "bench-edit --sketch-scale 25" -- bench-edit --model "$editing" --sketch-scale 25
 expect 0 "dpm\+\+2m    3 steps, (fp32|bf16): median .* the speed of the first" "bench-edit: two configurations side by side" -- \
   bench-edit --model "$editing" --size 32 --steps 2,3 --sampler ddim,dpm++2m --iters 1 --warmup 0 --device cpu
 expect 0 "ddim       2 steps, fp32: median .*speed of the first" "bench-edit --precision auto,fp32" -- \
-  bench-edit --model "$editing" --size 32 --steps 2 --precision auto,fp32 --iters 1 --warmup 0 --device cpu
+  bench-edit --model "$editing" --size 32 --steps 2 --sampler ddim --precision auto,fp32 --iters 1 --warmup 0 --device cpu
 expect nonzero "--precision: half not in" "bench-edit --precision half" -- bench-edit --model "$editing" --precision half
 expect 0 "U-Net forward, fp32: median" "bench --precision fp32" -- bench --config "$editing/model.json" --iters 1 \
   --precision fp32
@@ -197,9 +197,17 @@ expect 2 "needs at least 3 steps" "bench-edit: dpm++2m with 2 steps" -- bench-ed
   --steps 2 --sampler dpm++2m --iters 1 --warmup 0 --device cpu
 expect 2 "lists of the same length" "bench-edit: lists of different lengths" -- bench-edit --model "$editing" \
   --steps 3,2,4 --sampler ddim,dpm++2m
+expect 2 "the unipc sampler \(UniPC, second order\) needs at least 3 steps" "bench-edit: the edit's default sampler with 2 steps" -- \
+  bench-edit --model "$editing" --size 32 --steps 2 --iters 1 --warmup 0 --device cpu
+expect 0 "unipc +3 steps, (fp32|bf16): median .* U-Net evaluations per edit" "bench-edit: the edit's defaults are UniPC" -- \
+  bench-edit --model "$editing" --size 32 --steps 3 --iters 1 --warmup 0 --device cpu
+expect 0 "tiles' sketch strength 1: median .* the speed of the first" "bench-edit --refine-sketch-scale 2,1" -- \
+  bench-edit --model "$editing" --size 48 --steps 3 --detail tiles --refine-sketch-scale 2,1 --iters 1 --warmup 0 --device cpu
+expect 2 "refine sketch scale must be in 0\.\.20" "bench-edit --refine-sketch-scale 30" -- \
+  bench-edit --model "$editing" --size 32 --steps 3 --refine-sketch-scale 30 --iters 1 --warmup 0 --device cpu
 
 # ---- bench-solvers ----
-expect 0 "NFE +ddim +dpm\+\+2m" "bench-solvers on a conformance case" -- bench-solvers \
+expect 0 "NFE +ddim +dpm\+\+2m +unipc" "bench-solvers on a conformance case" -- bench-solvers \
   --case "$data/conformance/adm-small" --nfe 3,4
 expect 2 "--nfe must be in 3\.\.1000; got 1" "bench-solvers --nfe 1" -- bench-solvers --case "$data/conformance/adm-small" --nfe 1
 expect 2 "ddpm is stochastic" "bench-solvers --sampler ddpm" -- bench-solvers --case "$data/conformance/adm-small" --sampler ddpm

@@ -170,7 +170,7 @@
     (expect-failure "missing model" "not found" img
                     (lambda () (plug-in-diffsketch-inpaint #:run-mode RUN-NONINTERACTIVE #:image img
                                                            #:drawables (vector photo) #:sketch-layer sketch
-                                                           #:model "no-such-model" #:steps 2 #:class 3)))
+                                                           #:model "no-such-model" #:steps 2 #:sampler "ddim" #:class 3)))
     (expect-failure "generate with a plain ADM model" "generate" img
                     (lambda () (plug-in-diffsketch-generate #:run-mode RUN-NONINTERACTIVE #:image img
                                                             #:drawables (vector photo) #:sketch-layer sketch
@@ -186,7 +186,7 @@
     (expect-failure "missing sketch layer" "no sketch layer" img
                     (lambda () (plug-in-diffsketch-inpaint #:run-mode RUN-NONINTERACTIVE #:image img
                                                            #:drawables (vector photo) #:model model #:steps 2
-                                                           #:class 3))))
+                                                           #:sampler "ddim" #:class 3))))
   (let* ((scene (make-scene RGB PRECISION-U8-NON-LINEAR))
          (img (car scene)) (photo (caddr scene)) (sketch (cadddr scene)))
     (gimp-image-convert-indexed img CONVERT-DITHER-NONE CONVERT-PALETTE-GENERATE 16 FALSE FALSE "")
@@ -356,7 +356,7 @@
   (let* ((scene (make-scene RGB PRECISION-U8-NON-LINEAR))
          (img (car scene)) (photo (caddr scene)) (sketch (cadddr scene)))
     (let ((result (car (plug-in-diffsketch-inpaint #:run-mode RUN-NONINTERACTIVE #:image img #:drawables (vector photo)
-                                                   #:sketch-layer sketch #:model editing-model #:steps 2 #:seed 3
+                                                   #:sketch-layer sketch #:model editing-model #:steps 2 #:sampler "ddim" #:seed 3
                                                    #:sketch-guidance 2.5 #:sketch-guidance-mode "exact"))))
       (check (= (vector-length result) 1) "inpaint with sketch guidance: one layer"))
     (say "CASE OK " tag)))

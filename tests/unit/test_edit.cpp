@@ -201,7 +201,13 @@ TEST(Engine, ProtocolRequestsHaveTheEngineDefaults) {
   const dsk::proto::InterpolateRequest pi;
   EXPECT_EQ(pi.frames, i.frames);
   EXPECT_EQ(dsk::edit::parse_interp_mode(pi.mode), i.mode);
-  EXPECT_EQ(e.sampling.steps, 25);  // the one default of the CLI, the plug-in and the protocol
+  // The one default of the CLI, the plug-in and the protocol: an edit's own (UniPC 12), the others'.
+  EXPECT_EQ(e.sampling.steps, 12);
+  EXPECT_EQ(e.sampling.sampler, "unipc");
+  EXPECT_EQ(pg.sampling.steps, 25);
+  EXPECT_EQ(pg.sampling.sampler, "ddim");
+  EXPECT_EQ(g.sampling.steps, pg.sampling.steps);
+  EXPECT_EQ(g.sampling.sampler, pg.sampling.sampler);
 }
 
 TEST(Engine, OwnsItsModels) {
@@ -294,6 +300,7 @@ TEST(Edit, TheSolversRunEveryPartOfAnEdit) {
   dsk::EditRequest req = sketched_hole_request(6);
   const cv::Mat image = req.image, mask = req.mask;
   req.sketch_guidance.scale = 1;
+  req.sampling.sampler = "ddim";
   std::vector<cv::Mat> results = {engine().edit(req).images[0]};
   for (const char* sampler : {"dpm++2m", "unipc", "unipc-bh1"}) {
     req.sampling.sampler = sampler;
@@ -574,6 +581,7 @@ TEST(EditBadInput, BlankAndResizedSketchesWarn) {
   req.image = image;
   req.mask = box_mask(40, 40, {8, 8, 16, 16});
   req.sampling.steps = 2;
+  req.sampling.sampler = "ddim";  // an edit's default, UniPC, needs 3
   req.sampling.device = "cpu";
   req.sketch = cv::Mat(40, 40, CV_8UC3, cv::Scalar::all(255));
   auto r = engine().edit(req);

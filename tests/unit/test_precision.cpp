@@ -106,6 +106,7 @@ TEST(Precision, TheEngineHandsOutModelsInTheResolvedPrecision) {
     req.mask = cv::Mat::zeros(64, 64, CV_8U);
     req.mask(cv::Rect(16, 16, 32, 32)).setTo(255);
     req.sampling.steps = 2;
+    req.sampling.sampler = "ddim";  // an edit's default, UniPC, needs 3
     expect_input_error([&] { engine.edit(req); }, {"DSK_PRECISION must be"});
   }
 }
