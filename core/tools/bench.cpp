@@ -67,6 +67,61 @@ nlohmann::json bench_flags(const BenchOptions& o, std::string& label) {
   }
 }
 
+// `bench --json`: the results, the network's resolved flags (guided-diffusion's names: what
+// tests/tools/bench_reference_forward.py builds the reference from) and the threads.
+void write_bench_json(const std::string& path, const std::string& label, torch::Device device, int batch,
+                      const UNetConfig& cfg, int64_t parameters, const BenchResult& r) {
+  auto flags = to_json(cfg);
+  std::string mults;
+  for (double m : cfg.channel_mults()) {
+    std::ostringstream one;
+    one << m;
+    mults += (mults.empty() ? "" : ",") + one.str();
+  }
+  flags["channel_mult"] = mults;  // resolved, as create_model derives it from the size
+  const nlohmann::json j = {{"label", label},
+                            {"device", device.is_cuda() ? "cuda" : "cpu"},
+                            {"threads", torch::get_num_threads()},
+                            {"batch", batch},
+                            {"timestep", 500},
+                            {"flags", flags},
+                            {"parameters", parameters},
+                            {"gflop_per_forward", r.gflop_per_forward},
+                            {"precisions", r.precisions},
+                            {"forward_ms_median", r.forward_ms_median},
+                            {"forward_ms", r.forward_ms},
+                            {"gemm_gflops", r.gemm_gflops},
+                            {"cpu_kernels", describe(cpu_kernels())}};
+  std::ofstream f(path);
+  if (!(f << j.dump(2) << "\n")) throw InputError(path + ": cannot write the results (check the folder exists and is writable)");
+}
+
+// bench-edit's table: the settings, then one line per configuration against the first.
+void print_edit_bench(std::ostream& out, const EditBenchOptions& o, const EditRequest& base, int side,
+                      const EditBenchResult& r) {
+  out << "edit of a " << o.size << "x" << o.size << " selection (in a " << side << " px picture), model " << o.model
+      << ", sketch strength " << base.sketch_scale << ", init strength " << base.init_strength << ", ";
+  out << "detail " << detail_mode_name(o.detail);
+  if (o.detail == DetailMode::Tiles)
+    out << " (refine strength " << base.refine_strength << " in " << base.refine_steps << " step(s))";
+  out << ", harmonize " << base.harmonize << ", " << torch::get_num_threads() << " thread(s), " << o.iters
+      << " runs each, interleaved:\n";
+  for (size_t c = 0; c < r.configs.size(); ++c) {
+    const auto& rc = r.configs[c];
+    out << "  " << std::left << std::setw(8) << rc.sampler << std::right << std::setw(4) << rc.steps << " steps, "
+        << rc.precision;
+    if (o.detail == DetailMode::Tiles) {
+      std::ostringstream scale;
+      scale << rc.refine_sketch_scale;  // as given: 2, 1.5
+      out << ", tiles' sketch strength " << scale.str();
+    }
+    out << ": " << std::fixed << std::setprecision(2) << "median " << rc.seconds_median << " s, min " << rc.seconds_min
+        << " s; " << rc.unet_evaluations << " U-Net evaluations per edit";
+    if (c > 0) out << "; " << r.configs[0].seconds_median / rc.seconds_median << "x the speed of the first";
+    out << "\n";
+  }
+}
+
 }  // namespace
 
 BenchResult run_bench(const BenchOptions& o, std::ostream& out) {
@@ -158,31 +213,7 @@ BenchResult run_bench(const BenchOptions& o, std::ostream& out) {
       << (device.is_cpu() && !ScopedBlasThreads::available() ? " (BLAS thread count not settable)" : "") << ": "
       << r.gemm_gflops << " GFLOP/s; the first forward reaches "
       << 100.0 * r.forward_gflops[0] / r.gemm_gflops << "% of it\n";
-  if (!o.json_path.empty()) {
-    auto flags = to_json(cfg);
-    std::string mults;
-    for (double m : cfg.channel_mults()) {
-      std::ostringstream one;
-      one << m;
-      mults += (mults.empty() ? "" : ",") + one.str();
-    }
-    flags["channel_mult"] = mults;  // resolved, as create_model derives it from the size
-    const nlohmann::json j = {{"label", label},
-                              {"device", device.is_cuda() ? "cuda" : "cpu"},
-                              {"threads", torch::get_num_threads()},
-                              {"batch", o.batch},
-                              {"timestep", 500},
-                              {"flags", flags},
-                              {"parameters", parameter_count(*net)},
-                              {"gflop_per_forward", r.gflop_per_forward},
-                              {"precisions", r.precisions},
-                              {"forward_ms_median", r.forward_ms_median},
-                              {"forward_ms", r.forward_ms},
-                              {"gemm_gflops", r.gemm_gflops},
-                              {"cpu_kernels", describe(cpu_kernels())}};
-    std::ofstream f(o.json_path);
-    if (!(f << j.dump(2) << "\n")) throw InputError(o.json_path + ": cannot write the results (check the folder exists and is writable)");
-  }
+  if (!o.json_path.empty()) write_bench_json(o.json_path, label, device, o.batch, cfg, parameter_count(*net), r);
   return r;
 }
 
@@ -265,31 +296,11 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
       engine.edit(reqs[c]);
       if (i >= o.warmup) s[c].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
-  out << "edit of a " << o.size << "x" << o.size << " selection (in a " << side << " px picture), model " << o.model
-      << ", sketch strength " << base.sketch_scale << ", init strength " << base.init_strength << ", ";
-  out << "detail " << detail_mode_name(o.detail);
-  if (o.detail == DetailMode::Tiles)
-    out << " (refine strength " << base.refine_strength << " in " << base.refine_steps << " step(s))";
-  out << ", harmonize " << base.harmonize << ", " << torch::get_num_threads() << " thread(s), " << o.iters
-      << " runs each, interleaved:\n";
   for (size_t c = 0; c < configs; ++c) {
-    auto& rc = r.configs[c];
-    rc.seconds_median = median(s[c]);
-    rc.seconds_min = *std::min_element(s[c].begin(), s[c].end());
-    out << "  " << std::left << std::setw(8) << rc.sampler << std::right << std::setw(4) << rc.steps << " steps, "
-        << rc.precision;
-    if (o.detail == DetailMode::Tiles) {
-      std::ostringstream scale;
-      scale << rc.refine_sketch_scale;  // as given: 2, 1.5
-      out << ", tiles' sketch strength " << scale.str();
-    }
-    out << ": "
-        << std::fixed << std::setprecision(2) << "median " << rc.seconds_median << " s, min " << rc.seconds_min << " s; "
-        << rc.unet_evaluations << " U-Net evaluations per edit";
-    if (c > 0)
-      out << "; " << std::setprecision(2) << r.configs[0].seconds_median / rc.seconds_median << "x the speed of the first";
-    out << "\n";
+    r.configs[c].seconds_median = median(s[c]);
+    r.configs[c].seconds_min = *std::min_element(s[c].begin(), s[c].end());
   }
+  print_edit_bench(out, o, base, side, r);
   if (user_setting.empty()) unsetenv("DSK_PRECISION");
   else setenv("DSK_PRECISION", user_setting.c_str(), 1);
   return r;

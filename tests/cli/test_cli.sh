@@ -193,6 +193,12 @@ expect 0 "ddim       2 steps, fp32: median .*speed of the first" "bench-edit --p
 expect nonzero "--precision: half not in" "bench-edit --precision half" -- bench-edit --model "$editing" --precision half
 expect 0 "U-Net forward, fp32: median" "bench --precision fp32" -- bench --config "$editing/model.json" --iters 1 \
   --precision fp32
+expect 0 "U-Net forward, fp32 channels-last: median" "bench --memory-format contiguous,channels-last" -- bench \
+  --config "$editing/model.json" --iters 1 --precision fp32 --memory-format contiguous,channels-last --json "$work/bench.json"
+grep -q '"channel_mult": "1"' "$work/bench.json" && grep -q '"forward_ms_median"' "$work/bench.json" \
+  && pass "bench --json: the resolved flags and the timings" || fail "bench --json: $(head -c 300 "$work/bench.json")"
+expect 2 "--json .*: the folder .* does not exist; create it first" "bench --json into a missing folder" -- bench \
+  --config "$editing/model.json" --iters 1 --json "$work/no-such-folder/bench.json"
 expect 2 "needs at least 3 steps" "bench-edit: dpm++2m with 2 steps" -- bench-edit --model "$editing" --size 32 \
   --steps 2 --sampler dpm++2m --iters 1 --warmup 0 --device cpu
 expect 2 "lists of the same length" "bench-edit: lists of different lengths" -- bench-edit --model "$editing" \

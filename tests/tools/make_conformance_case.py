@@ -353,6 +353,27 @@ def rel_err(a, b):
     return float((a - b).norm() / b.norm().clamp_min(1e-30)), float((a - b).abs().max())
 
 
+def save_or_check_runs(case, stem, tensors, runs, reference, check):
+    """A solver's reference runs (make_dpm_solver_case.py, make_unipc_case.py): written to
+    CASE/STEM.safetensors and CASE/STEM.json ({"reference": ..., "runs": ...}), or, with `check`,
+    compared with the files there."""
+    st_path = os.path.join(case, stem + ".safetensors")
+    if check:
+        ref = read_safetensors(st_path)
+        worst = 0.0
+        for k, v in tensors.items():
+            rel, mx = rel_err(v, ref[k])
+            worst = max(worst, rel)
+            print(f"  {k:36s} max abs {mx:.3g}  rel {rel:.3g}")
+        print(f"  worst relative error {worst:.3g}")
+        return
+    write_safetensors(st_path, tensors)
+    with open(os.path.join(case, stem + ".json"), "w") as f:
+        json.dump(collections.OrderedDict([("reference", reference), ("runs", runs)]), f, indent=2)
+        f.write("\n")
+    print(f"{case}: {len(runs)} runs written")
+
+
 def make(args):
     cfg, raw = load_config(args.config)
     torch.manual_seed(args.seed)

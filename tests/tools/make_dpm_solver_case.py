@@ -34,7 +34,6 @@ second-order update runs to the end).
 import argparse
 import collections
 import importlib.util
-import json
 import os
 import sys
 
@@ -146,25 +145,10 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     tensors, runs = compute(args.case, args.guided_diffusion, args.dpm_solver)
-    st_path = os.path.join(args.case, "dpm_solver.safetensors")
-    if args.check:
-        ref = mcc.read_safetensors(st_path)
-        worst = 0.0
-        for k, v in tensors.items():
-            rel, mx = mcc.rel_err(v, ref[k])
-            worst = max(worst, rel)
-            print(f"  {k:32s} max abs {mx:.3g}  rel {rel:.3g}")
-        print(f"  worst relative error {worst:.3g}")
-        return
-    mcc.write_safetensors(st_path, tensors)
-    with open(os.path.join(args.case, "dpm_solver.json"), "w") as f:
-        json.dump(collections.OrderedDict([
-            ("reference", "LuChengTHU/dpm-solver dpm_solver_pytorch.py, DPM_Solver(algorithm_type='dpmsolver++'), "
-                          "multistep order 2, lower_order_final, denoise_to_zero; tests/tools/make_dpm_solver_case.py"),
-            ("runs", runs)]), f, indent=2)
-        f.write("\n")
-    print(f"{args.case}: {len(runs)} runs written")
-
+    mcc.save_or_check_runs(
+        args.case, "dpm_solver", tensors, runs,
+        "LuChengTHU/dpm-solver dpm_solver_pytorch.py, DPM_Solver(algorithm_type='dpmsolver++'), multistep order 2, "
+        "lower_order_final, denoise_to_zero; tests/tools/make_dpm_solver_case.py", args.check)
 
 if __name__ == "__main__":
     main()

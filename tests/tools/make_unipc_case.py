@@ -31,7 +31,6 @@ import collections
 import contextlib
 import importlib.util
 import io as _io
-import json
 import os
 import sys
 
@@ -159,25 +158,10 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     tensors, runs = compute(args.case, args.guided_diffusion, args.unipc)
-    st_path = os.path.join(args.case, "unipc.safetensors")
-    if args.check:
-        ref = mcc.read_safetensors(st_path)
-        worst = 0.0
-        for k, v in tensors.items():
-            rel, mx = mcc.rel_err(v, ref[k])
-            worst = max(worst, rel)
-            print(f"  {k:36s} max abs {mx:.3g}  rel {rel:.3g}")
-        print(f"  worst relative error {worst:.3g}")
-        return
-    mcc.write_safetensors(st_path, tensors)
-    with open(os.path.join(args.case, "unipc.json"), "w") as f:
-        json.dump(collections.OrderedDict([
-            ("reference", "wl-zhao/UniPC uni_pc.py, UniPC(algorithm_type='data_prediction', variant bh2 / bh1), "
-                          "multistep order 2, lower_order_final, denoise_to_zero; tests/tools/make_unipc_case.py"),
-            ("runs", runs)]), f, indent=2)
-        f.write("\n")
-    print(f"{args.case}: {len(runs)} runs written")
-
+    mcc.save_or_check_runs(
+        args.case, "unipc", tensors, runs,
+        "wl-zhao/UniPC uni_pc.py, UniPC(algorithm_type='data_prediction', variant bh2 / bh1), multistep order 2, "
+        "lower_order_final, denoise_to_zero; tests/tools/make_unipc_case.py", args.check)
 
 if __name__ == "__main__":
     main()
