@@ -353,6 +353,16 @@ def rel_err(a, b):
     return float((a - b).norm() / b.norm().clamp_min(1e-30)), float((a - b).abs().max())
 
 
+def load_case_networks(case, gd_path):
+    """A case's config, its guided-diffusion U-Net and classifier with the case's weights, and its
+    io.safetensors (for the solver scripts, which add runs to an existing case)."""
+    cfg, _ = load_config(os.path.join(case, "config.json"))
+    model, classifier, _ = build(cfg, gd_path)
+    model.load_state_dict(read_safetensors(os.path.join(case, "unet.safetensors")), strict=True)
+    classifier.load_state_dict(read_safetensors(os.path.join(case, "classifier.safetensors")), strict=True)
+    return cfg, model, classifier, read_safetensors(os.path.join(case, "io.safetensors"))
+
+
 def save_or_check_runs(case, stem, tensors, runs, reference, check):
     """A solver's reference runs (make_dpm_solver_case.py, make_unipc_case.py): written to
     CASE/STEM.safetensors and CASE/STEM.json ({"reference": ..., "runs": ...}), or, with `check`,

@@ -106,11 +106,7 @@ def run_solver(ds, cfg, model, classifier, x_T, y, respacing, guided, model_type
 
 
 def compute(case, gd, ds_path):
-    cfg, raw = mcc.load_config(os.path.join(case, "config.json"))
-    model, classifier, _ = mcc.build(cfg, gd)
-    model.load_state_dict(mcc.read_safetensors(os.path.join(case, "unet.safetensors")), strict=True)
-    classifier.load_state_dict(mcc.read_safetensors(os.path.join(case, "classifier.safetensors")), strict=True)
-    io = mcc.read_safetensors(os.path.join(case, "io.safetensors"))
+    cfg, model, classifier, io = mcc.load_case_networks(case, gd)
     ds = load_dpm_solver(ds_path)
     tensors = collections.OrderedDict()
     runs = collections.OrderedDict()
@@ -149,6 +145,7 @@ def main():
         args.case, "dpm_solver", tensors, runs,
         "LuChengTHU/dpm-solver dpm_solver_pytorch.py, DPM_Solver(algorithm_type='dpmsolver++'), multistep order 2, "
         "lower_order_final, denoise_to_zero; tests/tools/make_dpm_solver_case.py", args.check)
+
 
 if __name__ == "__main__":
     main()

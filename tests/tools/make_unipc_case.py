@@ -120,11 +120,7 @@ def run_solver(up, cfg, model, classifier, x_T, y, respacing, guided, model_type
 
 
 def compute(case, gd, up_path):
-    cfg, raw = mcc.load_config(os.path.join(case, "config.json"))
-    model, classifier, _ = mcc.build(cfg, gd)
-    model.load_state_dict(mcc.read_safetensors(os.path.join(case, "unet.safetensors")), strict=True)
-    classifier.load_state_dict(mcc.read_safetensors(os.path.join(case, "classifier.safetensors")), strict=True)
-    io = mcc.read_safetensors(os.path.join(case, "io.safetensors"))
+    cfg, model, classifier, io = mcc.load_case_networks(case, gd)
     up = load_unipc(up_path)
     tensors = collections.OrderedDict()
     runs = collections.OrderedDict()
@@ -162,6 +158,7 @@ def main():
         args.case, "unipc", tensors, runs,
         "wl-zhao/UniPC uni_pc.py, UniPC(algorithm_type='data_prediction', variant bh2 / bh1), multistep order 2, "
         "lower_order_final, denoise_to_zero; tests/tools/make_unipc_case.py", args.check)
+
 
 if __name__ == "__main__":
     main()
