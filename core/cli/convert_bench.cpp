@@ -54,7 +54,8 @@ void register_bench(CLI::App& app, Runners& runners) {
 void register_bench_edit(CLI::App& app, Runners& runners) {
   auto* cmd = app.add_subcommand("bench-edit", "wall time of editing a SIZE x SIZE selection (median of runs)");
   static EditBenchOptions o;
-  static DetailFlag detail;
+  static std::vector<std::string> details = {std::string(kDefaultDetail)};
+  static bool no_refine = false;
   cmd->add_option("--model", o.model, "model folder or id")->capture_default_str();
   cmd->add_option("--size", o.size, "selection side, px")->capture_default_str();
   cmd->add_option("--steps", o.steps, "steps; a list (25,12) times one configuration per entry")
@@ -66,7 +67,13 @@ void register_bench_edit(CLI::App& app, Runners& runners) {
   cmd->add_option("--iters", o.iters)->capture_default_str();
   cmd->add_option("--warmup", o.warmup)->capture_default_str();
   cmd->add_option("--device", o.device)->capture_default_str();
-  detail.add(cmd);
+  cmd->add_option("--detail", details,
+                  "detail at native resolution, as edit's: patch, tiles, none; a list (tiles,patch) times one "
+                  "configuration per entry")
+      ->delimiter(',')
+      ->check(CLI::IsMember(std::vector<std::string>(std::begin(kDetailModes), std::end(kDetailModes))))
+      ->capture_default_str();
+  cmd->add_flag("--no-refine", no_refine, "the same as --detail none");
   cmd->add_option("--init-strength", o.init_strength, "as edit's (default: edit's default)");
   cmd->add_option("--refine-strength", o.refine_strength, "as edit's (default: edit's default)");
   cmd->add_option("--refine-steps", o.refine_steps, "as edit's (default: edit's default)");
@@ -82,7 +89,8 @@ void register_bench_edit(CLI::App& app, Runners& runners) {
       ->capture_default_str();
   runners.push_back([cmd] {
     if (!cmd->parsed()) return -1;
-    o.detail = detail.mode();
+    o.details.clear();
+    for (const auto& d : details) o.details.push_back(no_refine ? DetailMode::None : parse_detail_mode(d));
     run_edit_bench(o, std::cout);
     return 0;
   });

@@ -101,16 +101,17 @@ void print_edit_bench(std::ostream& out, const EditBenchOptions& o, const EditRe
                       const EditBenchResult& r) {
   out << "edit of a " << o.size << "x" << o.size << " selection (in a " << side << " px picture), model " << o.model
       << ", sketch strength " << base.sketch_scale << ", init strength " << base.init_strength << ", ";
-  out << "detail " << detail_mode_name(o.detail);
-  if (o.detail == DetailMode::Tiles)
-    out << " (refine strength " << base.refine_strength << " in " << base.refine_steps << " step(s))";
-  out << ", harmonize " << base.harmonize << ", " << torch::get_num_threads() << " thread(s), " << o.iters
+  const bool tiles = std::count(o.details.begin(), o.details.end(), DetailMode::Tiles) > 0;
+  if (o.details.size() == 1) out << "detail " << detail_mode_name(o.details[0]) << ", ";
+  if (tiles) out << "tiles' refine strength " << base.refine_strength << " in " << base.refine_steps << " step(s), ";
+  out << "harmonize " << base.harmonize << ", " << torch::get_num_threads() << " thread(s), " << o.iters
       << " runs each, interleaved:\n";
   for (size_t c = 0; c < r.configs.size(); ++c) {
     const auto& rc = r.configs[c];
     out << "  " << std::left << std::setw(8) << rc.sampler << std::right << std::setw(4) << rc.steps << " steps, "
         << rc.precision;
-    if (o.detail == DetailMode::Tiles) {
+    if (o.details.size() > 1) out << ", detail " << detail_mode_name(rc.detail);
+    if (rc.detail == DetailMode::Tiles) {
       std::ostringstream scale;
       scale << rc.refine_sketch_scale;  // as given: 2, 1.5
       out << ", tiles' sketch strength " << scale.str();
@@ -220,13 +221,13 @@ BenchResult run_bench(const BenchOptions& o, std::ostream& out) {
 EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
   if (o.size < 16 || o.size > 4096) throw InputError("bench-edit: --size must be in 16..4096 px");
   if (o.iters < 1 || o.warmup < 0) throw InputError("bench-edit: --iters must be positive, --warmup not negative");
-  const size_t configs =
-      std::max({o.steps.size(), o.samplers.size(), o.precisions.size(), o.refine_sketch_scales.size()});
+  const size_t configs = std::max(
+      {o.steps.size(), o.samplers.size(), o.precisions.size(), o.details.size(), o.refine_sketch_scales.size()});
   auto fits = [configs](size_t n) { return n == configs || n == 1; };
   if (configs == 0 || !fits(o.steps.size()) || !fits(o.samplers.size()) || !fits(o.precisions.size()) ||
-      !(o.refine_sketch_scales.empty() || fits(o.refine_sketch_scales.size())))
-    throw InputError("bench-edit: give --steps, --sampler, --precision and --refine-sketch-scale one value each, or "
-                     "lists of the same length (one configuration per entry)");
+      !fits(o.details.size()) || !(o.refine_sketch_scales.empty() || fits(o.refine_sketch_scales.size())))
+    throw InputError("bench-edit: give --steps, --sampler, --precision, --detail and --refine-sketch-scale one value "
+                     "each, or lists of the same length (one configuration per entry)");
   // Each configuration's precision, applied as DSK_PRECISION (the engine reads it when it hands out a model).
   const char* setting = std::getenv("DSK_PRECISION");
   const std::string user_setting = setting ? setting : "";
@@ -264,7 +265,6 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
   base.mask = mask;
   base.sketch = sketch;
   base.sampling.device = o.device;
-  base.detail = o.detail;
   if (o.init_strength >= 0) base.init_strength = o.init_strength;
   if (o.refine_strength >= 0) base.refine_strength = o.refine_strength;
   if (o.refine_steps >= 0) base.refine_steps = o.refine_steps;
@@ -279,6 +279,7 @@ EditBenchResult run_edit_bench(const EditBenchOptions& o, std::ostream& out) {
     reqs[c].sampling.sampler = o.samplers.size() == 1 ? o.samplers[0] : o.samplers[c];
     r.configs[c].steps = reqs[c].sampling.steps;
     r.configs[c].sampler = reqs[c].sampling.sampler;
+    reqs[c].detail = r.configs[c].detail = o.details.size() == 1 ? o.details[0] : o.details[c];
     if (!o.refine_sketch_scales.empty())
       reqs[c].refine_sketch_scale = o.refine_sketch_scales[o.refine_sketch_scales.size() == 1 ? 0 : c];
     r.configs[c].refine_sketch_scale = reqs[c].refine_sketch_scale < 0 ? reqs[c].sketch_scale : reqs[c].refine_sketch_scale;

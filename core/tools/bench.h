@@ -51,7 +51,8 @@ struct EditBenchOptions {
   int iters = 3;
   int warmup = 1;
   std::string device = "auto";
-  DetailMode detail = EditRequest{}.detail;  // the model methods: detail at native resolution
+  // Detail at native resolution; a list times one configuration per entry.
+  std::vector<DetailMode> details = {EditRequest{}.detail};
   double init_strength = -1, refine_strength = -1, harmonize = -1;  // < 0: edit's defaults
   double sketch_scale = -1;                                           // < 0: edit's default
   // The tiles' sketch strength (EditRequest::refine_sketch_scale); a list times one configuration
@@ -66,6 +67,7 @@ struct EditBenchConfigResult {
   int steps = 0;
   std::string sampler;
   std::string precision;  // "fp32" / "bf16"
+  DetailMode detail = DetailMode::Patch;
   double refine_sketch_scale = 0;  // the tiles' sketch strength (detail tiles)
   double seconds_median = 0, seconds_min = 0;
   int unet_evaluations = 0;  // per edit: steps of the coarse pass and of every refinement tile

@@ -190,6 +190,14 @@ expect 0 "dpm\+\+2m    3 steps, (fp32|bf16): median .* the speed of the first" "
   bench-edit --model "$editing" --size 32 --steps 2,3 --sampler ddim,dpm++2m --iters 1 --warmup 0 --device cpu
 expect 0 "ddim       2 steps, fp32: median .*speed of the first" "bench-edit --precision auto,fp32" -- \
   bench-edit --model "$editing" --size 32 --steps 2 --sampler ddim --precision auto,fp32 --iters 1 --warmup 0 --device cpu
+out=$("$bin" bench-edit --model "$editing" --size 64 --steps 4,3 --sampler ddim,unipc --detail tiles,patch --iters 1 \
+  --warmup 0 --device cpu 2>&1)
+grep -qE "ddim       4 steps, (fp32|bf16), detail tiles, tiles' sketch strength 2: median" <<<"$out" \
+  && grep -qE "unipc      3 steps, (fp32|bf16), detail patch: median .*speed of the first" <<<"$out" \
+  && pass "bench-edit --detail tiles,patch: one configuration per detail" || fail "bench-edit --detail tiles,patch: $out"
+expect nonzero "--detail: blur not in" "bench-edit --detail blur" -- bench-edit --model "$editing" --detail patch,blur
+expect 2 "one value each, or lists of the same length" "bench-edit --detail with a list of another length" -- \
+  bench-edit --model "$editing" --steps 2,3 --sampler ddim --detail tiles,patch,none
 expect nonzero "--precision: half not in" "bench-edit --precision half" -- bench-edit --model "$editing" --precision half
 expect 0 "U-Net forward, fp32: median" "bench --precision fp32" -- bench --config "$editing/model.json" --iters 1 \
   --precision fp32
