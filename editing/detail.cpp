@@ -187,6 +187,8 @@ cv::Mat vote(const Level& L, const Field& F, const cv::Mat& source_colour, int r
   const size_t k = d.size() * 3 / 4;
   std::nth_element(d.begin(), d.begin() + static_cast<long>(k), d.end());
   const float s2 = std::max(d[k], 1e-6f);
+  std::vector<double> weight(static_cast<size_t>(L.w) * L.h, 0.0);  // per target centre, once
+  for (int p : L.targets) weight[static_cast<size_t>(p)] = std::exp(-F.dist[p] / (2.0 * s2)) + 1e-12;
   cv::Mat out = source_colour.clone();
   cv::parallel_for_(cv::Range(0, L.h), [&](const cv::Range& rows) {
     for (int y = rows.start; y < rows.end; ++y)
@@ -202,7 +204,7 @@ cv::Mat vote(const Level& L, const Field& F, const cv::Mat& source_colour, int r
             if (!L.target[p]) continue;
             const int q = F.nnf[p];
             const cv::Vec3f c = source_colour.at<cv::Vec3f>(q / L.w + dy, q % L.w + dx);
-            const double w = std::exp(-F.dist[p] / (2.0 * s2)) + 1e-12;
+            const double w = weight[static_cast<size_t>(p)];
             acc += w * cv::Vec3d(c[0], c[1], c[2]);
             wsum += w;
           }
