@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <string_view>
+#include <utility>
 
 #include "core/engine/defaults.h"
 
@@ -385,6 +386,14 @@ bool run_dialog(GimpProcedure* procedure, GimpProcedureConfig* config, const cha
     if (has_arg(procedure, n)) top = g_list_append(top, const_cast<char*>(n));
 
   // ---- under "Advanced": everything else
+  // GIMP 3.0's number field logs a LibGimpWidgets-CRITICAL (gimp_label_spin_set_increments) while
+  // it builds one whose range is narrower than 1: its first increments are whole numbers. The two
+  // strengths (0.05..1) are shown in percent, which also reads better; scripts still pass 0.05..1.
+  for (const auto& [name, label] : {std::pair{"init-strength", "Start from _noise (%)"}, std::pair{"refine-strength", "Re_finement (%)"}})
+    if (has_arg(procedure, name)) {
+      GtkWidget* entry = gimp_procedure_dialog_get_scale_entry(dialog, name, 100.0);
+      gtk_label_set_text_with_mnemonic(GTK_LABEL(gimp_labeled_get_label(GIMP_LABELED(entry))), label);
+    }
   GList* advanced = nullptr;
   add_group(dialog, procedure, "sampling-frame", "Sampling", {"steps", "sampler", "mode"}, &advanced);
   add_group(dialog, procedure, "selection-frame", "Selection",
