@@ -142,11 +142,19 @@ Tensor qkv_attention(const Tensor& qkv, int64_t heads, bool new_order, const Ten
     k = torch::cat({ek.to(k.scalar_type()), k}, -1);
     v = torch::cat({ev.to(v.scalar_type()), v}, -1);
   }
+  FlopCount::add(2 * 2 * q.size(0) * ch * length * k.size(2));
+  if (q.scalar_type() == torch::kFloat32) {
+    // fp32: LibTorch's fused attention, the same softmax(q k^T / sqrt(ch)) v, made the whole
+    // adm-64-cond forward 1.06x faster and the shipped network's 1.02x (docs/benchmarks.md). Its
+    // bf16 kernel made the shipped network 2x slower, so bf16 keeps the two products below.
+    auto tokens = [&](const Tensor& t) { return t.reshape({bs, heads, ch, -1}).transpose(2, 3).contiguous(); };
+    auto a = at::scaled_dot_product_attention(tokens(q), tokens(k), tokens(v));  // [bs, heads, length, ch]
+    return a.transpose(2, 3).reshape({bs, -1, length});
+  }
   const double scale = 1.0 / std::sqrt(std::sqrt(static_cast<double>(ch)));
   auto weight = torch::bmm((q * scale).transpose(1, 2), k * scale);  // "bct,bcs->bts"
   weight = torch::softmax(weight.to(at::promote_types(weight.scalar_type(), torch::kFloat32)), -1).to(weight.scalar_type());
   auto a = torch::bmm(v, weight.transpose(1, 2));  // "bts,bcs->bct"
-  FlopCount::add(2 * 2 * q.size(0) * ch * length * k.size(2));
   return a.reshape({bs, -1, length});
 }
 
