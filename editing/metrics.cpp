@@ -107,6 +107,13 @@ double laplacian_var(const cv::Mat& image, const cv::Mat& region) {
   return dev[0] * dev[0];
 }
 
+// Precision, recall and F1 from the pixel counts (edge_f1_maps's rules for empty maps).
+void finish_edge_score(EdgeScore& r) {
+  r.precision = r.edge_px == 0 ? 1.0 : static_cast<double>(r.edge_hits) / r.edge_px;
+  r.recall = r.sketch_px == 0 ? 1.0 : static_cast<double>(r.sketch_hits) / r.sketch_px;
+  r.f1 = r.precision + r.recall > 0 ? 2 * r.precision * r.recall / (r.precision + r.recall) : 0.0;
+}
+
 }  // namespace
 
 double hole_psnr(const cv::Mat& result, const cv::Mat& reference, const cv::Mat& mask) {
@@ -175,9 +182,19 @@ EdgeScore edge_f1_maps(const cv::Mat& edges, const cv::Mat& sketch, const cv::Ma
       }
     }
   }
-  r.precision = r.edge_px == 0 ? 1.0 : static_cast<double>(tp_edge) / r.edge_px;
-  r.recall = r.sketch_px == 0 ? 1.0 : static_cast<double>(tp_sketch) / r.sketch_px;
-  r.f1 = r.precision + r.recall > 0 ? 2 * r.precision * r.recall / (r.precision + r.recall) : 0.0;
+  r.edge_hits = tp_edge;
+  r.sketch_hits = tp_sketch;
+  finish_edge_score(r);
+  return r;
+}
+
+EdgeScore pooled_edge_f1(const std::vector<EdgeScore>& scores) {
+  EdgeScore r;
+  for (const auto& s : scores) {
+    r.edge_px += s.edge_px, r.sketch_px += s.sketch_px;
+    r.edge_hits += s.edge_hits, r.sketch_hits += s.sketch_hits;
+  }
+  finish_edge_score(r);
   return r;
 }
 

@@ -8,6 +8,8 @@
 
 #include <string>
 
+#include <vector>
+
 #include <opencv2/core.hpp>
 
 #include "editing/synth_sketch.h"
@@ -32,9 +34,16 @@ double coarse_psnr(const cv::Mat& result, const cv::Mat& reference, const cv::Ma
 
 struct EdgeScore {
   double precision = 0, recall = 0, f1 = 0;
-  int edge_px = 0;    // result edge pixels in the hole
-  int sketch_px = 0;  // sketch pixels in the hole
+  int edge_px = 0;      // result edge pixels in the hole
+  int sketch_px = 0;    // sketch pixels in the hole
+  int edge_hits = 0;    // of those edge pixels, within the tolerance of a sketch pixel
+  int sketch_hits = 0;  // of those sketch pixels, within the tolerance of an edge pixel
 };
+
+// The edge F1 of many crops pooled (micro-averaged): precision and recall over the summed pixel
+// counts, so that a crop whose hole holds a few sketch pixels weighs a few pixels, where the mean
+// of the per-crop F1s gives its 0-or-1 score a whole crop's weight. Empty sums as edge_f1_maps.
+EdgeScore pooled_edge_f1(const std::vector<EdgeScore>& scores);
 
 // The definition on binary maps (non-zero = on; any single-channel type): precision = fraction of
 // edge pixels in the hole within tolerance_px (Euclidean) of a sketch pixel; recall = fraction of

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
 #include <set>
+#include <vector>
 
 #include "core/base/error.h"
 #include "core/training/train_data.h"
@@ -140,6 +141,7 @@ cv::Mat sketch_layer(const cv::Mat& strokes) {
 struct Totals {
   std::map<std::string, double> sum;
   std::map<std::string, int> n;
+  std::vector<edit::EdgeScore> edges;  // each crop's, for the pooled edge F1
   void add(const std::string& k, double v) {
     if (std::isfinite(v)) sum[k] += v, n[k]++;
   }
@@ -215,8 +217,10 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
       t.add("psnr", s.psnr), t.add("ssim", s.ssim), t.add("coarse_psnr", s.coarse_psnr);
       t.add("edge_f1", s.edge.f1), t.add_ratio("sharpness", s.sharpness), t.add("seconds", seconds);
       t.add("texture", s.texture), t.add_sample("texture", s.texture);
+      t.edges.push_back(s.edge);
       rows.push_back({{"case", i}, {"source", c.source}, {"method", m}, {"psnr", s.psnr}, {"ssim", s.ssim},
-                      {"coarse_psnr", s.coarse_psnr}, {"edge_f1", s.edge.f1}, {"sharpness", s.sharpness},
+                      {"coarse_psnr", s.coarse_psnr}, {"edge_f1", s.edge.f1}, {"sketch_px", s.edge.sketch_px},
+                      {"edge_px", s.edge.edge_px}, {"sharpness", s.sharpness},
                       {"texture", s.texture}, {"seconds", seconds}});
       if (!o.save_dir.empty()) edit::write_image(o.save_dir + "/case" + std::to_string(i) + "-" + m + ".png", result);
     }
@@ -238,6 +242,7 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
     const auto& t = totals[m];
     summary["methods"][m] = {{"psnr", t.mean("psnr")},       {"ssim", t.mean("ssim")},
                              {"coarse_psnr", t.mean("coarse_psnr")}, {"edge_f1", t.mean("edge_f1")},
+                             {"edge_f1_pooled", edit::pooled_edge_f1(t.edges).f1},
                              {"sharpness", t.geomean("sharpness")}, {"sharpness_arith", t.mean("sharpness_arith")},
                              {"texture", t.mean("texture")}, {"texture_median", t.median("texture")},
                              {"seconds", t.mean("seconds")}};
@@ -247,19 +252,22 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
   } else {
     out << "\n"
         << std::left << std::setw(18) << "method" << std::right << std::setw(8) << "PSNR" << std::setw(8) << "SSIM"
-        << std::setw(12) << "coarsePSNR" << std::setw(9) << "edgeF1" << std::setw(11) << "sharpness" << std::setw(9)
+        << std::setw(12) << "coarsePSNR" << std::setw(9) << "edgeF1" << std::setw(9) << "pooled" << std::setw(11)
+        << "sharpness" << std::setw(9)
         << "texture" << std::setw(9) << "s/image" << "\n";
     for (const auto& m : methods) {
       const auto& t = totals[m];
       out << std::left << std::setw(18) << m << std::right << std::fixed << std::setprecision(2) << std::setw(8)
           << t.mean("psnr") << std::setprecision(3) << std::setw(8) << t.mean("ssim") << std::setprecision(2)
           << std::setw(12) << t.mean("coarse_psnr") << std::setprecision(3) << std::setw(9) << t.mean("edge_f1")
-          << std::setw(11) << t.geomean("sharpness") << std::setw(9) << t.mean("texture") << std::setprecision(2)
+          << std::setw(9) << edit::pooled_edge_f1(t.edges).f1 << std::setw(11) << t.geomean("sharpness") << std::setw(9) << t.mean("texture") << std::setprecision(2)
           << std::setw(9) << t.mean("seconds") << "\n";
     }
     out << "(" << cases.size() << " crops of " << o.size << " px, seed " << o.seed << ", split " << o.split
         << "; inside the hole; sharpness: geometric mean, 1 = as detailed as the photo;\n"
-        << " texture: distance of the gradient statistics from the photo's, mean; 0 = the same)\n";
+        << " texture: distance of the gradient statistics from the photo's, mean; 0 = the same;\n"
+        << " edgeF1: the mean of the crops' F1s; pooled: one F1 over all crops' pixels, where a crop with a\n"
+        << " few sketch pixels weighs a few pixels)\n";
   }
   return summary;
 }

@@ -179,6 +179,30 @@ TEST(EdgeF1, DefinitionOnMaps) {
   EXPECT_EQ(edge_f1_maps(outside, none, mask).edge_px, 0);
 }
 
+TEST(EdgeF1, PooledOverCropsWeighsPixelsNotCrops) {
+  const cv::Mat mask = hole_mask(kSize, kHole);
+  // A crop with a long sketched line drawn well, and one whose hole holds a 3 px dot the result
+  // missed: the mean of the F1s is 0.5, the pooled F1 barely moves from the first crop's.
+  cv::Mat line = cv::Mat::zeros(kSize, CV_8UC1), dot = cv::Mat::zeros(kSize, CV_8UC1);
+  cv::line(line, {45, 35}, {100, 60}, cv::Scalar(255));
+  cv::line(dot, {70, 50}, {72, 50}, cv::Scalar(255));
+  const EdgeScore good = edge_f1_maps(line, line, mask);
+  const EdgeScore missed = edge_f1_maps(cv::Mat::zeros(kSize, CV_8UC1), dot, mask);
+  ASSERT_DOUBLE_EQ(good.f1, 1.0);
+  ASSERT_DOUBLE_EQ(missed.f1, 0.0);
+  EXPECT_EQ(missed.sketch_px, 3);
+  EXPECT_EQ(good.edge_hits, good.edge_px);
+  EXPECT_EQ(missed.sketch_hits, 0);
+  const EdgeScore pooled = pooled_edge_f1({good, missed});
+  EXPECT_EQ(pooled.sketch_px, good.sketch_px + 3);
+  EXPECT_DOUBLE_EQ(pooled.precision, 1.0);
+  EXPECT_DOUBLE_EQ(pooled.recall, static_cast<double>(good.sketch_px) / (good.sketch_px + 3));
+  EXPECT_GT(pooled.f1, 0.95);
+  // One crop pools to itself; nothing pooled is "nothing asked, nothing drawn".
+  EXPECT_DOUBLE_EQ(pooled_edge_f1({missed}).f1, missed.f1);
+  EXPECT_DOUBLE_EQ(pooled_edge_f1({}).f1, 1.0);
+}
+
 TEST(EdgeF1, ResultAgainstItsOwnCannySketchIsOne) {
   cv::Mat img(kSize, CV_8UC3, cv::Scalar(200, 200, 200));
   cv::rectangle(img, cv::Rect(55, 45, 35, 30), cv::Scalar(40, 60, 80), cv::FILLED);
