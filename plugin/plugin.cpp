@@ -125,7 +125,7 @@ void add_sketch_guidance_arguments(GimpProcedure* p) {
       "Training-free sketch guidance: pulls every step towards the sketch's edges, with any model (0: off)",
       kSketchGuidanceRange.min, kSketchGuidanceRange.max, 0.0, rw);
   gimp_procedure_add_choice_argument(
-      p, "sketch-guidance-mode", "Guidance m_ode",
+      p, "sketch-guidance-mode", "Guidance mode",
       "cheap: the model's prediction held constant; exact: the gradient through the model (about 3x slower)",
       gimp_choice_new_with_values("cheap", 0, "Cheap", nullptr, "exact", 1, "Exact (slower)", nullptr, nullptr), "cheap",
       rw);
@@ -133,11 +133,14 @@ void add_sketch_guidance_arguments(GimpProcedure* p) {
 
 }  // namespace
 
+// A nick's underscore marks its mnemonic (Alt+letter in the dialog). No letter may repeat within a
+// dialog, GIMP's own buttons included (OK, Load Saved Settings: o, l); the arguments without one had
+// no free letter left (the gimp_dialog test fails on GIMP's "duplicate mnemonic" report).
 void add_arguments(GimpProcedure* p, Operation op) {
   const auto rw = G_PARAM_READWRITE;
   // Not a PDB argument (scripts are unaffected): a setting kept with the dialog's values.
   gimp_procedure_add_int_aux_argument(
-      p, "engine-idle-minutes", "Keep engine _loaded (minutes)",
+      p, "engine-idle-minutes", "Keep engine loaded (minutes)",
       "The engine stays running this long after an edit, with the model loaded, so the next edit starts at once "
       "(0: start and stop it for every edit)",
       kEngineIdleMinutesRange.min, kEngineIdleMinutesRange.max, kDefaultEngineIdleMinutes, rw);
@@ -173,7 +176,7 @@ void add_arguments(GimpProcedure* p, Operation op) {
                                      "How closely to follow the sketch: 0 ignores it, 1 plain, above 1 harder (and slower)",
                                      kSketchScaleRange.min, kSketchScaleRange.max,
                                      op == Operation::Inpaint ? kDefaultSketchScale : kDefaultGenerateSketchScale, rw);
-  gimp_procedure_add_string_argument(p, "classifier", "Classi_fier",
+  gimp_procedure_add_string_argument(p, "classifier", "Classifier",
                                      "Classifier model id or folder for classifier guidance (empty: none)", "", rw);
   gimp_procedure_add_int_argument(p, "class", "Cl_ass", "Class label for class-conditional models and the classifier (-1: none)",
                                   -1, 9999, -1, rw);
@@ -212,12 +215,12 @@ void add_arguments(GimpProcedure* p, Operation op) {
                                        "Large selections: how much each tile is redrawn at full resolution (lower "
                                        "keeps the coarse result)",
                                        kStrengthFloor, kRefineStrengthRange.max, kDefaultRefineStrength, rw);
-    gimp_procedure_add_int_argument(p, "refine-steps", "Refinement ste_ps",
+    gimp_procedure_add_int_argument(p, "refine-steps", "Refinement steps",
                                     "Large selections: denoising steps per tile of the refinement (more: a little more "
                                     "detail, slower)",
                                     kRefineStepsRange.min, kRefineStepsRange.max, kDefaultRefineSteps, rw);
     gimp_procedure_add_choice_argument(
-        p, "detail", "_Detail",
+        p, "detail", "Detail",
         "Large selections: where the detail at full resolution comes from. Texture: the picture's own texture, "
         "following the model's result and the sketch (fast). Model tiles: the model redraws the result in tiles "
         "(slower, smoother). None: the model's result enlarged",

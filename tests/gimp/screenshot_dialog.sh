@@ -110,8 +110,8 @@ wait "$gimp" 2>/dev/null
 kill "$xvfb" 2>/dev/null
 wait "$xvfb" 2>/dev/null
 # The plug-in's own widgets must build without GIMP's warnings (a number field whose increments do
-# not fit its range logs a LibGimpWidgets-CRITICAL).
-if grep -E "^\(diffsketch:[0-9]+\): LibGimpWidgets-(CRITICAL|WARNING)" "$WORK/gimp.log"; then
+# not fit its range logs a LibGimpWidgets-CRITICAL; two labels with one mnemonic are reported).
+if grep -E "^\(diffsketch:[0-9]+\): LibGimpWidgets-(CRITICAL|WARNING)|^Procedure '$PROC': duplicate mnemonic" "$WORK/gimp.log"; then
   echo "the plug-in's dialog logged the GIMP widget warnings above"
   status=1
 fi
