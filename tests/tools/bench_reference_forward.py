@@ -116,7 +116,11 @@ def main():
     if not args.diffsketch or (args.preset is None) == (args.config is None):
         p.error("give --diffsketch and exactly one of --preset or --config")
 
-    tmp = tempfile.mkdtemp(prefix="bench-ref-")
+    with tempfile.TemporaryDirectory(prefix="bench-ref-") as tmp:  # the JSON files of the runs
+        compare(args, tmp)
+
+
+def compare(args, tmp):
     editing = None
     if args.preset:
         source = ["--preset", args.preset]
