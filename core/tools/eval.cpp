@@ -165,6 +165,28 @@ struct Totals {
   }
 };
 
+// The human-readable summary: one row per method, then what the columns mean.
+void print_eval_table(std::ostream& out, const EvalOptions& o, const std::vector<std::string>& methods,
+                      const std::map<std::string, Totals>& totals, size_t count) {
+  out << "\n"
+      << std::left << std::setw(18) << "method" << std::right << std::setw(8) << "PSNR" << std::setw(8) << "SSIM"
+      << std::setw(12) << "coarsePSNR" << std::setw(9) << "edgeF1" << std::setw(9) << "pooled" << std::setw(11)
+      << "sharpness" << std::setw(9) << "texture" << std::setw(9) << "s/image" << "\n";
+  for (const auto& m : methods) {
+    const auto& t = totals.at(m);
+    out << std::left << std::setw(18) << m << std::right << std::fixed << std::setprecision(2) << std::setw(8)
+        << t.mean("psnr") << std::setprecision(3) << std::setw(8) << t.mean("ssim") << std::setprecision(2)
+        << std::setw(12) << t.mean("coarse_psnr") << std::setprecision(3) << std::setw(9) << t.mean("edge_f1")
+        << std::setw(9) << edit::pooled_edge_f1(t.edges).f1 << std::setw(11) << t.geomean("sharpness") << std::setw(9)
+        << t.mean("texture") << std::setprecision(2) << std::setw(9) << t.mean("seconds") << "\n";
+  }
+  out << "(" << count << " crops of " << o.size << " px, seed " << o.seed << ", split " << o.split
+      << "; inside the hole; sharpness: geometric mean, 1 = as detailed as the photo;\n"
+      << " texture: distance of the gradient statistics from the photo's, mean; 0 = the same;\n"
+      << " edgeF1: the mean of the crops' F1s; pooled: one F1 over all crops' pixels, where a crop with a\n"
+      << " few sketch pixels weighs a few pixels)\n";
+}
+
 }  // namespace
 
 nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
@@ -247,28 +269,8 @@ nlohmann::json eval_inpaint(const EvalOptions& o, std::ostream& out) {
                              {"texture", t.mean("texture")}, {"texture_median", t.median("texture")},
                              {"seconds", t.mean("seconds")}};
   }
-  if (o.json) {
-    out << nlohmann::json({{"summary", summary}, {"cases", rows}}).dump(2) << "\n";
-  } else {
-    out << "\n"
-        << std::left << std::setw(18) << "method" << std::right << std::setw(8) << "PSNR" << std::setw(8) << "SSIM"
-        << std::setw(12) << "coarsePSNR" << std::setw(9) << "edgeF1" << std::setw(9) << "pooled" << std::setw(11)
-        << "sharpness" << std::setw(9)
-        << "texture" << std::setw(9) << "s/image" << "\n";
-    for (const auto& m : methods) {
-      const auto& t = totals[m];
-      out << std::left << std::setw(18) << m << std::right << std::fixed << std::setprecision(2) << std::setw(8)
-          << t.mean("psnr") << std::setprecision(3) << std::setw(8) << t.mean("ssim") << std::setprecision(2)
-          << std::setw(12) << t.mean("coarse_psnr") << std::setprecision(3) << std::setw(9) << t.mean("edge_f1")
-          << std::setw(9) << edit::pooled_edge_f1(t.edges).f1 << std::setw(11) << t.geomean("sharpness") << std::setw(9) << t.mean("texture") << std::setprecision(2)
-          << std::setw(9) << t.mean("seconds") << "\n";
-    }
-    out << "(" << cases.size() << " crops of " << o.size << " px, seed " << o.seed << ", split " << o.split
-        << "; inside the hole; sharpness: geometric mean, 1 = as detailed as the photo;\n"
-        << " texture: distance of the gradient statistics from the photo's, mean; 0 = the same;\n"
-        << " edgeF1: the mean of the crops' F1s; pooled: one F1 over all crops' pixels, where a crop with a\n"
-        << " few sketch pixels weighs a few pixels)\n";
-  }
+  if (o.json) out << nlohmann::json({{"summary", summary}, {"cases", rows}}).dump(2) << "\n";
+  else print_eval_table(out, o, methods, totals, cases.size());
   return summary;
 }
 
