@@ -69,6 +69,9 @@ inline constexpr int kMaxPayloadSide = 65536;
 inline constexpr Range<int> kExitWhenIdleRange{0, 7 * 24 * 3600};  // s; 0 = never
 inline constexpr Range<int> kEngineIdleMinutesRange{0, 24 * 60};   // 0 = no server: a private engine per edit
 inline constexpr int kDefaultEngineIdleMinutes = 10;
+// ---- a server several clients share (serve --max-queue: jobs waiting behind the running one)
+inline constexpr Range<int> kMaxQueueRange{0, 1000};
+inline constexpr int kDefaultMaxQueue = 16;
 
 // ---- model files
 inline constexpr std::uintmax_t kMaxModelJsonBytes = 1u << 20;  // model.json holds a few flags

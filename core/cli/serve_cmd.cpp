@@ -1,11 +1,13 @@
 // `diffsketch serve`: the engine behind the GIMP plug-in, speaking the framed protocol
-// (core/protocol/protocol.h) over stdin/stdout (--stdio, one client, the plug-in's subprocess) or a UNIX
-// socket (one client at a time, the process stays up between edits).
+// (core/protocol/protocol.h) over stdin/stdout (--stdio, one client, the plug-in's subprocess), a
+// UNIX socket (the process stays up between edits), or TCP (--listen: a remote engine, with a
+// token and, off this machine, TLS).
 //
-// A job runs on a worker thread while the connection's reader keeps watching the input: a cancel
-// request, or the input closing (GIMP kills a cancelled plug-in outright), cancels the job through
-// its CancelToken; the engine checks it every step. Then --stdio exits and the socket server goes
-// back to accepting.
+// The server (core/server/server.h) reads each client on its own thread and runs the jobs in
+// arrival order on one worker; this file gives it the engine (serve_requests.cpp: protocol messages
+// -> engine requests -> replies) and the transport. A cancel request, or the client closing its
+// end (GIMP kills a cancelled plug-in outright), cancels its job through the job's CancelToken;
+// the engine checks it every step. Then --stdio exits; the socket and TCP servers go on serving.
 //
 // The GIMP plug-in starts a socket server itself when none runs (`serve --background
 // --exit-when-idle SECS`): the process detaches (its own session, output to a log file), the
@@ -14,15 +16,15 @@
 // (proto::EngineHello), so that one of another release, or whose executable was replaced since it
 // started, is replaced.
 //
-// What a request means is serve_requests.cpp's (protocol messages -> engine requests -> replies);
-// this file is the transport. The server's Engine keeps its models loaded between requests and
-// clients (core/engine/model_cache.h).
+// A remote engine: `serve --listen HOST:PORT --token-file FILE [--tls-cert C --tls-key K]`.
+// Every TCP client must send the token first (it is compared in constant time and never logged;
+// the file must be mode 0600). A non-loopback address needs TLS as well (GnuTLS,
+// core/server/tls.h); the server prints its certificate's SHA-256 fingerprint for the clients to
+// pin. The Engine keeps its models loaded between requests and clients
+// (core/engine/model_cache.h).
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -30,18 +32,20 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
-#include <mutex>
-#include <sstream>
-#include <opencv2/imgproc.hpp>
+#include <optional>
 #include <thread>
 
 #include "core/base/error.h"
+#include "core/base/limits.h"
+#include "core/base/remote.h"
 #include "core/base/version.h"
 #include "core/cli/commands.h"
 #include "core/cli/serve_requests.h"
 #include "core/engine/engine.h"
-#include "core/formats/model_registry.h"
 #include "core/protocol/protocol.h"
+#include "core/server/listen.h"
+#include "core/server/server.h"
+#include "core/server/tls.h"
 
 namespace dsk::cli {
 
@@ -49,115 +53,7 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace proto = dsk::proto;
-
-// One client: reads requests, runs one job at a time on a worker thread, writes the replies.
-class Session {
- public:
-  Session(Engine& engine, proto::ByteSource& in, proto::ByteSink& out, proto::EngineHello hello)
-      : engine_(engine), in_(in), out_(out), hello_(std::move(hello)) {}
-
-  bool busy() const { return busy_; }
-
-  void run() {
-    for (;;) {
-      std::optional<proto::Message> msg;
-      try {
-        msg = proto::read_message(in_);
-      } catch (const proto::VersionMismatch& e) {
-        reply(proto::ErrorReply{proto::ErrorKind::Protocol,
-                                "the plug-in speaks DiffSketch protocol version " + std::to_string(e.peer_version()) +
-                                    ", this engine speaks version " + std::to_string(proto::kProtocolVersion) +
-                                    "; install the GIMP plug-in and the diffsketch engine from the same release"});
-        std::cerr << "diffsketch serve: " << e.what() << "\n";
-        break;
-      } catch (const proto::ProtocolError& e) {
-        reply(proto::ErrorReply{proto::ErrorKind::Protocol, e.what()});
-        std::cerr << "diffsketch serve: " << e.what() << "\n";
-        break;
-      } catch (const std::exception& e) {  // no frame makes the server exit: this client is dropped
-        reply(proto::ErrorReply{proto::ErrorKind::Protocol, std::string("unreadable frame: ") + e.what()});
-        std::cerr << "diffsketch serve: unreadable frame: " << e.what() << "\n";
-        break;
-      }
-      if (!msg) break;  // the client closed its end
-      if (std::holds_alternative<proto::CancelRequest>(*msg)) {
-        cancel_.cancel();
-        continue;
-      }
-      if (busy_) {
-        reply(proto::ErrorReply{proto::ErrorKind::Input, "a job is already running; wait for its result or send cancel"});
-        continue;
-      }
-      if (worker_.joinable()) worker_.join();
-      if (std::holds_alternative<proto::ModelsRequest>(*msg)) {
-        reply(model_list());
-        continue;
-      }
-      if (std::holds_alternative<proto::HelloRequest>(*msg)) {
-        reply(hello_);
-        continue;
-      }
-      cancel_.reset();
-      busy_ = true;
-      worker_ = std::thread([this, m = std::move(*msg)] { job(m); });
-    }
-    if (busy_) std::cerr << "diffsketch serve: the client went away; cancelling its job\n";
-    cancel_.cancel();
-    if (worker_.joinable()) worker_.join();
-  }
-
- private:
-  // A CancelToken that can be re-armed between jobs.
-  struct Cancel {
-    std::unique_ptr<CancelToken> token = std::make_unique<CancelToken>();
-    std::mutex mu;
-    void cancel() {
-      std::lock_guard lock(mu);
-      token->cancel();
-    }
-    void reset() {
-      std::lock_guard lock(mu);
-      token = std::make_unique<CancelToken>();
-    }
-    const CancelToken* get() {
-      std::lock_guard lock(mu);
-      return token.get();
-    }
-  };
-
-  // false when the client is gone; the running job is then cancelled.
-  bool reply(const proto::Message& m) {
-    std::lock_guard lock(write_mu_);
-    if (peer_gone_) return false;
-    try {
-      proto::write_message(out_, m);
-      return true;
-    } catch (const proto::ProtocolError&) {
-      peer_gone_ = true;
-      cancel_.cancel();
-      return false;
-    }
-  }
-
-  void job(const proto::Message& msg) {
-    const ProgressFn progress = [this](const Progress& p) { reply(progress_update(p)); };
-    const proto::Message answer = answer_request(engine_, msg, progress, cancel_.get());
-    if (const auto* err = std::get_if<proto::ErrorReply>(&answer))
-      std::cerr << "diffsketch serve: " << proto::error_kind_name(err->kind) << ": " << err->message << "\n";
-    busy_ = false;  // before the reply: the client's next request may follow it at once
-    reply(answer);
-  }
-
-  Engine& engine_;
-  proto::ByteSource& in_;
-  proto::ByteSink& out_;
-  const proto::EngineHello hello_;
-  std::mutex write_mu_;
-  bool peer_gone_ = false;
-  Cancel cancel_;
-  std::atomic<bool> busy_{false};
-  std::thread worker_;
-};
+namespace srv = dsk::server;
 
 // Who this process is (answered to a hello): read once at start, so that a later replacement of
 // the executable on disk shows as a newer modification time than the one reported.
@@ -173,7 +69,18 @@ proto::EngineHello make_hello(int exit_when_idle) {
   return h;
 }
 
-// ---- the socket server
+// The server's jobs run on `engine`, which keeps its models loaded from one job to the next.
+srv::Handlers engine_handlers(Engine& engine, int exit_when_idle) {
+  srv::Handlers h;
+  h.run = [&engine](const proto::Message& request, const srv::ProgressSink& sink, const CancelToken* cancel) {
+    return answer_request(engine, request, [&sink](const Progress& p) { sink(progress_update(p)); }, cancel);
+  };
+  h.models = [] { return model_list(); };
+  h.hello = make_hello(exit_when_idle);
+  return h;
+}
+
+// ---- the socket and TCP servers
 
 std::string default_socket_path() {
   const char* runtime = std::getenv("XDG_RUNTIME_DIR");
@@ -194,80 +101,61 @@ void make_private_dir(const fs::path& dir) {
     throw InputError(dir.string() + ": cannot make it private (mode 0700): " + std::strerror(errno));
 }
 
-sockaddr_un socket_address(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path))
-    throw InputError("socket path " + path + " is longer than " + std::to_string(sizeof(addr.sun_path) - 1) + " bytes");
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
-}
-
-char g_socket_path[sizeof(sockaddr_un::sun_path)] = {};
+char g_socket_path[108] = {};
 
 void remove_socket_and_exit(int) {
   if (g_socket_path[0]) ::unlink(g_socket_path);
   _exit(0);
 }
 
-int listen_on(const std::string& path) {
-  const sockaddr_un addr = socket_address(path);
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) throw InputError(path + " exists and is not a socket; remove it or pass --socket PATH");
-    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const bool live = ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-    ::close(probe);
-    if (live) throw InputError("a diffsketch server already listens at " + path);
-    ::unlink(path.c_str());  // stale, from a server that was killed
-  }
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw Error(std::string("socket: ") + std::strerror(errno));
-  const mode_t old = ::umask(0177);  // the socket is created 0600
-  const int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  ::umask(old);
-  if (rc != 0) throw InputError(path + ": cannot listen there: " + std::strerror(errno));
-  ::chmod(path.c_str(), 0600);
-  if (::listen(fd, 4) != 0) throw Error(std::string("listen: ") + std::strerror(errno));
-  std::strncpy(g_socket_path, path.c_str(), sizeof g_socket_path - 1);
-  ::signal(SIGINT, remove_socket_and_exit);
-  ::signal(SIGTERM, remove_socket_and_exit);
-  return fd;
-}
-
-// Waits up to `seconds` (0: no limit) for a client to connect; false when none did.
-bool wait_for_client(int listener, int seconds) {
-  if (seconds <= 0) return true;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
-    pollfd p{listener, POLLIN, 0};
-    const int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 60000)));
-    if (r > 0) return true;
-    if (r < 0 && errno != EINTR) throw Error(std::string("poll: ") + std::strerror(errno));
-  }
-}
-
-struct SocketOptions {
-  std::string path;
-  int idle_seconds = 60;    // a client silent this long while no job of its runs is dropped (0: never)
-  int exit_when_idle = 0;   // the server exits after this long without a client (0: never)
-  int ready_fd = -1;        // --background: written "ok" (or the error) once listening, then closed
+struct ListenOptions {
+  std::string socket_path;           // a UNIX socket, or
+  std::optional<HostPort> tcp;       // a TCP address
+  std::string token_file;            // TCP: the clients' token
+  std::string tls_cert, tls_key;     // TCP: TLS
+  int idle_seconds = 60;             // a client silent this long while no job of its waits or runs is dropped (0: never)
+  int exit_when_idle = 0;            // the server exits after this long without a client (0: never)
+  int max_queue = kDefaultMaxQueue;  // jobs waiting behind the running one
+  int ready_fd = -1;                 // --background: written "ok" and the address (or the error) once listening
 };
 
-std::string resolve_socket_path(std::string path) {
-  if (path.empty()) {
-    path = default_socket_path();
-    if (!std::getenv("XDG_RUNTIME_DIR") || !*std::getenv("XDG_RUNTIME_DIR")) make_private_dir(fs::path(path).parent_path());
+// What is listened on, checked and opened before the engine starts.
+struct Listening {
+  int fd = -1;
+  std::string where;  // "/run/user/1000/diffsketch.sock", "127.0.0.1:7860"
+  std::string token;
+  std::unique_ptr<srv::TlsCredentials> tls;
+};
+
+Listening open_listener(const ListenOptions& o) {
+  Listening l;
+  if (!o.tcp) {
+    l.fd = srv::listen_unix(o.socket_path);
+    l.where = o.socket_path;
+    std::strncpy(g_socket_path, o.socket_path.c_str(), sizeof g_socket_path - 1);
+    return l;
   }
-  return path;
+  // Checked before anything listens, so a refused setup never opens a port.
+  if (o.token_file.empty())
+    throw InputError("--listen needs --token-file FILE: every user of this machine (and, off loopback, of the network) "
+                     "can reach a TCP port; " + token_howto("FILE"));
+  l.token = read_token_file(o.token_file);
+  if (o.tls_cert.empty() != o.tls_key.empty())
+    throw InputError("--tls-cert and --tls-key go together: the certificate and its private key");
+  if (!o.tls_cert.empty()) l.tls = std::make_unique<srv::TlsCredentials>(o.tls_cert, o.tls_key);
+  if (!l.tls && !srv::is_loopback_host(o.tcp->host))
+    throw InputError("--listen " + o.tcp->text() + " is reachable from other machines: it needs TLS (--tls-cert and "
+                     "--tls-key), or listen on 127.0.0.1 and reach it through an SSH tunnel");
+  const srv::TcpListener t = srv::listen_tcp(*o.tcp);
+  l.fd = t.fd;
+  l.where = t.bound.text();
+  return l;
 }
 
-int serve_socket(const SocketOptions& o) {
-  int listener = -1;
+int serve_listening(const ListenOptions& o) {
+  Listening l;
   try {
-    listener = listen_on(o.path);
+    l = open_listener(o);
   } catch (const std::exception& e) {
     if (o.ready_fd >= 0) {
       const std::string msg = e.what();
@@ -276,33 +164,38 @@ int serve_socket(const SocketOptions& o) {
     }
     throw;
   }
-  Engine engine;  // models stay loaded from one client to the next
-  const proto::EngineHello hello = make_hello(o.exit_when_idle);
-  std::cerr << "diffsketch serve " << kVersion << " (pid " << hello.pid << "): listening on " << o.path;
+  ::signal(SIGINT, remove_socket_and_exit);
+  ::signal(SIGTERM, remove_socket_and_exit);
+  Engine engine;
+  srv::ServerOptions so;
+  so.token = l.token;
+  so.idle_seconds = o.idle_seconds;
+  so.max_queue = o.max_queue;
+  srv::Server server(engine_handlers(engine, o.exit_when_idle), so);
+  std::cerr << "diffsketch serve " << kVersion << " (pid " << ::getpid() << "): listening on " << l.where;
+  if (o.tcp) std::cerr << (l.tls ? " (TLS, token)" : " (token, no TLS: loopback only)");
   if (o.exit_when_idle > 0) std::cerr << ", exits after " << o.exit_when_idle << " s without a client";
-  std::cerr << (o.ready_fd >= 0 ? "\n" : " (Ctrl+C to stop)\n") << std::flush;
+  std::cerr << (o.ready_fd >= 0 ? "\n" : " (Ctrl+C to stop)\n");
+  if (l.tls) std::cerr << "diffsketch serve: TLS certificate fingerprint " << l.tls->fingerprint() << "\n";
+  std::cerr << std::flush;
   if (o.ready_fd >= 0) {
-    (void)!::write(o.ready_fd, "ok", 2);
+    const std::string ok = "ok\n" + l.where + (l.tls ? "\n" + l.tls->fingerprint() : "");
+    (void)!::write(o.ready_fd, ok.data(), ok.size());
     ::close(o.ready_fd);
   }
   for (;;) {
-    if (!wait_for_client(listener, o.exit_when_idle)) {
-      std::cerr << "diffsketch serve: no client for " << o.exit_when_idle << " s; exiting\n";
-      ::unlink(o.path.c_str());
+    if (o.exit_when_idle > 0 && server.idle_seconds() >= o.exit_when_idle) {
+      srv::log_line("no client for " + std::to_string(o.exit_when_idle) + " s; exiting");
+      if (!o.tcp) ::unlink(o.socket_path.c_str());
       return 0;
     }
-    const int client = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-    if (client < 0) {
-      if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
-      throw Error(std::string("accept: ") + std::strerror(errno));
-    }
-    proto::FdSource in(client);
-    proto::FdSink out(client);
-    Session session(engine, in, out, hello);
-    if (o.idle_seconds > 0)
-      in.set_timeout([&session, ms = o.idle_seconds * 1000] { return session.busy() ? -1 : ms; });
-    session.run();
-    ::close(client);
+    std::string peer;
+    const int fd = srv::accept_client(l.fd, 1000, &peer);
+    if (fd < 0) continue;
+    if (!o.tcp) peer = "the UNIX socket";
+    std::unique_ptr<srv::Transport> t =
+        l.tls ? srv::tls_transport(fd, *l.tls, peer) : srv::fd_transport(fd, fd, peer, /*owns_fds=*/true);
+    server.add(std::move(t));
   }
 }
 
@@ -324,8 +217,8 @@ std::string background_log_path() {
 
 // --background: the server runs in a child that leaves the caller's session (so that it outlives
 // the GIMP plug-in that started it) with its output in the log; this process returns 0 once the
-// socket listens, or 1 with the server's error (e.g. another server already listens there).
-int serve_in_background(SocketOptions o) {
+// server listens, or 1 with the server's error (e.g. another server already listens there).
+int serve_in_background(ListenOptions o) {
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) throw Error(std::string("pipe: ") + std::strerror(errno));
   const std::string log = background_log_path();
@@ -343,7 +236,7 @@ int serve_in_background(SocketOptions o) {
     ::dup2(log_fd >= 0 ? log_fd : null_fd, STDERR_FILENO);
     o.ready_fd = ready[1];
     try {
-      _exit(serve_socket(o));
+      _exit(serve_listening(o));
     } catch (const std::exception& e) {
       std::cerr << "diffsketch serve: " << e.what() << std::endl;
       _exit(1);
@@ -362,9 +255,15 @@ int serve_in_background(SocketOptions o) {
     break;
   }
   ::close(ready[0]);
-  if (answer == "ok") {
-    std::cout << "diffsketch serve: listening on " << o.path << " (pid " << pid << ", log "
+  if (answer.starts_with("ok\n")) {
+    std::string where = answer.substr(3), fingerprint;
+    if (const auto nl = where.find('\n'); nl != std::string::npos) {
+      fingerprint = where.substr(nl + 1);
+      where.resize(nl);
+    }
+    std::cout << "diffsketch serve: listening on " << where << " (pid " << pid << ", log "
               << (log.empty() ? "discarded" : log) << ")" << std::endl;
+    if (!fingerprint.empty()) std::cout << "diffsketch serve: TLS certificate fingerprint " << fingerprint << std::endl;
     return 0;
   }
   std::cerr << "diffsketch serve: "
@@ -376,10 +275,14 @@ int serve_stdio() {
   // Frames own the real stdout; anything else the process prints goes to stderr.
   const int out_fd = ::dup(STDOUT_FILENO);
   if (out_fd < 0 || ::dup2(STDERR_FILENO, STDOUT_FILENO) < 0) throw Error("serve --stdio: cannot set up stdout");
-  proto::FdSource in(STDIN_FILENO);
-  proto::FdSink out(out_fd);
   Engine engine;
-  Session(engine, in, out, make_hello(0)).run();
+  srv::ServerOptions so;
+  so.idle_seconds = 0;  // the plug-in's own engine: it waits as long as the plug-in does
+  {
+    srv::Server server(engine_handlers(engine, 0), so);
+    server.add(srv::fd_transport(STDIN_FILENO, out_fd, "stdin/stdout", /*owns_fds=*/false));
+    server.wait_until_no_clients();
+  }
   ::close(out_fd);
   return 0;
 }
@@ -387,27 +290,46 @@ int serve_stdio() {
 }  // namespace
 
 void register_serve(CLI::App& app, Runners& runners) {
-  auto* cmd = app.add_subcommand("serve", "serve the GIMP plug-in: framed protocol over stdin/stdout or a UNIX socket");
+  auto* cmd = app.add_subcommand(
+      "serve", "serve the GIMP plug-in: framed protocol over stdin/stdout, a UNIX socket or TCP (a remote engine)");
   static bool stdio = false;
-  static std::string socket_path;
+  static std::string socket_path, listen, token_file, tls_cert, tls_key;
   static int idle_seconds = 60;
   static int exit_when_idle = 0;
+  static int max_queue = kDefaultMaxQueue;
   static bool background = false;
   auto* stdio_flag = cmd->add_flag("--stdio", stdio, "one client on stdin/stdout (how the plug-in starts the engine)");
-  cmd->add_option("--socket", socket_path,
-                  "UNIX socket path (default $XDG_RUNTIME_DIR/diffsketch.sock, or /tmp/diffsketch-$UID/diffsketch.sock)")
-      ->excludes(stdio_flag);
+  auto* socket_opt =
+      cmd->add_option("--socket", socket_path,
+                      "UNIX socket path (default $XDG_RUNTIME_DIR/diffsketch.sock, or /tmp/diffsketch-$UID/diffsketch.sock)")
+          ->excludes(stdio_flag);
+  auto* listen_opt =
+      cmd->add_option("--listen", listen,
+                      "TCP: HOST:PORT, or PORT for 127.0.0.1:PORT (a remote engine; needs --token-file, and TLS off "
+                      "loopback)")
+          ->excludes(stdio_flag)
+          ->excludes(socket_opt);
+  auto* token_opt = cmd->add_option("--token-file", token_file,
+                                    "TCP: the file (mode 0600) holding the token every client must send first");
+  auto* cert_opt = cmd->add_option("--tls-cert", tls_cert, "TCP: TLS certificate (PEM); with --tls-key");
+  auto* key_opt = cmd->add_option("--tls-key", tls_key, "TCP: the certificate's private key (PEM, not readable by others)");
+  for (auto* o : {token_opt, cert_opt, key_opt}) o->needs(listen_opt);
   cmd->add_option("--idle-timeout", idle_seconds,
-                  "socket: drop a client that sends nothing for this many seconds while no job of its runs, so "
-                  "that the next one is served (0: never)")
+                  "socket, TCP: drop a client that sends nothing for this many seconds while no job of its waits or runs "
+                  "(0: never)")
       ->capture_default_str()
       ->excludes(stdio_flag);
   cmd->add_option("--exit-when-idle", exit_when_idle,
-                  "socket: exit after this many seconds without a client (0: never; the plug-in's server: 600)")
+                  "socket, TCP: exit after this many seconds without a client (0: never; the plug-in's server: 600)")
+      ->capture_default_str()
+      ->excludes(stdio_flag);
+  cmd->add_option("--max-queue", max_queue,
+                  "socket, TCP: jobs that may wait behind the running one (clients' jobs run one at a time, in "
+                  "arrival order); more are refused")
       ->capture_default_str()
       ->excludes(stdio_flag);
   cmd->add_flag("--background", background,
-                "socket: detach (own session, output to $XDG_CACHE_HOME/diffsketch/serve.log) and return once listening")
+                "socket, TCP: detach (own session, output to $XDG_CACHE_HOME/diffsketch/serve.log) and return once listening")
       ->excludes(stdio_flag);
   runners.push_back([cmd] {
     if (!cmd->parsed()) return -1;
@@ -416,12 +338,28 @@ void register_serve(CLI::App& app, Runners& runners) {
     if (!kExitWhenIdleRange.contains(exit_when_idle))
       throw InputError("--exit-when-idle must be in " + range_text(kExitWhenIdleRange) + " seconds (0: never); got " +
                        std::to_string(exit_when_idle));
+    if (!kMaxQueueRange.contains(max_queue))
+      throw InputError("--max-queue must be in " + range_text(kMaxQueueRange) + "; got " + std::to_string(max_queue));
     if (stdio) return serve_stdio();
-    SocketOptions o;
-    o.path = resolve_socket_path(socket_path);
+    ListenOptions o;
+    if (!listen.empty()) {
+      const bool port_only = listen.find_first_not_of("0123456789") == std::string::npos;
+      o.tcp = parse_host_port(port_only ? "127.0.0.1:" + listen : listen, "--listen");
+      o.token_file = token_file;
+      o.tls_cert = tls_cert;
+      o.tls_key = tls_key;
+    } else {
+      o.socket_path = socket_path;
+      if (o.socket_path.empty()) {
+        o.socket_path = default_socket_path();
+        if (!std::getenv("XDG_RUNTIME_DIR") || !*std::getenv("XDG_RUNTIME_DIR"))
+          make_private_dir(fs::path(o.socket_path).parent_path());
+      }
+    }
     o.idle_seconds = idle_seconds;
     o.exit_when_idle = exit_when_idle;
-    return background ? serve_in_background(o) : serve_socket(o);
+    o.max_queue = max_queue;
+    return background ? serve_in_background(o) : serve_listening(o);
   });
 }
 

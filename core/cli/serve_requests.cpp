@@ -37,7 +37,7 @@ EditResult run(Engine& engine, const proto::Message& msg, const ProgressFn& prog
 }  // namespace
 
 proto::ProgressUpdate progress_update(const Progress& p) {
-  proto::ProgressUpdate u{p.step, p.total, std::nullopt};
+  proto::ProgressUpdate u{p.step, p.total, 0, std::nullopt};
   if (p.preview) u.preview = preview_image(*p.preview);
   return u;
 }

@@ -141,7 +141,8 @@ json to_json(const Message& msg, Encoder& enc) {
                               {"classes", i.classes}, {"card", i.card}, {"problem", i.problem}});
           j = {{"models", models}, {"search_path", m.search_path}};
         } else if constexpr (std::is_same_v<T, ProgressUpdate>) {
-          j = {{"step", m.step}, {"total", m.total}, {"preview", m.preview ? enc.ref(*m.preview) : json(nullptr)}};
+          j = {{"step", m.step}, {"total", m.total}, {"queue", m.queue},
+               {"preview", m.preview ? enc.ref(*m.preview) : json(nullptr)}};
         } else if constexpr (std::is_same_v<T, Result>) {
           json images = json::array();
           for (const auto& im : m.images) images.push_back(enc.ref(im));
@@ -151,8 +152,10 @@ json to_json(const Message& msg, Encoder& enc) {
         } else if constexpr (std::is_same_v<T, EngineHello>) {
           j = {{"version", m.version}, {"executable", m.executable}, {"executable_mtime", m.executable_mtime},
                {"pid", m.pid}, {"exit_when_idle", m.exit_when_idle}};
+        } else if constexpr (std::is_same_v<T, HelloRequest>) {
+          j = {{"token", m.token}};
         } else {
-          j = json::object();  // models, cancel, hello: no fields
+          j = json::object();  // models, cancel: no fields
         }
       },
       msg);
@@ -299,7 +302,7 @@ struct Decoder {
     const json& j = root;
     if (type == "models") return ModelsRequest{};
     if (type == "cancel") return CancelRequest{};
-    if (type == "hello") return HelloRequest{};
+    if (type == "hello") return HelloRequest{get_or<std::string>(j, "token", "")};
     if (type == "engine") {
       EngineHello m;
       m.version = get<std::string>(j, "version");
@@ -354,6 +357,7 @@ struct Decoder {
       ProgressUpdate m;
       m.step = get<int>(j, "step");
       m.total = get<int>(j, "total");
+      m.queue = get_or<int>(j, "queue", 0);
       if (Image p = image(j, "preview"); !p.empty()) m.preview = std::move(p);
       return m;
     }
@@ -463,8 +467,14 @@ void read_payload(ByteSource& in, Image& im) {
   }
 }
 
-// Waits until `fd` has data or its end, in slices of a second, asking `timeout_ms` each time (it
-// may change: no limit while a job runs); throws ProtocolError when the limit passes idle.
+}  // namespace
+
+const char* message_type(const Message& m) {
+  static constexpr const char* names[] = {"models", "edit", "generate", "interpolate", "cancel",
+                                          "model-list", "progress", "result", "error", "hello", "engine"};
+  return names[m.index()];
+}
+
 void wait_readable(int fd, const std::function<int()>& timeout_ms) {
   auto idle_since = std::chrono::steady_clock::now();
   for (;;) {
@@ -481,14 +491,6 @@ void wait_readable(int fd, const std::function<int()>& timeout_ms) {
     if (r > 0) return;  // data, an end or an error: read() tells which
     if (r < 0 && errno != EINTR) throw ProtocolError(std::string("poll failed: ") + std::strerror(errno));
   }
-}
-
-}  // namespace
-
-const char* message_type(const Message& m) {
-  static constexpr const char* names[] = {"models", "edit", "generate", "interpolate", "cancel",
-                                          "model-list", "progress", "result", "error", "hello", "engine"};
-  return names[m.index()];
 }
 
 size_t FdSource::read_some(uint8_t* buf, size_t n) {

@@ -46,7 +46,10 @@ namespace dsk::proto {
 //    crop's larger sketch as one to resize, so the version says it instead.
 // 3: hello / engine messages (the engine's release version, its executable and its idle exit), so
 //    the plug-in can tell whether a running server is the engine it was installed with.
-inline constexpr uint16_t kProtocolVersion = 3;
+// 4: a remote engine (serve --listen): hello carries the client's token (the first message on a
+//    TCP connection, and the only one an engine that needs a token answers before it), and
+//    progress carries the job's place in the queue of a server that several clients share.
+inline constexpr uint16_t kProtocolVersion = 4;
 inline constexpr char kMagic[4] = {'D', 'S', 'K', 'P'};
 inline constexpr size_t kFrameHeaderBytes = 12;
 
@@ -180,8 +183,10 @@ struct CancelRequest {
   bool operator==(const CancelRequest&) const = default;
 };
 
-// Asks the engine who it is; the answer is an EngineHello.
+// Asks the engine who it is; the answer is an EngineHello. On a TCP engine (`serve --listen`) it is
+// the first message and carries the token; "" = none (a local engine needs none).
 struct HelloRequest {
+  std::string token;
   bool operator==(const HelloRequest&) const = default;
 };
 
@@ -204,8 +209,11 @@ struct ModelList {
   bool operator==(const ModelList&) const = default;
 };
 
+// A job's progress; while it waits in a shared server's queue, `queue` = the jobs ahead of it (the
+// running one included) and step = total = 0.
 struct ProgressUpdate {
   int step = 0, total = 0;
+  int queue = 0;
   std::optional<Image> preview;  // small RGB u8 image of the current prediction
   bool operator==(const ProgressUpdate&) const = default;
 };
@@ -259,6 +267,11 @@ class ByteSink {
   virtual ~ByteSink() = default;
   virtual void write_all(const uint8_t* buf, size_t n) = 0;  // throws ProtocolError when the peer is gone
 };
+
+// Waits until `fd` has data or its end, in slices of a second, asking `timeout_ms` each time (it
+// may change: no limit while a job runs; negative: no limit); throws ProtocolError when the limit
+// passes with nothing to read (a stalled client is dropped so that the others are served).
+void wait_readable(int fd, const std::function<int()>& timeout_ms);
 
 // POSIX file descriptors (pipes, sockets); EINTR is retried. The fd is not closed.
 class FdSource : public ByteSource {

@@ -9,7 +9,7 @@ guidance in generate requests, and its range; a version mismatch answered with a
 the engine exit at once; the socket server (mode 0600, one client after another, removed on
 SIGTERM) and a client vanishing mid-job there; hostile frames (a non-string type, a header nested
 400000 deep, a bad frame after a job) and a broken model folder never make the server exit; a
-client stalled inside a frame is dropped after --idle-timeout and the next one served; hello
+client stalled inside a frame holds up nobody and is dropped after --idle-timeout; hello
 names the release, executable and pid; --exit-when-idle exits without a client and removes the
 socket; --background returns once listening and leaves a detached server.
 """
@@ -22,6 +22,10 @@ import struct
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dskproto  # noqa: E402
+from dskproto import Reader, frame, until_final  # noqa: E402
 
 ENGINE, MODELS, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 MODEL = os.path.join(MODELS, "adm-small")
@@ -36,52 +40,8 @@ def check(ok, what):
         failures.append(what)
 
 
-def frame(header, payloads=(), version=3):
-    text = json.dumps(header).encode()
-    return b"DSKP" + struct.pack("<HHI", version, len(payloads), len(text)) + text + b"".join(payloads)
-
-
 def edit_request(steps=3, variants=1, seed=7):
-    w = h = 32
-    image = struct.pack(f"<{w * h * 4}f", *([0.5, 0.25, 0.75, 1.0] * (w * h)))
-    mask = bytes(255 if 8 <= x < 24 and 8 <= y < 24 else 0 for y in range(h) for x in range(w))
-    header = {
-        "type": "edit", "model": MODEL,
-        "sampling": {"steps": steps, "respacing": "", "sampler": "ddim", "eta": 0.0, "seed": seed, "device": "cpu",
-                     "classifier": "", "class": 3, "classifier_scale": 1.0},
-        "image": 0, "mask": 1, "sketch": None, "sketch_scale": 1.0, "variants": variants, "context_margin": 0.25,
-        "feather": 2, "preview": True,
-        "init_strength": 1.0,  # every step runs (the default 0.8 starts from a smooth fill, at step 2 of 3)
-        "payloads": [{"width": w, "height": h, "channels": 4, "dtype": "f32"},
-                     {"width": w, "height": h, "channels": 1, "dtype": "u8"}],
-    }
-    return frame(header, [image, mask])
-
-
-class Reader:
-    def __init__(self, read):
-        self.read = read
-
-    def exact(self, n):
-        out = b""
-        while len(out) < n:
-            chunk = self.read(n - len(out))
-            if not chunk:
-                return None
-            out += chunk
-        return out
-
-    def message(self):
-        head = self.exact(12)
-        if head is None:
-            return None
-        assert head[:4] == b"DSKP", head
-        version, count, n = struct.unpack("<HHI", head[4:])
-        msg = json.loads(self.exact(n))
-        msg["_version"] = version
-        sizes = {"u8": 1, "u16": 2, "f32": 4}
-        msg["_payloads"] = [self.exact(p["width"] * p["height"] * p["channels"] * sizes[p["dtype"]]) for p in msg["payloads"]]
-        return msg
+    return dskproto.edit_request(MODEL, steps, variants, seed)
 
 
 def start_stdio():
@@ -89,15 +49,6 @@ def start_stdio():
     p = subprocess.Popen([ENGINE, "serve", "--stdio"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=open(os.path.join(WORK, "serve-stderr.log"), "ab"), env=env)
     return p, Reader(p.stdout.read)
-
-
-def until_final(reader):
-    progress = []
-    while True:
-        m = reader.message()
-        if m is None or m["type"] != "progress":
-            return m, progress
-        progress.append(m)
 
 
 # 1-2: model list, then an edit on the same engine.
@@ -271,7 +222,7 @@ p.stdin.write(frame({"type": "models", "payloads": []}, version=1))
 p.stdin.flush()
 m = r.message()
 check(m is not None and m["type"] == "error" and m["kind"] == "protocol" and "version 1" in m["message"]
-      and "version 3" in m["message"], "a version-1 client gets a protocol error naming both versions")
+      and "version 4" in m["message"], "a version-1 client gets a protocol error naming both versions")
 p.stdin.close()
 p.wait(timeout=30)
 
@@ -360,7 +311,7 @@ def hostile(raw, what):
 
 hostile(frame({"type": 5, "payloads": []}), "a type that is not a string")
 deep = b'{"type":"models","payloads":' + b"[" * 400000 + b"]" * 400000 + b"}"
-hostile(b"DSKP" + struct.pack("<HHI", 3, 0, len(deep)) + deep, "a header nested 400000 deep")
+hostile(b"DSKP" + struct.pack("<HHI", 4, 0, len(deep)) + deep, "a header nested 400000 deep")
 s, r = connect()
 s.sendall(edit_request())
 m, _ = until_final(r)
@@ -369,18 +320,28 @@ m2 = r.message()
 check(m is not None and m["type"] == "result" and m2 is not None and m2["type"] == "error",
       "socket: a bad frame after a finished job on the same connection is an error")
 s.close()
-# 7c: a client that stalls inside a frame is dropped after --idle-timeout (2 s here; 60 by
-# default), and the next client is served (before, it waited until the stalled one closed).
-stalled, _ = connect()
-stalled.sendall(b"DSKP\x03")
+# 7c: a client that stalls inside a frame holds up nobody (each client has its own thread) and is
+# dropped after --idle-timeout (2 s here; 60 by default).
+stalled, stalled_reader = connect()
+stalled.sendall(b"DSKP\x04")
 t0 = time.time()
 s, r = connect()
 s.sendall(frame({"type": "models", "payloads": []}))
 m = r.message()
 waited = time.time() - t0
-check(m is not None and m["type"] == "model-list" and 1.5 < waited < 10,
-      f"socket: a stalled client is dropped after the idle timeout and the next one served ({waited:.1f} s)")
+check(m is not None and m["type"] == "model-list" and waited < 1.5,
+      f"socket: a client stalled inside a frame does not hold up the next one ({waited:.1f} s)")
 s.close()
+stalled.settimeout(15)
+try:
+    m = stalled_reader.message()
+    while m is not None and m["type"] != "error":
+        m = stalled_reader.message()
+except (OSError, AssertionError):
+    m = None
+dropped = time.time() - t0
+check(m is not None and m["type"] == "error" and "sent nothing for 2 s" in m["message"] and 1.5 < dropped < 10,
+      f"socket: the stalled client is dropped after the idle timeout, with a message ({dropped:.1f} s: {m and m.get('message')})")
 stalled.close()
 s, r = connect()
 s.sendall(frame({"type": "models", "payloads": []}))

@@ -1,6 +1,7 @@
 // core/base: writing a file whole or not at all; SHA-256; XDG and GIMP folders from the environment.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include "core/base/env.h"
 #include "core/base/error.h"
 #include "core/base/files.h"
+#include "core/base/remote.h"
 #include "core/base/sha256.h"
 #include "temp_dir.h"
 
@@ -154,4 +156,56 @@ TEST(Env, EngineCandidatesAreEnginePathThenTheDataFolders) {
   EXPECT_EQ(dsk::engine_candidates("").size(), 3u);  // no plug-in folder: no engine-path
   old_home ? ::setenv("XDG_DATA_HOME", saved_home.c_str(), 1) : ::unsetenv("XDG_DATA_HOME");
   old_dirs ? ::setenv("XDG_DATA_DIRS", saved_dirs.c_str(), 1) : ::unsetenv("XDG_DATA_DIRS");
+}
+
+TEST(Remote, HostPortForms) {
+  EXPECT_EQ(dsk::parse_host_port("127.0.0.1:7860", "--listen").text(), "127.0.0.1:7860");
+  EXPECT_EQ(dsk::parse_host_port("gpu-box:0", "--listen").port, 0);
+  const auto v6 = dsk::parse_host_port("[::1]:7860", "--listen");
+  EXPECT_EQ(v6.host, "::1");
+  EXPECT_EQ(v6.text(), "[::1]:7860");
+  for (const char* bad : {"", "host", ":7860", "host:", "host:port", "host:65536", "::1:7860", "[::1]7860", "a b:1", "h:123456"})
+    EXPECT_THROW(dsk::parse_host_port(bad, "--listen"), dsk::InputError) << bad;
+  try {
+    dsk::parse_host_port("host", "DSK_ENGINE_URL");
+  } catch (const dsk::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("DSK_ENGINE_URL takes HOST:PORT"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Remote, TokensCompareWhole) {
+  EXPECT_TRUE(dsk::same_token("0123456789abcdef", "0123456789abcdef"));
+  EXPECT_FALSE(dsk::same_token("0123456789abcdef", "0123456789abcdeg"));
+  EXPECT_FALSE(dsk::same_token("0123456789abcdef", "0123456789abcdef0"));
+  EXPECT_FALSE(dsk::same_token("0123456789abcdef", ""));
+}
+
+TEST(Remote, TokenFilesMustBePrivateAndHoldOneToken) {
+  const auto dir = dsk::test::temp_dir("base", "token");
+  const auto write = [&](const std::string& name, const std::string& text, mode_t mode) {
+    const auto path = (dir / name).string();
+    std::ofstream(path) << text;
+    ::chmod(path.c_str(), mode);
+    return path;
+  };
+  EXPECT_EQ(dsk::read_token_file(write("ok", "  0123456789abcdefXYZ \nsecond line\n", 0600)), "0123456789abcdefXYZ");
+  const auto expect_refused = [](const std::string& path, const std::string& says) {
+    try {
+      dsk::read_token_file(path);
+      ADD_FAILURE() << path << " was accepted";
+    } catch (const dsk::InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  };
+  expect_refused(write("group", "0123456789abcdef\n", 0640), "chmod 600");
+  expect_refused(write("world", "0123456789abcdef\n", 0604), "mode 0604");
+  expect_refused(write("short", "0123456789abcde\n", 0600), "at least 16");
+  expect_refused(write("space", "01234567 89abcdef\n", 0600), "white space");
+  expect_refused(write("big", std::string(5000, 'a'), 0600), "larger than 4 KiB");
+  expect_refused((dir / "none").string(), "does not exist");
+  std::filesystem::create_directory(dir / "folder");
+  ::chmod((dir / "folder").c_str(), 0700);
+  expect_refused((dir / "folder").string(), "not a regular file");
+  std::filesystem::create_symlink(dir / "ok", dir / "link");
+  expect_refused((dir / "link").string(), "symbolic link");
 }

@@ -82,8 +82,9 @@ std::vector<Message> every_message() {
   list.models = {{"default", "editing-unet", "Default", "/usr/share/diffsketch/models/default", 64},
                  {"adm-small", "adm-unet", "fixture \"x\" ü", "/a b/adm-small", 32}};
   list.search_path = {"/x", "/y"};
-  ProgressUpdate progress{3, 25, ramp(8, 8, 3, DType::U8)};
-  ProgressUpdate progress_plain{4, 25, std::nullopt};
+  ProgressUpdate progress{3, 25, 0, ramp(8, 8, 3, DType::U8)};
+  ProgressUpdate progress_plain{4, 25, 0, std::nullopt};
+  ProgressUpdate queued{0, 0, 2, std::nullopt};
   Result result;
   result.images = {ramp(6, 5, 4, DType::F32), ramp(6, 5, 4, DType::F32)};
   result.seeds = {42, 43};
@@ -99,6 +100,7 @@ std::vector<Message> every_message() {
           ModelList{},
           progress,
           progress_plain,
+          queued,
           result,
           Result{},
           ErrorReply{ErrorKind::Input, "the mask selects nothing"},
@@ -107,6 +109,7 @@ std::vector<Message> every_message() {
           ErrorReply{ErrorKind::Cancelled, "cancelled"},
           ErrorReply{ErrorKind::Protocol, "bad"},
           HelloRequest{},
+          HelloRequest{"s3cr3t-t0ken"},
           EngineHello{"0.1.0", "/usr/bin/diffsketch", 1764680000, 4242, 600}};
 }
 
@@ -329,7 +332,7 @@ TEST(Protocol, WritingToAClosedPipeIsAProtocolError) {
 }
 
 TEST(Protocol, AnImageWhoseBytesDoNotMatchItsShapeIsNotSent) {
-  ProgressUpdate p{1, 2, Image::make(4, 4, 3, DType::U8)};
+  ProgressUpdate p{1, 2, 0, Image::make(4, 4, 3, DType::U8)};
   p.preview->data.pop_back();
   EXPECT_THROW(encode(p), ProtocolError);
 }
