@@ -340,6 +340,7 @@ std::string start_server(const std::string& engine, int idle_minutes) {
 std::unique_ptr<EngineConnection> EngineConnection::open(const EngineOptions& options) {
   // A failed write to a dead engine must be an error, not a signal that ends the plug-in.
   signal(SIGPIPE, SIG_IGN);
+  if (const RemoteEngine remote = effective_remote(options.remote); !remote.address.empty()) return open_remote(remote);
   if (!env("DSK_NO_SERVER").empty()) return std::make_unique<SubprocessConnection>(find_engine());
   auto status = [&](const std::string& text) {
     if (options.status) options.status(text);

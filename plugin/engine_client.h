@@ -15,6 +15,14 @@
 // hello with another release, or whose executable was replaced on disk since it started (an
 // upgrade, a rebuild), is stopped (SIGTERM, the same user's process only) and a new one started.
 // When a server cannot be started, the edit runs on a private engine as before.
+//
+// A remote engine (`diffsketch serve --listen` on another machine): the "Engine" setting, or
+// DSK_ENGINE_URL=HOST:PORT with DSK_ENGINE_TOKEN_FILE and DSK_ENGINE_CERT for batch use (the
+// variables win over the settings). The plug-in connects over TCP, through TLS (GIO's, with
+// glib-networking) when a certificate is given: the server's PEM file or its SHA-256 fingerprint,
+// which is pinned (any other certificate is refused, whoever signed it). Without one it connects
+// only to a loopback address (an SSH tunnel's end): a token must not cross a network in the clear.
+// The first message is hello with the token. A connection that drops ends the job with a message.
 #pragma once
 
 #include <functional>
@@ -37,7 +45,28 @@ class PluginError : public std::runtime_error {
 // The engine binary, or PluginError "engine not found" listing where it looked.
 std::string find_engine();
 
+// Where a remote engine is; an empty address means the local engine.
+struct RemoteEngine {
+  std::string address;     // HOST:PORT ("local" or "": the engine on this computer)
+  std::string token_file;  // the file holding the server's token (mode 0600)
+  std::string certificate; // TLS: the server's certificate (a PEM file) or its SHA-256 fingerprint; "": no TLS
+  std::string origin = "the Engine setting";  // where it was set, for messages
+};
+
+// `settings` unless DSK_ENGINE_URL is set (then DSK_ENGINE_URL, DSK_ENGINE_TOKEN_FILE,
+// DSK_ENGINE_CERT).
+RemoteEngine effective_remote(const RemoteEngine& settings);
+
+// What the dialog says about the engine in use: "this computer" or "gpu-box:7860 (TLS, pinned)".
+std::string describe_remote(const RemoteEngine& remote);
+
+// A certificate setting as a fingerprint: "sha256:" and 32 colon-separated upper-case hex pairs.
+// Reads a PEM file, or normalises a fingerprint (with or without "sha256:" and colons, any case).
+// Throws PluginError naming the setting's origin and the two accepted forms.
+std::string pinned_fingerprint(const std::string& certificate, const std::string& origin);
+
 struct EngineOptions {
+  RemoteEngine remote;  // empty address: the local engine (below)
   // A server the plug-in starts exits after this many minutes without a client; 0: the plug-in
   // starts none (a private engine per edit; a server the user runs is still used).
   // DSK_ENGINE_IDLE_MINUTES overrides it.
@@ -47,8 +76,8 @@ struct EngineOptions {
 
 class EngineConnection {
  public:
-  // Connects to a running server of this release, else starts one, else starts a private engine.
-  // Throws PluginError.
+  // A remote engine when one is set (effective_remote), else: connects to a running server of this
+  // release, else starts one, else starts a private engine. Throws PluginError.
   static std::unique_ptr<EngineConnection> open(const EngineOptions& options = {});
   virtual ~EngineConnection() = default;
 
@@ -71,5 +100,8 @@ class EngineConnection {
  private:
   std::mutex write_mutex_;  // request() and cancel() may write from two threads
 };
+
+// Connects to a remote engine, sends the token and reads the engine's hello. Throws PluginError.
+std::unique_ptr<EngineConnection> open_remote(const RemoteEngine& remote);
 
 }  // namespace dsk::gimp

@@ -144,6 +144,19 @@ void add_arguments(GimpProcedure* p, Operation op) {
       "The engine stays running this long after an edit, with the model loaded, so the next edit starts at once "
       "(0: start and stop it for every edit)",
       kEngineIdleMinutesRange.min, kEngineIdleMinutesRange.max, kDefaultEngineIdleMinutes, rw);
+  // A remote engine (`diffsketch serve --listen` on another machine); DSK_ENGINE_URL,
+  // DSK_ENGINE_TOKEN_FILE and DSK_ENGINE_CERT override these three for batch runs.
+  gimp_procedure_add_string_aux_argument(
+      p, "engine", "Engine address",
+      "local (this computer), or HOST:PORT of a remote engine started with diffsketch serve --listen", "local", rw);
+  gimp_procedure_add_string_aux_argument(
+      p, "engine-token-file", "Engine token file",
+      "A remote engine: the file (mode 0600) holding the token given to the server's --token-file", "", rw);
+  gimp_procedure_add_string_aux_argument(
+      p, "engine-certificate", "Engine certificate",
+      "A remote engine over TLS: the server's certificate file (PEM) or its SHA-256 fingerprint as diffsketch serve "
+      "prints it (sha256:3F:A0:...); empty: no TLS (only for 127.0.0.1, e.g. an SSH tunnel)",
+      "", rw);
   // The dialog's quality/speed choice (ui/dialog.cpp quality_presets): it sets steps (and for Sketch
   // Inpaint the detail settings) together; scripts set those arguments themselves.
   const bool inpaint = op == Operation::Inpaint;

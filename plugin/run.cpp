@@ -221,7 +221,9 @@ struct ProgressSink {
   ui::PreviewWindow* preview = nullptr;
   void operator()(const proto::ProgressUpdate& p) const {
     if (p.total > 0) gimp_progress_update(static_cast<double>(p.step) / p.total);
-    gchar* text = g_strdup_printf("DiffSketch: step %d of %d", p.step, p.total);
+    gchar* text = p.queue > 0 ? g_strdup_printf("DiffSketch: waiting for the engine, place %d in its queue (%d %s ahead)",
+                                                p.queue + 1, p.queue, p.queue == 1 ? "job" : "jobs")
+                              : g_strdup_printf("DiffSketch: step %d of %d", p.step, p.total);
     gimp_progress_set_text(text);
     g_free(text);
     if (preview && p.preview && p.preview->channels == 3 && p.preview->dtype == proto::DType::U8)
@@ -229,8 +231,19 @@ struct ProgressSink {
   }
 };
 
-// The plug-in's engine settings (the "engine-idle-minutes" setting), read once per run.
+// The plug-in's engine settings (the aux arguments "engine-idle-minutes", "engine",
+// "engine-token-file", "engine-certificate"), read at the start of a run and after its dialog.
 EngineOptions g_engine_options;
+
+void read_engine_settings(GimpProcedure* procedure, GimpProcedureConfig* config) {
+  if (gimp_procedure_find_aux_argument(procedure, "engine-idle-minutes"))
+    g_object_get(config, "engine-idle-minutes", &g_engine_options.idle_minutes, nullptr);
+  if (gimp_procedure_find_aux_argument(procedure, "engine")) {
+    g_engine_options.remote.address = ui::config_string(config, "engine");
+    g_engine_options.remote.token_file = ui::config_string(config, "engine-token-file");
+    g_engine_options.remote.certificate = ui::config_string(config, "engine-certificate");
+  }
+}
 
 std::unique_ptr<EngineConnection> start_engine() {
   gimp_progress_init("DiffSketch: connecting to the engine");
@@ -661,8 +674,7 @@ GimpValueArray* run_operation(Operation op, GimpProcedure* procedure, GimpRunMod
   const bool interactive = run_mode == GIMP_RUN_INTERACTIVE;
   try {
     check_image(image);
-    if (gimp_procedure_find_aux_argument(procedure, "engine-idle-minutes"))
-      g_object_get(config, "engine-idle-minutes", &g_engine_options.idle_minutes, nullptr);
+    read_engine_settings(procedure, config);
     if (interactive) {
       ui::init(kPlugInBinary);
       GimpLayer* sketch = nullptr;
@@ -684,9 +696,12 @@ GimpValueArray* run_operation(Operation op, GimpProcedure* procedure, GimpRunMod
                                                       : "DiffSketch: Interpolate Seeds";
       std::optional<LiveSession> live;
       if (op == Operation::Inpaint) live.emplace(procedure, config, image, drawables, resolutions);
-      const bool ok = ui::run_dialog(procedure, config, title, models, note, diagnose, live ? &live->hooks() : nullptr);
+      const std::string engine = describe_remote(effective_remote(g_engine_options.remote));
+      const bool ok =
+          ui::run_dialog(procedure, config, title, models, note, engine, diagnose, live ? &live->hooks() : nullptr);
       if (live) live->close();
       if (!ok) return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, nullptr);
+      read_engine_settings(procedure, config);  // changed in the dialog: the edit goes there
     }
     const Args args = read_args(procedure, config);
     std::unique_ptr<ui::PreviewWindow> preview;

@@ -351,8 +351,8 @@ std::string config_string(GimpProcedureConfig* config, const char* name) {
 }
 
 bool run_dialog(GimpProcedure* procedure, GimpProcedureConfig* config, const char* title,
-                const std::vector<ModelChoice>& models, const std::string& note, const DiagnoseFn& diagnose,
-                const LiveHooks* live) {
+                const std::vector<ModelChoice>& models, const std::string& note, const std::string& engine,
+                const DiagnoseFn& diagnose, const LiveHooks* live) {
   GtkWidget* widget = gimp_procedure_dialog_new(procedure, config, title);
   auto* dialog = GIMP_PROCEDURE_DIALOG(widget);
   State s;
@@ -401,7 +401,8 @@ bool run_dialog(GimpProcedure* procedure, GimpProcedureConfig* config, const cha
   add_group(dialog, procedure, "guidance-frame", "Sketch guidance", {"sketch-guidance", "sketch-guidance-mode"}, &advanced);
   s.classifier_frame =
       add_group(dialog, procedure, "classifier-frame", "Class", {"class", "classifier", "classifier-scale"}, &advanced);
-  add_group(dialog, procedure, "engine-frame", "Engine", {"engine-idle-minutes"}, &advanced);
+  add_group(dialog, procedure, "engine-frame", "Engine",
+            {"engine", "engine-token-file", "engine-certificate", "engine-idle-minutes"}, &advanced);
   gimp_procedure_dialog_fill_box_list(dialog, "advanced-box", advanced);
   gimp_procedure_dialog_get_label(dialog, "advanced-label", "_Advanced", FALSE, TRUE);
   gimp_procedure_dialog_fill_expander(dialog, "advanced", "advanced-label", FALSE, "advanced-box");
@@ -421,6 +422,12 @@ bool run_dialog(GimpProcedure* procedure, GimpProcedureConfig* config, const cha
                               "Check the installation (GIMP, plug-in, engine, models, memory) and show what to fix");
   g_signal_connect(diagnose_button, "clicked", G_CALLBACK(on_diagnose), &s);
   gtk_box_pack_start(GTK_BOX(diagnose_row), diagnose_button, FALSE, FALSE, 0);
+  GtkWidget* engine_label = gtk_label_new(("Engine: " + engine).c_str());
+  gtk_widget_set_tooltip_text(engine_label,
+                              "Where the edit runs: set under Advanced, Engine (a remote engine: diffsketch serve "
+                              "--listen), or by DSK_ENGINE_URL");
+  gtk_label_set_ellipsize(GTK_LABEL(engine_label), PANGO_ELLIPSIZE_MIDDLE);
+  gtk_box_pack_end(GTK_BOX(diagnose_row), engine_label, FALSE, FALSE, 6);
   gtk_box_pack_end(GTK_BOX(content), diagnose_row, FALSE, FALSE, 0);
   gtk_widget_show_all(diagnose_row);
   if (live && has_arg(procedure, "seed")) {

@@ -56,12 +56,13 @@ struct LiveHooks {
 // (aux argument "quality": it sets steps and the detail settings together); every other argument
 // under an "Advanced" expander, the classifier fields only for class-conditional models. `note` is
 // shown under the chooser when not empty (e.g. why the list is empty). A "Diagnose" button shows
-// `diagnose`'s report. With `live` (Sketch Inpaint), a "Live preview" toggle and the preview's
+// `diagnose`'s report, and beside it which engine the edit runs on (`engine`: "this computer",
+// "gpu-box:7860 (TLS, pinned)"). With `live` (Sketch Inpaint), a "Live preview" toggle and the preview's
 // before/after; switching it on makes a random seed (-1) a fixed one, so that OK's edit starts
 // from the preview's noise. true = OK; the config holds the values.
 bool run_dialog(GimpProcedure* procedure, GimpProcedureConfig* config, const char* title,
-                const std::vector<ModelChoice>& models, const std::string& note, const DiagnoseFn& diagnose,
-                const LiveHooks* live = nullptr);
+                const std::vector<ModelChoice>& models, const std::string& note, const std::string& engine,
+                const DiagnoseFn& diagnose, const LiveHooks* live = nullptr);
 
 // The quality/speed presets: what "quality" sets ("custom": nothing; the fields as they are). Sketch
 // Inpaint's (`inpaint`: its procedure has the detail arguments) standard is the edit's default steps.

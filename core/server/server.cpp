@@ -267,6 +267,7 @@ struct Server::Impl {
       return false;
     }
     c.send(handlers.hello);
+    log_line(c.name() + ": connected, token accepted");
     return true;
   }
 
@@ -292,6 +293,7 @@ struct Server::Impl {
     c->finish();  // the last reply (an error that ends the connection) still goes out
     if (writer.joinable()) writer.join();
     c->close();
+    if (!options.token.empty()) log_line(c->name() + ": disconnected");
     std::lock_guard lock(mu);
     --live;
     last_left = Clock::now();

@@ -214,6 +214,43 @@ kill -TERM "$server" 2>/dev/null
 wait "$server" 2>/dev/null
 [ ! -e "$WORK/run/diffsketch.sock" ] && pass "socket: removed when the server stops" || fail "socket: left behind"
 
+echo "== a remote engine: serve --listen over TLS with a token, reached through DSK_ENGINE_URL"
+remote="$WORK/remote"
+mkdir -p "$remote"
+(umask 077; echo "gimp-remote-test-token-0123456789abcdef" >"$remote/token")
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=localhost \
+  -keyout "$remote/server.key" -out "$remote/server.crt" 2>/dev/null && chmod 600 "$remote/server.key"
+DSK_MODEL_PATH="$DATA/models" "$ENGINE" serve --listen 127.0.0.1:0 --token-file "$remote/token" \
+  --tls-cert "$remote/server.crt" --tls-key "$remote/server.key" >"$WORK/remote-server.log" 2>&1 &
+server=$!
+port=
+for _ in $(seq 150); do
+  port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/remote-server.log")
+  [ -n "$port" ] && break
+  sleep 0.2
+done
+fingerprint=$(sed -n 's/.*fingerprint \(sha256:[0-9A-F:]*\).*/\1/p' "$WORK/remote-server.log")
+# DSK_ENGINE points nowhere and no local server may start: the edit can only run remotely.
+remote_env() {
+  DSK_NO_SERVER= DSK_ENGINE="$WORK/no-such-engine" DSK_ENGINE_URL="127.0.0.1:$port" \
+    DSK_ENGINE_TOKEN_FILE="$remote/token" DSK_ENGINE_CERT="$1" "${@:2}"
+}
+remote_env "$fingerprint" gimp_batch remote 0 "(one-inpaint \"remote\")" &&
+  log_has remote "CASE OK remote"
+grep -q "client 1 (127.0.0.1:" "$WORK/remote-server.log" && pass "remote: the server saw the plug-in's connection" ||
+  fail "remote: the server's log shows no client"
+# A certificate other than the pinned one: refused, no layer added.
+[ "${fingerprint:7:1}" = 0 ] && other="sha256:1${fingerprint:8}" || other="sha256:0${fingerprint:8}"
+remote_env "$other" gimp_batch remote-pin 0 \
+  "(broken-engine-case \"wrong pin\" \"not the pinned\") (say \"CASE OK remote-pin\")" &&
+  log_has remote-pin "CASE OK remote-pin"
+kill -TERM "$server" 2>/dev/null
+wait "$server" 2>/dev/null
+# The engine gone: one clear error, no layer.
+remote_env "$fingerprint" gimp_batch remote-gone 0 \
+  "(broken-engine-case \"engine gone\" \"cannot reach the remote DiffSketch engine\") (say \"CASE OK remote-gone\")" &&
+  log_has remote-gone "CASE OK remote-gone"
+
 echo "== the warm engine: the plug-in starts a server, the next edit uses it, a stale one is replaced"
 sock="$WORK/run/diffsketch.sock"
 server_pid() { pgrep -f -- "engine-copy serve --background" | head -n 1; }
