@@ -254,5 +254,16 @@ check(server.poll() is None, "the TLS server is still up")
 server.send_signal(signal.SIGTERM)
 server.wait(timeout=30)
 
+# 7: --background with --listen: returns once listening, naming the address the system chose.
+bg = subprocess.run([ENGINE, "serve", "--background", "--listen", "127.0.0.1:0", "--token-file", token_file,
+                     "--exit-when-idle", "3"], capture_output=True, text=True, timeout=60,
+                    env=dict(ENV, XDG_CACHE_HOME=os.path.join(WORK, "cache")))
+m = re.search(r"listening on 127\.0\.0\.1:(\d+)", bg.stdout)
+check(bg.returncode == 0 and m is not None, f"background: returns once listening ({bg.stdout.strip()})")
+if m:
+    c = Client(int(m.group(1)))
+    check(c.hello and c.hello["type"] == "engine" and c.hello["exit_when_idle"] == 3, "background: it serves")
+    c.close()
+
 print(f"{len(failures)} failed" if failures else "all passed")
 sys.exit(1 if failures else 0)

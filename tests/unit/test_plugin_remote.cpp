@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -207,9 +208,7 @@ TEST_F(Remote, DskEngineUrlWinsOverTheSettings) {
   ::unsetenv("DSK_ENGINE_URL");
 }
 
-// Last: it stops the plain server.
-TEST_F(Remote, ZServerDyingMidJobEndsTheJobWithAMessage) {
-  auto c = dsk::gimp::open_remote(remote(*plain_));
+proto::EditRequest long_edit() {
   proto::EditRequest r;
   r.model = DSK_TEST_DATA "/models/adm-small";
   r.sampling.steps = 1000;
@@ -221,6 +220,36 @@ TEST_F(Remote, ZServerDyingMidJobEndsTheJobWithAMessage) {
   r.image = proto::Image::make(32, 32, 4, proto::DType::F32);
   r.mask = proto::Image::make(32, 32, 1, proto::DType::F32);
   for (int i = 0; i < 32 * 32; ++i) r.mask.f32()[i] = (i % 32 >= 8 && i % 32 < 24 && i / 32 >= 8 && i / 32 < 24) ? 1.f : 0.f;
+  return r;
+}
+
+TEST_F(Remote, CancelFromAnotherThreadOverTls) {
+  auto c = dsk::gimp::open_remote(remote(*tls_, tls_->fingerprint()));
+  std::atomic<bool> started{false};
+  std::thread canceller([&] {
+    while (!started) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    c->cancel();  // written while the other thread reads, as the dialog's Cancel does
+  });
+  std::string error;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    c->request(long_edit(), [&](const proto::ProgressUpdate& p) {
+      if (p.step > 0) started = true;
+    });
+  } catch (const PluginError& e) {
+    error = e.what();
+  }
+  started = true;
+  canceller.join();
+  EXPECT_NE(error.find("cancelled"), std::string::npos) << error;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30);
+  EXPECT_TRUE(lists_models(*c));  // the connection serves on
+}
+
+// Last: it stops the plain server.
+TEST_F(Remote, ZServerDyingMidJobEndsTheJobWithAMessage) {
+  auto c = dsk::gimp::open_remote(remote(*plain_));
+  const proto::EditRequest r = long_edit();
   bool started = false;
   std::string error;
   try {

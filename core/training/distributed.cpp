@@ -1,0 +1,162 @@
+#include "core/training/distributed.h"
+
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <cstdlib>
+
+#include "core/base/error.h"
+
+namespace dsk {
+
+namespace {
+
+// An environment variable as an int in [lo, hi]; `fallback` when unset.
+int env_int(const char* name, int fallback, int lo, int hi) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  if (*end || x < lo || x > hi)
+    throw InputError(std::string(name) + "=" + v + " is not a number in " + std::to_string(lo) + ".." + std::to_string(hi));
+  return static_cast<int>(x);
+}
+
+}  // namespace
+
+DistEnv dist_env_from_environment() {
+  DistEnv e;
+  const bool torchrun = std::getenv("WORLD_SIZE") && *std::getenv("WORLD_SIZE");
+  const bool slurm = !torchrun && std::getenv("SLURM_NTASKS") && std::getenv("SLURM_PROCID");
+  if (!torchrun && !slurm) return e;
+  const char* world = torchrun ? "WORLD_SIZE" : "SLURM_NTASKS";
+  const char* rank = torchrun ? "RANK" : "SLURM_PROCID";
+  const char* local = torchrun ? "LOCAL_RANK" : "SLURM_LOCALID";
+  e.world_size = env_int(world, 1, 1, 65536);
+  if (e.world_size == 1) return e;
+  if (!std::getenv(rank)) throw InputError(std::string(world) + " is " + std::to_string(e.world_size) + " but " + rank + " is not set");
+  e.rank = env_int(rank, 0, 0, e.world_size - 1);
+  e.local_rank = env_int(local, 0, 0, 65535);
+  const char* addr = std::getenv("MASTER_ADDR");
+  if (!addr || !*addr)
+    throw InputError(std::string("data-parallel training (") + world + "=" + std::to_string(e.world_size) +
+                     ") needs MASTER_ADDR, the host of rank 0 (torchrun sets it; under srun, set it to the first node)");
+  e.master_addr = addr;
+  if (!std::getenv("MASTER_PORT")) throw InputError("data-parallel training needs MASTER_PORT, a free port on MASTER_ADDR");
+  e.master_port = env_int("MASTER_PORT", 0, 1, 65535);
+  return e;
+}
+
+struct DataParallel::Impl {
+  c10::intrusive_ptr<c10d::TCPStore> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  std::chrono::milliseconds timeout;
+};
+
+namespace {
+
+// Waits for a collective; a rank that is gone (or stalled past the timeout) becomes one message.
+void wait(const c10::intrusive_ptr<c10d::Work>& work, const DistEnv& env, std::chrono::milliseconds timeout,
+          const char* what) {
+  try {
+    work->wait();
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    if (auto at = msg.find("\nException raised from"); at != std::string::npos) msg.resize(at);
+    throw Error("rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) + ": the " + what +
+                " failed (another rank died, or did not answer within " + std::to_string(timeout.count() / 1000) +
+                " s): " + msg);
+  }
+}
+
+}  // namespace
+
+DataParallel::DataParallel(const DistEnv& env, std::chrono::milliseconds timeout) : env_(env), impl_(std::make_unique<Impl>()) {
+  impl_->timeout = timeout;
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<std::uint16_t>(env.master_port);
+  so.isServer = env.rank == 0;
+  so.numWorkers = env.world_size;
+  so.waitWorkers = true;
+  so.timeout = timeout;
+  so.useLibUV = false;  // Debian's LibTorch is built without libuv
+  try {
+    impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    if (auto at = msg.find("\nException raised from"); at != std::string::npos) msg.resize(at);
+    throw Error("rank " + std::to_string(env.rank) + ": cannot meet the other ranks at " + env.master_addr + ":" +
+                std::to_string(env.master_port) + " (" + msg + "); is MASTER_ADDR:MASTER_PORT rank 0's host and a free port?");
+  }
+  auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+  const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
+  if (ifname && *ifname)
+    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+  else if (env.master_addr == "127.0.0.1" || env.master_addr == "localhost")
+    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+  else
+    options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  options->threads = 2;
+  impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env.rank, env.world_size, options);
+}
+
+DataParallel::~DataParallel() = default;
+
+void DataParallel::average_gradients(const std::vector<torch::Tensor>& params, size_t bucket_bytes) {
+  const torch::NoGradGuard no_grad;
+  const double scale = 1.0 / env_.world_size;
+  size_t i = 0;
+  while (i < params.size()) {
+    // One bucket: consecutive tensors of one dtype up to bucket_bytes (at least one tensor).
+    std::vector<torch::Tensor> grads;
+    size_t bytes = 0;
+    const auto dtype = params[i].scalar_type();
+    size_t j = i;
+    for (; j < params.size() && params[j].scalar_type() == dtype && (grads.empty() || bytes < bucket_bytes); ++j) {
+      auto& p = const_cast<torch::Tensor&>(params[j]);
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      grads.push_back(p.grad());
+      bytes += static_cast<size_t>(p.numel()) * p.element_size();
+    }
+    std::vector<torch::Tensor> flat{torch::cat([&] {
+      std::vector<torch::Tensor> v;
+      for (const auto& g : grads) v.push_back(g.reshape({-1}));
+      return v;
+    }())};
+    wait(impl_->group->allreduce(flat), env_, impl_->timeout, "gradient all-reduce");
+    flat[0].mul_(scale);
+    int64_t at = 0;
+    for (auto& g : grads) {
+      g.copy_(flat[0].narrow(0, at, g.numel()).view_as(g));
+      at += g.numel();
+    }
+    i = j;
+  }
+}
+
+std::vector<double> DataParallel::sum(const std::vector<double>& values) {
+  std::vector<torch::Tensor> t{torch::tensor(values, torch::kFloat64)};
+  wait(impl_->group->allreduce(t), env_, impl_->timeout, "all-reduce");
+  const auto a = t[0].accessor<double, 1>();
+  std::vector<double> out(values.size());
+  for (size_t k = 0; k < out.size(); ++k) out[k] = a[static_cast<int64_t>(k)];
+  return out;
+}
+
+void DataParallel::broadcast(const std::vector<torch::Tensor>& tensors, int root) {
+  const torch::NoGradGuard no_grad;
+  c10d::BroadcastOptions o;
+  o.rootRank = root;
+  for (const auto& t : tensors) {
+    std::vector<torch::Tensor> one{t.is_contiguous() ? t.detach() : t.detach().contiguous()};
+    wait(impl_->group->broadcast(one, o), env_, impl_->timeout, "broadcast");
+    if (!t.is_contiguous()) const_cast<torch::Tensor&>(t).detach().copy_(one[0]);
+  }
+}
+
+void DataParallel::barrier() {
+  std::vector<torch::Tensor> t{torch::zeros({1})};
+  wait(impl_->group->allreduce(t), env_, impl_->timeout, "barrier");
+}
+
+}  // namespace dsk

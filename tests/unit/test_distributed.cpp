@@ -1,0 +1,137 @@
+// Data-parallel collectives (core/training/distributed.h) over a real c10d Gloo group: two ranks
+// as two threads of this process on loopback. The rendezvous variables (torchrun's and SLURM's),
+// gradients averaged in several buckets, sums, broadcast, and a rank that never answers.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <functional>
+#include <thread>
+
+#include "core/base/error.h"
+#include "core/training/distributed.h"
+
+namespace {
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Runs fn(rank) on two threads, each with its own group; rethrows the first failure.
+void two_ranks(const std::function<void(dsk::DataParallel&)>& fn, std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  const int port = free_port();
+  std::exception_ptr failure[2];
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        dsk::DistEnv env;
+        env.rank = r;
+        env.world_size = 2;
+        env.master_addr = "127.0.0.1";
+        env.master_port = port;
+        dsk::DataParallel dp(env, timeout);
+        fn(dp);
+      } catch (...) {
+        failure[r] = std::current_exception();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (auto& f : failure)
+    if (f) std::rethrow_exception(f);
+}
+
+void clear_env() {
+  for (const char* v : {"WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_NTASKS", "SLURM_PROCID",
+                        "SLURM_LOCALID"})
+    ::unsetenv(v);
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Distributed, RendezvousFromTorchrunOrSlurm) {
+  clear_env();
+  EXPECT_EQ(dsk::dist_env_from_environment().world_size, 1);
+  ::setenv("WORLD_SIZE", "4", 1);
+  ::setenv("RANK", "2", 1);
+  ::setenv("LOCAL_RANK", "0", 1);
+  ::setenv("MASTER_ADDR", "node0", 1);
+  ::setenv("MASTER_PORT", "29500", 1);
+  auto e = dsk::dist_env_from_environment();
+  EXPECT_EQ(e.world_size, 4);
+  EXPECT_EQ(e.rank, 2);
+  EXPECT_EQ(e.master_addr, "node0");
+  EXPECT_EQ(e.master_port, 29500);
+  ::setenv("RANK", "4", 1);
+  EXPECT_NE(error_of([] { dsk::dist_env_from_environment(); }).find("RANK=4 is not a number in 0..3"), std::string::npos);
+  ::setenv("RANK", "1", 1);
+  ::unsetenv("MASTER_ADDR");
+  EXPECT_NE(error_of([] { dsk::dist_env_from_environment(); }).find("needs MASTER_ADDR"), std::string::npos);
+  clear_env();
+  ::setenv("SLURM_NTASKS", "2", 1);
+  ::setenv("SLURM_PROCID", "1", 1);
+  ::setenv("SLURM_LOCALID", "1", 1);
+  ::setenv("MASTER_ADDR", "node0", 1);
+  ::setenv("MASTER_PORT", "29501", 1);
+  e = dsk::dist_env_from_environment();
+  EXPECT_EQ(e.world_size, 2);
+  EXPECT_EQ(e.rank, 1);
+  EXPECT_EQ(e.local_rank, 1);
+  clear_env();
+}
+
+TEST(Distributed, GradientsAreAveragedInBuckets) {
+  two_ranks([](dsk::DataParallel& dp) {
+    const double r = dp.rank();
+    std::vector<torch::Tensor> params;
+    for (int k = 0; k < 5; ++k) {
+      auto p = torch::zeros({3, 7 + k}, torch::requires_grad());
+      if (!(k == 2 && dp.rank() == 1))  // rank 1 has no gradient for tensor 2: it counts as zeros
+        p.mutable_grad() = torch::full({3, 7 + k}, (k + 1) * (r + 1));
+      params.push_back(p);
+    }
+    dp.average_gradients(params, /*bucket_bytes=*/100);  // several buckets
+    for (int k = 0; k < 5; ++k) {
+      const double expected = k == 2 ? (k + 1) * 1.0 / 2 : (k + 1) * 1.5;
+      EXPECT_TRUE(torch::allclose(params[k].grad(), torch::full({3, 7 + k}, expected))) << "tensor " << k;
+    }
+    const auto s = dp.sum({r, 10 * r + 1});
+    EXPECT_DOUBLE_EQ(s[0], 1);
+    EXPECT_DOUBLE_EQ(s[1], 12);
+    auto w = torch::full({4}, r);
+    dp.broadcast({w});
+    EXPECT_TRUE(torch::equal(w, torch::zeros({4})));
+  });
+}
+
+TEST(Distributed, ARankThatNeverAnswersIsNamedAfterTheTimeout) {
+  const std::string e = error_of([] {
+    two_ranks(
+        [](dsk::DataParallel& dp) {
+          if (dp.rank() == 1) return;  // gone
+          dp.sum({1.0});
+        },
+        std::chrono::seconds(3));
+  });
+  EXPECT_NE(e.find("rank 0 of 2"), std::string::npos) << e;
+  EXPECT_NE(e.find("another rank died"), std::string::npos) << e;
+}
