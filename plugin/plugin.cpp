@@ -133,12 +133,12 @@ void add_sketch_guidance_arguments(GimpProcedure* p) {
 
 }  // namespace
 
-// A nick's underscore marks its mnemonic (Alt+letter in the dialog). No letter may repeat within a
-// dialog, GIMP's own buttons included (OK, Load Saved Settings: o, l); the arguments without one had
-// no free letter left (the gimp_dialog test fails on GIMP's "duplicate mnemonic" report).
-void add_arguments(GimpProcedure* p, Operation op) {
+namespace {
+
+// Where the engine runs: settings kept with the dialog's values, not PDB arguments (scripts are
+// unaffected; batch runs use the DSK_ENGINE_* variables).
+void add_engine_arguments(GimpProcedure* p) {
   const auto rw = G_PARAM_READWRITE;
-  // Not a PDB argument (scripts are unaffected): a setting kept with the dialog's values.
   gimp_procedure_add_int_aux_argument(
       p, "engine-idle-minutes", "Keep engine loaded (minutes)",
       "The engine stays running this long after an edit, with the model loaded, so the next edit starts at once "
@@ -157,6 +157,16 @@ void add_arguments(GimpProcedure* p, Operation op) {
       "A remote engine over TLS: the server's certificate file (PEM) or its SHA-256 fingerprint as diffsketch serve "
       "prints it (sha256:3F:A0:...); empty: no TLS (only for 127.0.0.1, e.g. an SSH tunnel)",
       "", rw);
+}
+
+}  // namespace
+
+// A nick's underscore marks its mnemonic (Alt+letter in the dialog). No letter may repeat within a
+// dialog, GIMP's own buttons included (OK, Load Saved Settings: o, l); the arguments without one had
+// no free letter left (the gimp_dialog test fails on GIMP's "duplicate mnemonic" report).
+void add_arguments(GimpProcedure* p, Operation op) {
+  const auto rw = G_PARAM_READWRITE;
+  add_engine_arguments(p);
   // The dialog's quality/speed choice (ui/dialog.cpp quality_presets): it sets steps (and for Sketch
   // Inpaint the detail settings) together; scripts set those arguments themselves.
   const bool inpaint = op == Operation::Inpaint;

@@ -350,6 +350,20 @@ std::string config_string(GimpProcedureConfig* config, const char* name) {
   return out;
 }
 
+namespace {
+
+// "Engine: this computer" / "Engine: gpu-box:7860 (TLS, pinned)", beside Diagnose.
+GtkWidget* engine_label(const std::string& engine) {
+  GtkWidget* label = gtk_label_new(("Engine: " + engine).c_str());
+  gtk_widget_set_tooltip_text(label,
+                              "Where the edit runs: set under Advanced, Engine (a remote engine: diffsketch serve "
+                              "--listen), or by DSK_ENGINE_URL");
+  gtk_label_set_ellipsize(GTK_LABEL(label), PANGO_ELLIPSIZE_MIDDLE);
+  return label;
+}
+
+}  // namespace
+
 bool run_dialog(GimpProcedure* procedure, GimpProcedureConfig* config, const char* title,
                 const std::vector<ModelChoice>& models, const std::string& note, const std::string& engine,
                 const DiagnoseFn& diagnose, const LiveHooks* live) {
@@ -422,12 +436,7 @@ bool run_dialog(GimpProcedure* procedure, GimpProcedureConfig* config, const cha
                               "Check the installation (GIMP, plug-in, engine, models, memory) and show what to fix");
   g_signal_connect(diagnose_button, "clicked", G_CALLBACK(on_diagnose), &s);
   gtk_box_pack_start(GTK_BOX(diagnose_row), diagnose_button, FALSE, FALSE, 0);
-  GtkWidget* engine_label = gtk_label_new(("Engine: " + engine).c_str());
-  gtk_widget_set_tooltip_text(engine_label,
-                              "Where the edit runs: set under Advanced, Engine (a remote engine: diffsketch serve "
-                              "--listen), or by DSK_ENGINE_URL");
-  gtk_label_set_ellipsize(GTK_LABEL(engine_label), PANGO_ELLIPSIZE_MIDDLE);
-  gtk_box_pack_end(GTK_BOX(diagnose_row), engine_label, FALSE, FALSE, 6);
+  gtk_box_pack_end(GTK_BOX(diagnose_row), engine_label(engine), FALSE, FALSE, 6);
   gtk_box_pack_end(GTK_BOX(content), diagnose_row, FALSE, FALSE, 0);
   gtk_widget_show_all(diagnose_row);
   if (live && has_arg(procedure, "seed")) {
