@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -12,6 +13,7 @@
 #include "core/diffusion/sampler.h"
 #include "core/formats/model_folder.h"
 #include "core/formats/tensor_io.h"
+#include "core/training/distributed.h"
 #include "core/training/train_data.h"
 #include "core/training/train_loop.h"
 #include "core/training/train_state.h"
@@ -20,6 +22,9 @@ namespace dsk {
 
 namespace fs = std::filesystem;
 using torch::Tensor;
+
+// A collective that waits longer than this for another rank ends the run (that rank died).
+constexpr int kRankTimeoutSeconds = 300;
 
 namespace {
 
@@ -188,12 +193,18 @@ torch::optim::Adam make_optimizer(UNetModel& model, const TrainSettings& s, std:
 }
 
 // One step's loss: the network's prediction of eps (or v) at random timesteps, over the hole's
-// pixels (and the strokes weighted up) for editing models.
+// pixels (and the strokes weighted up) for editing models. Data-parallel (`dp`), this is the rank's
+// part of the global batch: the timesteps and the noise are drawn for the whole global batch from
+// the generator every rank shares and the rank's part is taken, and a weighted loss is divided by
+// the ranks' mean weight, so that the mean of the ranks' gradients is the global batch's gradient.
 Tensor batch_loss(UNetModel& model, const ModelSpec& spec, const TrainSettings& s, const ForwardProcess& q,
-                  const Batch& b, at::Generator& gen, torch::Device device) {
+                  const Batch& b, at::Generator& gen, torch::Device device, DataParallel* dp) {
+  const int64_t part = s.batch, rank = dp ? dp->rank() : 0, world = dp ? dp->world_size() : 1;
   auto x0 = b.image.to(device);
-  auto t = torch::randint(0, q.size(), {s.batch}, gen, torch::kInt64);
-  auto noise = torch::randn(x0.sizes(), gen).to(device);
+  auto t = torch::randint(0, q.size(), {part * world}, gen, torch::kInt64).narrow(0, rank * part, part);
+  auto noise_shape = x0.sizes().vec();
+  noise_shape[0] = part * world;
+  auto noise = torch::randn(noise_shape, gen).narrow(0, rank * part, part).to(device);
   const auto x_t = q.q_sample(x0, t, noise);
   const Tensor target = spec.diffusion.predict_v ? q.v_target(x0, t, noise) : noise;
   Tensor input = x_t, sketch;
@@ -209,7 +220,9 @@ Tensor batch_loss(UNetModel& model, const ModelSpec& spec, const TrainSettings& 
     if (s.edge_loss_weight > 0)
       w = w * (1 + s.edge_loss_weight * torch::max_pool2d(sketch.gt(0.5).to(torch::kFloat32), {3, 3}, {1, 1}, {1, 1}));
     w = w.expand_as(target);
-    return ((pred.to(torch::kFloat32) - target).pow(2) * w).sum() / w.sum().clamp_min(1);
+    double weight = w.sum().item<double>();
+    if (dp) weight = dp->sum({weight})[0] / static_cast<double>(world);
+    return ((pred.to(torch::kFloat32) - target).pow(2) * w).sum() / std::max(weight, 1.0);
   }
   return torch::mse_loss(pred.to(torch::kFloat32), target);
 }
@@ -252,16 +265,30 @@ TrainSettings run_settings(const nlohmann::json& config, const TrainOptions& o, 
 
 }  // namespace
 
-TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* cancel) {
+TrainReport train(const TrainOptions& o, std::ostream& log_all, const CancelToken* cancel) {
   configure_threads();
   const WithoutOneDnn no_onednn;
+  // Data-parallel when a launcher set the ranks (torchrun, srun, train --nproc): rank 0 logs,
+  // checkpoints and exports; every rank steps the same optimiser on the averaged gradients.
+  const DistEnv env = dist_env_from_environment();
+  std::unique_ptr<DataParallel> dp;
+  std::ostringstream quiet;
+  std::ostream& log = env.rank == 0 ? log_all : quiet;
   const auto config = read_json(o.config_path);
   const ModelSpec spec = read_model_spec(config, o);
   const auto s = run_settings(config, o, spec);
   const auto device = resolve_device(o.device);
   if (s.bf16 && !(device.is_cpu() && cpu_has_native_bf16()))
     throw InputError("train: bf16 autocast needs a CPU with native bf16 (avx512_bf16 / amx_bf16); this one has none");
+  if (env.active() && !device.is_cpu())
+    throw InputError("train: data-parallel training runs on CPUs (c10d's Gloo); this LibTorch has no NCCL for " +
+                     device.str() + " (give --device cpu)");
   const auto data = open_training_data(o.data_dirs, s.data, /*validation=*/false);
+  if (env.active()) {
+    dp = std::make_unique<DataParallel>(env, std::chrono::seconds(kRankTimeoutSeconds));
+    log << "data-parallel: " << env.world_size << " ranks (Gloo), batch " << s.batch << " each, " << s.batch * env.world_size
+        << " in all\n";
+  }
   describe_run(spec, s, *data, log);
 
   torch::manual_seed(s.seed);
@@ -277,24 +304,36 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   std::vector<Tensor> ema;
   for (const auto& p : params) ema.push_back(p.detach().clone());
   torch::optim::Adam adam = make_optimizer(model, s, log);
-  std::mt19937_64 rng(s.seed);
+  std::mt19937_64 rng(s.seed);  // the same on every rank: it draws the global batch's samples
   at::Generator gen = at::detail::createCPUGenerator(s.seed + 1);
 
   const fs::path out(o.out_dir);
-  const RunLock lock(out);
+  std::optional<RunLock> lock;
+  if (env.rank == 0) lock.emplace(out);
   Checkpointer ckpt{out / "checkpoint"};
   long step = 0;
-  if (open_checkpoint(ckpt, o.out_dir, o.resume, log)) {
+  // Rank 0 checks OUT (and puts back an interrupted save) before the others read it; a resumed
+  // data-parallel run needs OUT on a file system every rank sees.
+  const bool resuming = env.rank == 0 ? open_checkpoint(ckpt, o.out_dir, o.resume, log) : o.resume;
+  if (dp) dp->barrier();
+  if (resuming) {
     const auto state = ckpt.load(*model, ema, adam, rng, gen);
     step = state["step"].get<long>();
     if (state.contains("ema_warmup") && state["ema_warmup"].is_boolean()) ema_warmup = state["ema_warmup"].get<bool>();
     log << "resumed from step " << step << "\n";
   }
+  if (dp) {
+    if (dp->sum({static_cast<double>(step)})[0] != static_cast<double>(step) * env.world_size)
+      throw Error("train: the ranks resumed from different steps; is OUT/checkpoint on a file system every rank sees?");
+    dp->broadcast(params);  // identical already (one seed, one checkpoint); rank 0's, to be sure
+    dp->broadcast(ema);
+  }
   DiffusionConfig full = spec.diffusion;  // training samples every timestep of the trained process
   full.timestep_respacing.clear();
   const ForwardProcess q(make_schedule(full));
 
-  LossLog loss_log(out / "loss.csv", "step,loss,steps_per_s,elapsed_s", o.resume);
+  std::optional<LossLog> loss_log;
+  if (env.rank == 0) loss_log.emplace(out / "loss.csv", "step,loss,steps_per_s,elapsed_s", o.resume);
   LoopClock clock(step, s.steps, s.checkpoint_minutes);
   NonFiniteGuard guard("training", "step");
   const std::string hint = s.bf16 ? "with bf16 autocast: set \"bf16\": false" : "lower lr, or resume from the last checkpoint";
@@ -302,25 +341,33 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
   double window = 0, data_seconds = 0;
   int window_n = 0;
   auto checkpoint = [&] {
+    if (env.rank != 0) return;
     ckpt.save(*model, ema, adam, step, rng, gen, {{"name", spec.info.name}, {"ema_warmup", ema_warmup}});
     const bool use_ema = s.export_weights == "ema";
     const auto dtype = s.export_dtype == "f16" ? torch::kHalf : s.export_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
     export_model(spec.info, out / "model", *model, use_ema ? &ema : nullptr, step,
                  "step " + std::to_string(step) + ", " + (use_ema ? "EMA" : "raw") + " weights", dtype);
-    loss_log.plot(spec.info.name + ": training loss", log);
+    loss_log->plot(spec.info.name + ": training loss", log);
     clock.checkpointed();
   };
+  const int world = env.world_size;
+  std::vector<uint64_t> seeds(static_cast<size_t>(s.batch) * world);
 
   while (step < s.steps) {
-    if (cancel && cancel->cancelled()) break;
+    // Every rank stops at the same step (a Ctrl-C reaches them at slightly different times).
+    const bool stop = cancel && cancel->cancelled();
+    if (dp ? dp->sum({stop ? 1.0 : 0.0})[0] > 0 : stop) break;
     const auto data_start = std::chrono::steady_clock::now();
-    Batch b = data->next(s.batch, rng);
+    for (auto& x : seeds) x = rng();
+    Batch b = draw_part(*data, seeds, env.rank * s.batch, s.batch);
     data_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - data_start).count();
-    const Tensor loss = batch_loss(model, spec, s, q, b, gen, device);
+    const Tensor loss = batch_loss(model, spec, s, q, b, gen, device, dp.get());
     adam.zero_grad();
     loss.backward();
+    if (dp) dp->average_gradients(params);
     const double grad_norm = torch::nn::utils::clip_grad_norm_(params, s.grad_clip);
-    const double l = loss.item<double>();
+    double l = loss.item<double>();
+    if (dp) l = dp->sum({l})[0] / world;  // the global batch's loss: every rank decides alike below
     if (!guard.accept(l, grad_norm, step, hint)) continue;  // skip the update
     const double lr = lr_at(s.lr, s.lr_decay, step);
     for (size_t g = 0; g < adam.param_groups().size(); ++g)
@@ -335,13 +382,15 @@ TrainReport train(const TrainOptions& o, std::ostream& log, const CancelToken* c
       if (report.first_loss == 0) report.first_loss = mean;
       report.last_loss = mean;
       log_progress(log, s, step, mean, clock, data_seconds, guard.skipped());
-      loss_log.row(step, mean, clock.rate(step), clock.elapsed());
+      if (loss_log) loss_log->row(step, mean, clock.rate(step), clock.elapsed());
       window = 0;
       window_n = 0;
     }
+    // A checkpoint is rank 0's alone (no collective in it): the others wait at the next all-reduce.
     if (clock.checkpoint_due()) checkpoint();
   }
   checkpoint();
+  if (dp) dp->barrier();  // nobody leaves while rank 0 still writes
   report.step = step;
   report.skipped_nan = static_cast<int>(guard.skipped());
   log << "saved " << (out / "model").string() << " at step " << step;

@@ -238,6 +238,18 @@ Batch PackedData::next(int batch, std::mt19937_64& rng) const {
   return b;
 }
 
+Batch draw_part(const BatchSource& data, const std::vector<uint64_t>& seeds, int first, int count) {
+  std::vector<torch::Tensor> image, mask, sketch;
+  for (int i = first; i < first + count; ++i) {
+    std::mt19937_64 rng(seeds.at(static_cast<size_t>(i)));
+    Batch one = data.next(1, rng);
+    image.push_back(one.image);
+    mask.push_back(one.mask);
+    sketch.push_back(one.sketch);
+  }
+  return {torch::cat(image), torch::cat(mask), torch::cat(sketch)};
+}
+
 std::unique_ptr<BatchSource> open_training_data(const std::vector<std::string>& dirs, const DataOptions& options,
                                                 bool validation) {
   size_t packed = 0;

@@ -85,6 +85,12 @@ class PackedData : public BatchSource {
   torch::Tensor image_, mask_, sketch_;  // all shards, U8
 };
 
+// Part [first, first + count) of a global batch whose samples are each drawn from a seed of their
+// own (`seeds`: one per sample of the global batch, drawn by the caller from the run's generator),
+// so that a sample is the same whichever rank of a data-parallel run draws it: N ranks of batch B
+// see the samples one process of batch N x B sees.
+Batch draw_part(const BatchSource& data, const std::vector<uint64_t>& seeds, int first, int count);
+
 // A folder with pack.json is packed data; otherwise a folder of pictures. All folders must agree.
 std::unique_ptr<BatchSource> open_training_data(const std::vector<std::string>& dirs, const DataOptions& options,
                                                 bool validation);
