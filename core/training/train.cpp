@@ -263,6 +263,44 @@ TrainSettings run_settings(const nlohmann::json& config, const TrainOptions& o, 
   return s;
 }
 
+// Data-parallel when the environment names several ranks: joins them (nullptr for one process).
+std::unique_ptr<DataParallel> join_ranks(const DistEnv& env, const torch::Device& device, const TrainSettings& s,
+                                         std::ostream& log) {
+  if (!env.active()) return nullptr;
+  if (!device.is_cpu())
+    throw InputError("train: data-parallel training runs on CPUs (c10d's Gloo); this LibTorch has no NCCL for " +
+                     device.str() + " (give --device cpu)");
+  auto dp = std::make_unique<DataParallel>(env, std::chrono::seconds(kRankTimeoutSeconds));
+  log << "data-parallel: " << env.world_size << " ranks (Gloo), batch " << s.batch << " each, " << s.batch * env.world_size
+      << " in all\n";
+  return dp;
+}
+
+// OUT/checkpoint: the step the run starts at (0, or the resumed checkpoint's, loaded into the
+// model, EMA, Adam and generators). Rank 0 checks OUT (and puts back an interrupted save) before
+// the others read it; a resumed data-parallel run needs OUT on a file system every rank sees, and
+// every rank then takes rank 0's weights.
+long open_run(Checkpointer& ckpt, const TrainOptions& o, const DistEnv& env, DataParallel* dp, UNetModel& model,
+              std::vector<Tensor>& ema, torch::optim::Adam& adam, std::mt19937_64& rng, at::Generator& gen,
+              bool& ema_warmup, std::ostream& log) {
+  long step = 0;
+  const bool resuming = env.rank == 0 ? open_checkpoint(ckpt, o.out_dir, o.resume, log) : o.resume;
+  if (dp) dp->barrier();
+  if (resuming) {
+    const auto state = ckpt.load(*model, ema, adam, rng, gen);
+    step = state["step"].get<long>();
+    if (state.contains("ema_warmup") && state["ema_warmup"].is_boolean()) ema_warmup = state["ema_warmup"].get<bool>();
+    log << "resumed from step " << step << "\n";
+  }
+  if (dp) {
+    if (dp->sum({static_cast<double>(step)})[0] != static_cast<double>(step) * env.world_size)
+      throw Error("train: the ranks resumed from different steps; is OUT/checkpoint on a file system every rank sees?");
+    dp->broadcast(model->parameters());  // identical already (one seed, one checkpoint); rank 0's, to be sure
+    dp->broadcast(ema);
+  }
+  return step;
+}
+
 }  // namespace
 
 TrainReport train(const TrainOptions& o, std::ostream& log_all, const CancelToken* cancel) {
@@ -271,7 +309,6 @@ TrainReport train(const TrainOptions& o, std::ostream& log_all, const CancelToke
   // Data-parallel when a launcher set the ranks (torchrun, srun, train --nproc): rank 0 logs,
   // checkpoints and exports; every rank steps the same optimiser on the averaged gradients.
   const DistEnv env = dist_env_from_environment();
-  std::unique_ptr<DataParallel> dp;
   std::ostringstream quiet;
   std::ostream& log = env.rank == 0 ? log_all : quiet;
   const auto config = read_json(o.config_path);
@@ -280,15 +317,8 @@ TrainReport train(const TrainOptions& o, std::ostream& log_all, const CancelToke
   const auto device = resolve_device(o.device);
   if (s.bf16 && !(device.is_cpu() && cpu_has_native_bf16()))
     throw InputError("train: bf16 autocast needs a CPU with native bf16 (avx512_bf16 / amx_bf16); this one has none");
-  if (env.active() && !device.is_cpu())
-    throw InputError("train: data-parallel training runs on CPUs (c10d's Gloo); this LibTorch has no NCCL for " +
-                     device.str() + " (give --device cpu)");
   const auto data = open_training_data(o.data_dirs, s.data, /*validation=*/false);
-  if (env.active()) {
-    dp = std::make_unique<DataParallel>(env, std::chrono::seconds(kRankTimeoutSeconds));
-    log << "data-parallel: " << env.world_size << " ranks (Gloo), batch " << s.batch << " each, " << s.batch * env.world_size
-        << " in all\n";
-  }
+  std::unique_ptr<DataParallel> dp = join_ranks(env, device, s, log);
   describe_run(spec, s, *data, log);
 
   torch::manual_seed(s.seed);
@@ -311,23 +341,7 @@ TrainReport train(const TrainOptions& o, std::ostream& log_all, const CancelToke
   std::optional<RunLock> lock;
   if (env.rank == 0) lock.emplace(out);
   Checkpointer ckpt{out / "checkpoint"};
-  long step = 0;
-  // Rank 0 checks OUT (and puts back an interrupted save) before the others read it; a resumed
-  // data-parallel run needs OUT on a file system every rank sees.
-  const bool resuming = env.rank == 0 ? open_checkpoint(ckpt, o.out_dir, o.resume, log) : o.resume;
-  if (dp) dp->barrier();
-  if (resuming) {
-    const auto state = ckpt.load(*model, ema, adam, rng, gen);
-    step = state["step"].get<long>();
-    if (state.contains("ema_warmup") && state["ema_warmup"].is_boolean()) ema_warmup = state["ema_warmup"].get<bool>();
-    log << "resumed from step " << step << "\n";
-  }
-  if (dp) {
-    if (dp->sum({static_cast<double>(step)})[0] != static_cast<double>(step) * env.world_size)
-      throw Error("train: the ranks resumed from different steps; is OUT/checkpoint on a file system every rank sees?");
-    dp->broadcast(params);  // identical already (one seed, one checkpoint); rank 0's, to be sure
-    dp->broadcast(ema);
-  }
+  long step = open_run(ckpt, o, env, dp.get(), model, ema, adam, rng, gen, ema_warmup, log);
   DiffusionConfig full = spec.diffusion;  // training samples every timestep of the trained process
   full.timestep_respacing.clear();
   const ForwardProcess q(make_schedule(full));
