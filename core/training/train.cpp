@@ -301,6 +301,26 @@ long open_run(Checkpointer& ckpt, const TrainOptions& o, const DistEnv& env, Dat
   return step;
 }
 
+// This rank's part of the next global batch: world x batch samples, each from its own seed.
+Batch next_part(const BatchSource& data, std::mt19937_64& rng, int batch, const DistEnv& env) {
+  std::vector<uint64_t> seeds(static_cast<size_t>(batch) * env.world_size);
+  for (auto& x : seeds) x = rng();
+  return draw_part(data, seeds, env.rank * batch, batch);
+}
+
+// The gradients of `loss`, averaged over the ranks and clipped: {the global batch's loss, the
+// gradients' norm}, the same on every rank, so that every rank skips or takes the step alike.
+std::pair<double, double> backward(const Tensor& loss, torch::optim::Adam& adam, const std::vector<Tensor>& params,
+                                   double clip, DataParallel* dp) {
+  adam.zero_grad();
+  loss.backward();
+  if (dp) dp->average_gradients(params);
+  const double grad_norm = torch::nn::utils::clip_grad_norm_(params, clip);
+  double l = loss.item<double>();
+  if (dp) l = dp->sum({l})[0] / dp->world_size();
+  return {l, grad_norm};
+}
+
 }  // namespace
 
 TrainReport train(const TrainOptions& o, std::ostream& log_all, const CancelToken* cancel) {
@@ -364,24 +384,15 @@ TrainReport train(const TrainOptions& o, std::ostream& log_all, const CancelToke
     loss_log->plot(spec.info.name + ": training loss", log);
     clock.checkpointed();
   };
-  const int world = env.world_size;
-  std::vector<uint64_t> seeds(static_cast<size_t>(s.batch) * world);
 
   while (step < s.steps) {
     // Every rank stops at the same step (a Ctrl-C reaches them at slightly different times).
     const bool stop = cancel && cancel->cancelled();
     if (dp ? dp->sum({stop ? 1.0 : 0.0})[0] > 0 : stop) break;
     const auto data_start = std::chrono::steady_clock::now();
-    for (auto& x : seeds) x = rng();
-    Batch b = draw_part(*data, seeds, env.rank * s.batch, s.batch);
+    const Batch b = next_part(*data, rng, s.batch, env);
     data_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - data_start).count();
-    const Tensor loss = batch_loss(model, spec, s, q, b, gen, device, dp.get());
-    adam.zero_grad();
-    loss.backward();
-    if (dp) dp->average_gradients(params);
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(params, s.grad_clip);
-    double l = loss.item<double>();
-    if (dp) l = dp->sum({l})[0] / world;  // the global batch's loss: every rank decides alike below
+    const auto [l, grad_norm] = backward(batch_loss(model, spec, s, q, b, gen, device, dp.get()), adam, params, s.grad_clip, dp.get());
     if (!guard.accept(l, grad_norm, step, hint)) continue;  // skip the update
     const double lr = lr_at(s.lr, s.lr_decay, step);
     for (size_t g = 0; g < adam.param_groups().size(); ++g)
