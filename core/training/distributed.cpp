@@ -3,7 +3,11 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
 #include <cstdlib>
+#include <cstring>
 
 #include "core/base/error.h"
 
@@ -143,6 +147,42 @@ std::vector<double> DataParallel::sum(const std::vector<double>& values) {
   return out;
 }
 
+void DataParallel::sum_tensors(const std::vector<torch::Tensor>& tensors) {
+  const torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> parts;
+  for (const auto& t : tensors) parts.push_back(t.reshape({-1}).to(torch::kFloat64));
+  std::vector<torch::Tensor> flat{torch::cat(parts)};
+  wait(impl_->group->allreduce(flat), env_, impl_->timeout, "all-reduce");
+  int64_t at = 0;
+  for (const auto& t : tensors) {
+    const_cast<torch::Tensor&>(t).copy_(flat[0].narrow(0, at, t.numel()).view_as(t));
+    at += t.numel();
+  }
+}
+
+DataParallel::Pending DataParallel::start_sum(torch::Tensor& flat) {
+  std::vector<torch::Tensor> one{flat};
+  Pending p;
+  p.work_ = impl_->group->allreduce(one);
+  p.dp_ = this;
+  return p;
+}
+
+void DataParallel::Pending::wait() {
+  if (!work_) return;
+  dsk::wait(work_, dp_->env_, dp_->impl_->timeout, "gradient all-reduce");
+  work_.reset();
+}
+
+void DataParallel::broadcast(std::string& bytes, int root) {
+  auto n = torch::tensor({static_cast<int64_t>(bytes.size())}, torch::kInt64);
+  broadcast(std::vector<torch::Tensor>{n}, root);
+  auto t = torch::zeros({n.item<int64_t>()}, torch::kUInt8);
+  if (env_.rank == root) std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+  broadcast(std::vector<torch::Tensor>{t}, root);
+  bytes.assign(static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.numel()));
+}
+
 void DataParallel::broadcast(const std::vector<torch::Tensor>& tensors, int root) {
   const torch::NoGradGuard no_grad;
   c10d::BroadcastOptions o;
@@ -157,6 +197,133 @@ void DataParallel::broadcast(const std::vector<torch::Tensor>& tensors, int root
 void DataParallel::barrier() {
   std::vector<torch::Tensor> t{torch::zeros({1})};
   wait(impl_->group->allreduce(t), env_, impl_->timeout, "barrier");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradients reduced during backward
+
+struct GradientReducer::Bucket {
+  std::vector<size_t> params;  // indices into params_
+  torch::Tensor flat;          // the bucket's gradients, summed over the ranks in place
+  size_t waiting = 0;          // gradients not yet ready in this backward
+  bool started = false, late = false;
+  DataParallel::Pending pending;
+};
+
+namespace {
+
+// Called by autograd after a parameter's gradient was accumulated into .grad.
+class ReadyHook : public torch::autograd::PostAccumulateGradHook {
+ public:
+  explicit ReadyHook(std::function<void()> fn) : fn_(std::move(fn)) {}
+  void operator()(const torch::autograd::Variable&) override { fn_(); }
+
+ private:
+  std::function<void()> fn_;
+};
+
+}  // namespace
+
+GradientReducer::GradientReducer(DataParallel& dp, std::vector<torch::Tensor> params, size_t bucket_bytes)
+    : dp_(dp), params_(std::move(params)), bucket_of_(params_.size()) {
+  // Reverse order, one dtype a bucket, up to bucket_bytes (at least one tensor).
+  size_t bytes = 0;
+  for (size_t k = params_.size(); k-- > 0;) {
+    const auto& p = params_[k];
+    const size_t size = static_cast<size_t>(p.numel()) * p.element_size();
+    if (buckets_.empty() || bytes >= bucket_bytes || params_[buckets_.back()->params.back()].scalar_type() != p.scalar_type()) {
+      buckets_.push_back(std::make_unique<Bucket>());
+      bytes = 0;
+    }
+    buckets_.back()->params.push_back(k);
+    bucket_of_[k] = buckets_.size() - 1;
+    bytes += size;
+  }
+  for (auto& b : buckets_) {
+    int64_t n = 0;
+    for (size_t k : b->params) n += params_[k].numel();
+    b->flat = torch::empty({n}, params_[b->params.front()].options().requires_grad(false));
+  }
+  for (size_t k = 0; k < params_.size(); ++k) {
+    if (!params_[k].requires_grad())
+      throw Error("GradientReducer: parameter " + std::to_string(k) + " does not require a gradient");
+    torch::autograd::impl::set_post_acc_grad_hooks(params_[k], std::make_unique<ReadyHook>([this, k] { ready(k); }));
+  }
+}
+
+GradientReducer::~GradientReducer() {
+  for (auto& p : params_) torch::autograd::impl::post_acc_grad_hooks(p).reset();
+  for (auto& b : buckets_) {
+    try {
+      b->pending.wait();  // never leave Gloo writing into a freed buffer
+    } catch (...) {
+    }
+  }
+}
+
+size_t GradientReducer::buckets() const { return buckets_.size(); }
+
+void GradientReducer::arm() {
+  for (auto& b : buckets_) {
+    b->waiting = b->params.size();
+    b->started = b->late = false;
+  }
+  next_ = 0;
+  started_early_ = 0;
+  armed_ = true;
+}
+
+void GradientReducer::start(Bucket& b) {
+  const torch::NoGradGuard no_grad;
+  int64_t at = 0;
+  for (size_t k : b.params) {
+    auto& p = params_[k];
+    auto flat_part = b.flat.narrow(0, at, p.numel());
+    if (p.grad().defined()) flat_part.copy_(p.grad().reshape({-1}));
+    else flat_part.zero_();
+    at += p.numel();
+  }
+  b.pending = dp_.start_sum(b.flat);
+  b.started = true;
+}
+
+void GradientReducer::ready(size_t k) {
+  if (!armed_) return;
+  Bucket& b = *buckets_[bucket_of_[k]];
+  if (b.started) {  // a second contribution after the bucket left: redo it in finish()
+    b.late = true;
+    return;
+  }
+  if (b.waiting > 0) --b.waiting;
+  while (next_ < buckets_.size() && buckets_[next_]->waiting == 0) {
+    start(*buckets_[next_++]);
+    ++started_early_;
+  }
+}
+
+void GradientReducer::finish() {
+  if (!armed_) throw Error("GradientReducer::finish without arm()");
+  armed_ = false;
+  // The buckets backward left (unused parameters, or waiting behind one), in order on every rank.
+  for (; next_ < buckets_.size(); ++next_) start(*buckets_[next_]);
+  for (auto& b : buckets_) b->pending.wait();
+  // A bucket that had a gradient accumulated after it left: reduced again from the whole gradient
+  // (every rank's graph is the same, so every rank redoes the same buckets).
+  for (auto& b : buckets_)
+    if (b->late) start(*b);
+  for (auto& b : buckets_) b->pending.wait();
+  const torch::NoGradGuard no_grad;
+  const double scale = 1.0 / dp_.world_size();
+  for (auto& b : buckets_) {
+    b->flat.mul_(scale);
+    int64_t at = 0;
+    for (size_t k : b->params) {
+      auto& p = params_[k];
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      p.grad().copy_(b->flat.narrow(0, at, p.numel()).view_as(p));
+      at += p.numel();
+    }
+  }
 }
 
 }  // namespace dsk

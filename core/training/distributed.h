@@ -12,6 +12,7 @@
 //   }
 #pragma once
 
+#include <torch/csrc/distributed/c10d/Work.hpp>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -52,14 +53,72 @@ class DataParallel {
   void average_gradients(const std::vector<torch::Tensor>& params, size_t bucket_bytes = 25u << 20);
   // The element-wise sum over the ranks.
   std::vector<double> sum(const std::vector<double>& values);
+  // Each tensor replaced by its element-wise sum over the ranks, in place (one message).
+  void sum_tensors(const std::vector<torch::Tensor>& tensors);
   // Rank `root`'s values into every rank's tensors (same shapes on every rank), in place.
   void broadcast(const std::vector<torch::Tensor>& tensors, int root = 0);
+  // Rank `root`'s bytes into every rank's string (any length on the others).
+  void broadcast(std::string& bytes, int root = 0);
   void barrier();
+
+  // The all-reduce of one flat tensor (summed in place), started and not waited for; wait() it.
+  class Pending {
+   public:
+    void wait();
+   private:
+    friend class DataParallel;
+    c10::intrusive_ptr<c10d::Work> work_;
+    const DataParallel* dp_ = nullptr;
+  };
+  Pending start_sum(torch::Tensor& flat);
 
  private:
   struct Impl;
   DistEnv env_;
   std::unique_ptr<Impl> impl_;
+};
+
+// Gradients averaged while backward still runs, as PyTorch's DistributedDataParallel does: the
+// parameters are grouped in buckets in reverse order (backward produces the last layers'
+// gradients first); a hook after each gradient's accumulation marks it ready, and a bucket whose
+// gradients are all ready is all-reduced at once on Gloo's threads while autograd goes on with the
+// earlier layers. Buckets start in the same order on every rank (a ready bucket waits for the ones
+// before it): Gloo pairs the ranks' messages by order.
+//
+//   GradientReducer reducer(dp, model->parameters());
+//   adam.zero_grad();
+//   reducer.arm();       // this backward's gradients are reduced as they come
+//   loss.backward();
+//   reducer.finish();    // the rest started, everything waited for: .grad holds the ranks' mean
+//
+// A parameter without a gradient counts as zeros (an unused one holds up the buckets after it
+// until finish(): keep such parameters first). Autograd sums a parameter's uses in one graph before
+// accumulating, so a hook fires once a backward; when several backward passes run between arm()
+// and finish(), a bucket that receives more after it left is reduced again, from the whole
+// gradient (correct, but the overlap is lost: arm() before the last pass instead).
+class GradientReducer {
+ public:
+  GradientReducer(DataParallel& dp, std::vector<torch::Tensor> params, size_t bucket_bytes = 25u << 20);
+  ~GradientReducer();
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+
+  void arm();
+  void finish();
+  size_t buckets() const;
+  size_t started_during_backward() const { return started_early_; }  // of the last backward
+
+ private:
+  struct Bucket;
+  void ready(size_t param);
+  void start(Bucket& b);
+  DataParallel& dp_;
+  std::vector<torch::Tensor> params_;
+  std::vector<std::unique_ptr<Bucket>> buckets_;
+  std::vector<size_t> bucket_of_;  // parameter -> bucket
+  size_t next_ = 0;                // the next bucket to start
+  size_t started_early_ = 0;
+  bool armed_ = false;
 };
 
 }  // namespace dsk

@@ -52,6 +52,8 @@ struct TrainSettings {
   double edge_loss_weight = 0.0;
   LrDecay lr_decay;
   DataOptions data;
+  // Data-parallel: all-reduce the gradients in buckets while backward runs (false: after it).
+  bool grad_overlap = true;
 };
 
 nlohmann::json read_json(const std::string& path) {
@@ -100,6 +102,7 @@ TrainSettings parse_settings(const nlohmann::json& t, const std::string& where, 
       else if (k == "sketch_dropout") s.data.sketch_dropout = v.get<double>();
       else if (k == "full_mask_prob") s.data.full_mask_prob = v.get<double>();
       else if (k == "object_prob") s.data.object_prob = v.get<double>();
+      else if (k == "grad_overlap") s.grad_overlap = v.get<bool>();
       else throw InputError(where + ": unknown training setting '" + k + "'");
     } catch (const nlohmann::json::exception&) {
       throw InputError(where + ": training setting '" + k + "' has the wrong type: " + v.dump());
@@ -277,26 +280,25 @@ std::unique_ptr<DataParallel> join_ranks(const DistEnv& env, const torch::Device
 }
 
 // OUT/checkpoint: the step the run starts at (0, or the resumed checkpoint's, loaded into the
-// model, EMA, Adam and generators). Rank 0 checks OUT (and puts back an interrupted save) before
-// the others read it; a resumed data-parallel run needs OUT on a file system every rank sees, and
-// every rank then takes rank 0's weights.
+// model, EMA, Adam and generators). Only rank 0 reads OUT (and puts back an interrupted save);
+// data-parallel, it then sends every rank its whole state (weights, buffers, EMA, Adam's moments,
+// the generators), so that the other ranks need no access to OUT: each machine of a run may keep
+// its own disk.
 long open_run(Checkpointer& ckpt, const TrainOptions& o, const DistEnv& env, DataParallel* dp, UNetModel& model,
               std::vector<Tensor>& ema, torch::optim::Adam& adam, std::mt19937_64& rng, at::Generator& gen,
               bool& ema_warmup, std::ostream& log) {
   long step = 0;
-  const bool resuming = env.rank == 0 ? open_checkpoint(ckpt, o.out_dir, o.resume, log) : o.resume;
-  if (dp) dp->barrier();
-  if (resuming) {
+  if (env.rank == 0 && open_checkpoint(ckpt, o.out_dir, o.resume, log)) {
     const auto state = ckpt.load(*model, ema, adam, rng, gen);
     step = state["step"].get<long>();
     if (state.contains("ema_warmup") && state["ema_warmup"].is_boolean()) ema_warmup = state["ema_warmup"].get<bool>();
     log << "resumed from step " << step << "\n";
   }
   if (dp) {
-    if (dp->sum({static_cast<double>(step)})[0] != static_cast<double>(step) * env.world_size)
-      throw Error("train: the ranks resumed from different steps; is OUT/checkpoint on a file system every rank sees?");
-    dp->broadcast(model->parameters());  // identical already (one seed, one checkpoint); rank 0's, to be sure
-    dp->broadcast(ema);
+    const auto root = dp->sum({env.rank == 0 ? static_cast<double>(step) : 0.0, env.rank == 0 && ema_warmup ? 1.0 : 0.0});
+    step = static_cast<long>(root[0]);
+    ema_warmup = root[1] > 0;
+    share_state(*dp, *model, ema, adam, rng, gen);
   }
   return step;
 }
@@ -308,13 +310,16 @@ Batch next_part(const BatchSource& data, std::mt19937_64& rng, int batch, const 
   return draw_part(data, seeds, env.rank * batch, batch);
 }
 
-// The gradients of `loss`, averaged over the ranks and clipped: {the global batch's loss, the
-// gradients' norm}, the same on every rank, so that every rank skips or takes the step alike.
+// The gradients of `loss`, averaged over the ranks (during backward with a `reducer`, else after
+// it) and clipped: {the global batch's loss, the gradients' norm}, the same on every rank, so that
+// every rank skips or takes the step alike.
 std::pair<double, double> backward(const Tensor& loss, torch::optim::Adam& adam, const std::vector<Tensor>& params,
-                                   double clip, DataParallel* dp) {
+                                   double clip, DataParallel* dp, GradientReducer* reducer) {
   adam.zero_grad();
+  if (reducer) reducer->arm();
   loss.backward();
-  if (dp) dp->average_gradients(params);
+  if (reducer) reducer->finish();
+  else if (dp) dp->average_gradients(params);
   const double grad_norm = torch::nn::utils::clip_grad_norm_(params, clip);
   double l = loss.item<double>();
   if (dp) l = dp->sum({l})[0] / dp->world_size();
@@ -362,6 +367,8 @@ TrainReport train(const TrainOptions& o, std::ostream& log_all, const CancelToke
   if (env.rank == 0) lock.emplace(out);
   Checkpointer ckpt{out / "checkpoint"};
   long step = open_run(ckpt, o, env, dp.get(), model, ema, adam, rng, gen, ema_warmup, log);
+  std::unique_ptr<GradientReducer> reducer;
+  if (dp && s.grad_overlap) reducer = std::make_unique<GradientReducer>(*dp, params);
   DiffusionConfig full = spec.diffusion;  // training samples every timestep of the trained process
   full.timestep_respacing.clear();
   const ForwardProcess q(make_schedule(full));
@@ -392,7 +399,8 @@ TrainReport train(const TrainOptions& o, std::ostream& log_all, const CancelToke
     const auto data_start = std::chrono::steady_clock::now();
     const Batch b = next_part(*data, rng, s.batch, env);
     data_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - data_start).count();
-    const auto [l, grad_norm] = backward(batch_loss(model, spec, s, q, b, gen, device, dp.get()), adam, params, s.grad_clip, dp.get());
+    const auto [l, grad_norm] = backward(batch_loss(model, spec, s, q, b, gen, device, dp.get()), adam, params,
+                                         s.grad_clip, dp.get(), reducer.get());
     if (!guard.accept(l, grad_norm, step, hint)) continue;  // skip the update
     const double lr = lr_at(s.lr, s.lr_decay, step);
     for (size_t g = 0; g < adam.param_groups().size(); ++g)

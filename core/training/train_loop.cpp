@@ -8,9 +8,11 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <sstream>
 
 #include "core/base/error.h"
 #include "core/formats/tensor_io.h"
+#include "core/training/distributed.h"
 #include "editing/plot.h"
 
 namespace dsk {
@@ -62,6 +64,53 @@ void init_weights_from(torch::nn::Module& model, const std::string& dir, const s
       << " tensor(s) freshly initialised";
   for (size_t i = 0; i < fresh.size() && i < 8; ++i) log << (i ? ", " : " (") << fresh[i];
   log << (fresh.empty() ? "" : fresh.size() > 8 ? ", ...)" : ")") << "\n";
+}
+
+void share_state(DataParallel& dp, torch::nn::Module& model, std::vector<torch::Tensor>& ema, torch::optim::Adam& adam,
+                 std::mt19937_64& rng, at::Generator& gen) {
+  const torch::NoGradGuard no_grad;
+  const auto params = model.parameters();
+  dp.broadcast(params);
+  dp.broadcast(model.buffers());
+  dp.broadcast(ema);
+  // Adam: which parameters have a state on rank 0 (after a resume: all of them), then its moments.
+  auto has = torch::zeros({static_cast<int64_t>(params.size())}, torch::kInt64);
+  auto steps = torch::zeros_like(has);
+  for (size_t i = 0; i < params.size(); ++i) {
+    const auto it = adam.state().find(params[i].unsafeGetTensorImpl());
+    if (it == adam.state().end()) continue;
+    has[static_cast<int64_t>(i)] = 1;
+    steps[static_cast<int64_t>(i)] = static_cast<torch::optim::AdamParamState&>(*it->second).step();
+  }
+  dp.broadcast({has, steps});
+  std::vector<torch::Tensor> moments;
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (has[static_cast<int64_t>(i)].item<int64_t>() == 0) {
+      adam.state().erase(params[i].unsafeGetTensorImpl());
+      continue;
+    }
+    auto& slot = adam.state()[params[i].unsafeGetTensorImpl()];
+    if (!slot) {
+      auto st = std::make_unique<torch::optim::AdamParamState>();
+      st->exp_avg(torch::zeros_like(params[i]));
+      st->exp_avg_sq(torch::zeros_like(params[i]));
+      slot = std::move(st);
+    }
+    auto& st = static_cast<torch::optim::AdamParamState&>(*slot);
+    st.step(steps[static_cast<int64_t>(i)].item<int64_t>());
+    moments.push_back(st.exp_avg());
+    moments.push_back(st.exp_avg_sq());
+  }
+  dp.broadcast(moments);
+  std::ostringstream out;
+  out << rng;
+  std::string text = out.str();
+  dp.broadcast(text);
+  std::istringstream in(text);
+  in >> rng;
+  auto g = gen.get_state();
+  dp.broadcast({g});
+  gen.set_state(g);
 }
 
 LossLog::LossLog(fs::path file, const std::string& header, bool resume)

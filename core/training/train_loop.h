@@ -17,6 +17,8 @@
 
 namespace dsk {
 
+class DataParallel;
+
 // Held for a run's life: a second run on the same OUT (two --resume runs, a run started twice) is
 // refused, instead of both writing the same checkpoint. An flock on OUT/.lock, which the kernel
 // drops when the process ends, however it ends. Creates OUT.
@@ -40,6 +42,12 @@ bool open_checkpoint(const Checkpointer& ckpt, const std::string& out_dir, bool 
 // how many of each on `log`. `what` names the option in errors ("train init_from").
 void init_weights_from(torch::nn::Module& model, const std::string& dir, const std::vector<ModelKind>& kinds,
                        const std::string& what, std::ostream& log);
+
+// Data-parallel: rank 0's training state into every rank (in place): parameters and buffers, the
+// EMA, Adam's moments and step counts (created where a rank has none), the std rng and the torch
+// generator. After it, every rank continues exactly as rank 0 would.
+void share_state(DataParallel& dp, torch::nn::Module& model, std::vector<torch::Tensor>& ema, torch::optim::Adam& adam,
+                 std::mt19937_64& rng, at::Generator& gen);
 
 // A CSV loss log: the header on a new run, rows appended on a resumed one; every row is flushed,
 // so a kill loses none.

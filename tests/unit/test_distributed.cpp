@@ -135,3 +135,61 @@ TEST(Distributed, ARankThatNeverAnswersIsNamedAfterTheTimeout) {
   EXPECT_NE(e.find("rank 0 of 2"), std::string::npos) << e;
   EXPECT_NE(e.find("another rank died"), std::string::npos) << e;
 }
+
+// Gradients reduced while backward runs (GradientReducer) equal gradients averaged after it, with
+// a parameter used twice in the graph, one used by no one (zeros), several buckets, two steps in a
+// row, and two backward passes between arm() and finish() (the buckets are redone).
+TEST(Distributed, GradientsReducedDuringBackwardEqualThoseReducedAfter) {
+  two_ranks([](dsk::DataParallel& dp) {
+    torch::manual_seed(0);  // the same weights on both ranks
+    torch::nn::Linear a(16, 32), b(32, 32), c(32, 4), unused(4, 4);
+    std::vector<torch::Tensor> params;
+    for (auto* m : {&unused, &a, &b, &c})  // unused in the last bucket: it holds up no other
+      for (const auto& p : (*m)->parameters()) params.push_back(p);
+    auto loss_of = [&](int iteration) {
+      const auto x = torch::full({3, 16}, 0.1 * (dp.rank() + 1) + iteration) + torch::arange(48).view({3, 16}) / 48.0;
+      auto h = torch::tanh(b(torch::tanh(b(torch::tanh(a(x))))));  // b twice
+      return c(h).pow(2).mean();
+    };
+    dsk::GradientReducer reducer(dp, params, /*bucket_bytes=*/2048);
+    EXPECT_EQ(reducer.buckets(), 3u);  // {c, b}, {a}, {unused}
+    for (int iteration = 0; iteration < 2; ++iteration) {
+      for (auto& p : params) p.mutable_grad() = torch::Tensor();
+      loss_of(iteration).backward();
+      dp.average_gradients(params);
+      std::vector<torch::Tensor> after;
+      for (auto& p : params) after.push_back(p.grad().clone());
+      for (auto& p : params) p.mutable_grad() = torch::Tensor();
+      reducer.arm();
+      loss_of(iteration).backward();
+      reducer.finish();
+      EXPECT_GT(reducer.started_during_backward(), 0u) << "no bucket left before backward ended";
+      for (size_t k = 0; k < params.size(); ++k)
+        EXPECT_TRUE(torch::allclose(params[k].grad(), after[k], 1e-6, 1e-7)) << "parameter " << k << ", iteration " << iteration;
+      EXPECT_TRUE(torch::equal(params.front().grad(), torch::zeros_like(params.front())));
+      // the ranks' inputs differ, so the mean differs from this rank's own gradient
+      EXPECT_FALSE(torch::allclose(params[2].grad(), torch::zeros_like(params[2])));
+    }
+    // Two backward passes in one arm(): the gradients accumulate, and every bucket that left after
+    // the first is reduced again from the sum.
+    for (auto& p : params) p.mutable_grad() = torch::Tensor();
+    loss_of(0).backward();
+    loss_of(1).backward();
+    dp.average_gradients(params);
+    std::vector<torch::Tensor> after;
+    for (auto& p : params) after.push_back(p.grad().clone());
+    for (auto& p : params) p.mutable_grad() = torch::Tensor();
+    reducer.arm();
+    loss_of(0).backward();
+    loss_of(1).backward();
+    reducer.finish();
+    for (size_t k = 0; k < params.size(); ++k)
+      EXPECT_TRUE(torch::allclose(params[k].grad(), after[k], 1e-6, 1e-7)) << "parameter " << k << ", two passes";
+    std::string text = dp.rank() == 0 ? std::string("rank 0's state\0with a zero", 26) : "";
+    dp.broadcast(text);
+    EXPECT_EQ(text, std::string("rank 0's state\0with a zero", 26));
+    auto t = torch::full({2, 3}, dp.rank() + 1.0);
+    dp.sum_tensors({t});
+    EXPECT_TRUE(torch::equal(t, torch::full({2, 3}, 3.0)));
+  });
+}

@@ -1,5 +1,8 @@
 // Training: a tiny editing model lowers its loss on generated pictures; a killed run resumes.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -484,4 +487,55 @@ TEST(Train, ARankKilledEndsTheRunAndTheRunResumes) {
   ASSERT_EQ(rc, 0) << second.str();
   EXPECT_NE(second.str().find("resumed from step " + std::to_string(killed_at)), std::string::npos) << second.str();
   EXPECT_NE(second.str().find("at step 25"), std::string::npos) << second.str();
+}
+
+// A resumed data-parallel run takes its whole state from rank 0 (weights, EMA, Adam, generators):
+// rank 1, started by hand as torchrun would start it, is given an OUT that does not exist (as on a
+// machine without the shared disk) and never reads it; the run then equals one never interrupted.
+TEST(Train, ResumedRanksTakeTheirStateFromRankZero) {
+  const auto pictures = make_pictures(6);
+  const auto dir = temp_dir("ddpresume");
+  const auto config = write_config(dir, 6, 60, {}, {{"hole_loss", true}});
+  const std::string train = std::string(DSK_BIN_DIR) + "/diffsketch train --device cpu --config " + config.string() +
+                            " --data " + pictures.string();
+  auto run = [&](const std::string& cmd, const std::string& log_name) {
+    const int rc = std::system((cmd + " > " + (dir / log_name).string() + " 2>&1").c_str());
+    std::stringstream log;
+    log << std::ifstream(dir / log_name).rdbuf();
+    EXPECT_EQ(rc, 0) << log.str();
+    return log.str();
+  };
+  auto weights = [](const fs::path& out) {
+    return dsk::read_tensors(dsk::st::File::open((out / "model" / "weights.safetensors").string()));
+  };
+  auto distance = [](const std::map<std::string, torch::Tensor>& x, const std::map<std::string, torch::Tensor>& y) {
+    double d = 0;
+    for (const auto& [name, t] : x) d += (t - y.at(name)).pow(2).sum().item<double>();
+    return std::sqrt(d);
+  };
+  run(train + " --nproc 2 --out " + (dir / "straight").string(), "straight.log");
+  run(train + " --nproc 2 --steps 3 --out " + (dir / "split").string(), "first.log");
+  const auto at_three = weights(dir / "split");
+  // A free port for the ranks' store: bind to port 0, read it back, release it.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  const std::string env = "WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(ntohs(a.sin_port)) +
+                          " DSK_THREADS=1 ";
+  const auto elsewhere = dir / "not-shared";
+  const std::string both = "(" + env + "RANK=1 LOCAL_RANK=1 " + train + " --resume --out " + elsewhere.string() + " > " +
+                           (dir / "rank1.log").string() + " 2>&1 & " + env + "RANK=0 LOCAL_RANK=0 " + train +
+                           " --resume --out " + (dir / "split").string() + "; r=$?; wait $! && exit $r)";
+  const std::string log = run(both, "second.log");
+  EXPECT_NE(log.find("resumed from step 3"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(elsewhere)) << "rank 1 wrote to its OUT";
+  const double apart = distance(weights(dir / "straight"), weights(dir / "split"));
+  const double moved = distance(weights(dir / "straight"), at_three);
+  std::cout << "[ distance ] resumed against straight: " << apart << "; steps 3 to 6 moved the weights " << moved << std::endl;
+  EXPECT_LT(apart, 1e-4 * moved);
 }
