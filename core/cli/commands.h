@@ -20,6 +20,12 @@ std::string numbered(const std::string& path, size_t i, size_t n);
 // commands: train, finetune, train-sketch-features save a checkpoint and stop).
 CancelToken& cancel_on_signals();
 
+// `COMMAND --nproc N`: runs this process's command line (without --nproc) as N data-parallel ranks
+// on this machine (torchrun's variables, a free loopback port, cores / N threads each) and waits;
+// when one fails, stops the others and says which and how, and that OUT/checkpoint resumes.
+// Returns the exit status.
+int launch_local_ranks(const std::string& command, int nproc, const std::string& out_dir);
+
 void register_all(CLI::App& app, Runners& runners);
 
 void register_conformance(CLI::App& app, Runners& runners);

@@ -33,7 +33,8 @@ void register_finetune(CLI::App& app, Runners& runners) {
   cmd->add_option("--lambda", o.lambda, "L = lambda L_identity + (1 - lambda) L_sketch")->capture_default_str();
   cmd->add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
   cmd->add_option("--ema-rate", o.ema_rate)->capture_default_str();
-  cmd->add_option("--batch", o.batch, "sketches per iteration (0: 4, or 1 with fewer than 4 sketches)")->capture_default_str();
+  cmd->add_option("--batch", o.batch,
+                  "sketches per iteration, per rank when data-parallel (0: 4, or 1 with fewer than 4 sketches a rank)")->capture_default_str();
   cmd->add_option("--seed", o.seed, "fixes x_T and the order of the sketches")->capture_default_str();
   cmd->add_option("--class", o.class_label, "class label (class-conditional models)");
   cmd->add_option("--device", o.device, "auto, cpu or cuda")->capture_default_str();
@@ -42,13 +43,21 @@ void register_finetune(CLI::App& app, Runners& runners) {
       ->capture_default_str()->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   cmd->add_flag("!--no-recompute", o.recompute, "keep the whole chain's graph instead of recomputing each step (more memory)");
   cmd->add_option("--checkpoint-every", o.checkpoint_every, "also checkpoint every N iterations (default: every 5 minutes)");
+  static int nproc = 1;
+  cmd->add_option("--nproc", nproc,
+                  "data-parallel: start N ranks on this machine (Gloo; each takes --batch sketches an iteration, so "
+                  "N x batch in all). Several machines: start one process a rank with torchrun or srun instead")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
   runners.push_back([cmd] {
     if (!cmd->parsed()) return -1;
+    if (nproc > 1) return launch_local_ranks("finetune", nproc, o.out_dir);
     auto& cancel = cancel_on_signals();
     const auto r = finetune(o, std::cerr, &cancel);
-    std::cerr << "L_sketch " << r.first_sketch << " -> " << r.last_sketch << ", L_identity " << r.first_identity << " -> "
-              << r.last_identity << ", " << r.iters << " iterations in " << r.seconds << " s, peak RSS " << peak_rss_mb()
-              << " MB\n";
+    if (r.primary)
+      std::cerr << "L_sketch " << r.first_sketch << " -> " << r.last_sketch << ", L_identity " << r.first_identity
+                << " -> " << r.last_identity << ", " << r.iters << " iterations in " << r.seconds << " s, peak RSS "
+                << peak_rss_mb() << " MB\n";
     return 0;
   });
 }

@@ -28,7 +28,8 @@ Tensor soft_xdog(const Tensor& rgb, const SoftXDoG& p) {
   return 1 - t;
 }
 
-Tensor SketchLoss::operator()(const Tensor& x0, const Tensor& sketch, const Tensor& where) const {
+Tensor SketchLoss::operator()(const Tensor& x0, const Tensor& sketch, const Tensor& where,
+                              const std::vector<double>& energies) const {
   TORCH_CHECK(sketch.dim() == 4 && sketch.size(1) == 1, "sketch loss: the sketch must be [B,1,H,W]");
   Tensor generated = soft_xdog(x0);
   Tensor target = sketch.to(generated.device(), generated.scalar_type());
@@ -38,12 +39,23 @@ Tensor SketchLoss::operator()(const Tensor& x0, const Tensor& sketch, const Tens
   }
   const auto fg = net_->features(generated);
   const auto ft = net_->features(target);
+  TORCH_CHECK(energies.empty() || energies.size() == fg.size(), "sketch loss: one energy a feature map is needed");
   Tensor total = torch::zeros({}, generated.options());
   for (size_t i = 0; i < fg.size(); ++i) {
-    const auto energy = ft[i].detach().pow(2).mean().clamp_min(1e-4);
+    const auto energy = energies.empty() ? ft[i].detach().pow(2).mean().clamp_min(1e-4)
+                                         : torch::tensor(std::max(energies[i], 1e-4), generated.options());
     total = total + (fg[i] - ft[i].detach()).pow(2).mean() / energy;
   }
   return total / static_cast<double>(fg.size());
+}
+
+std::vector<double> SketchLoss::energies(const Tensor& sketch, const Tensor& where) const {
+  torch::NoGradGuard no_grad;
+  Tensor target = sketch.to(work_type(sketch));
+  if (where.defined()) target = target * where;
+  std::vector<double> out;
+  for (const auto& f : net_->features(target)) out.push_back(f.pow(2).mean().item<double>());
+  return out;
 }
 
 Tensor identity_loss(const Tensor& x0, const Tensor& ref) {

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "models/sketch_features.h"
 
@@ -27,7 +28,14 @@ torch::Tensor soft_xdog(const torch::Tensor& rgb, const SoftXDoG& p = {});
 class SketchLoss {
  public:
   explicit SketchLoss(std::shared_ptr<SketchFeatureNet> net) : net_(std::move(net)) {}
-  torch::Tensor operator()(const torch::Tensor& x0, const torch::Tensor& sketch, const torch::Tensor& where = {}) const;
+  // `energies`: the normalisers to use instead of this batch's (see energies()).
+  torch::Tensor operator()(const torch::Tensor& x0, const torch::Tensor& sketch, const torch::Tensor& where = {},
+                           const std::vector<double>& energies = {}) const;
+  // The target's feature energies (mean square of each feature map over the batch, before the
+  // floor), the loss's normalisers. They couple the samples of a batch: a data-parallel rank
+  // averages its energies with the others' and passes them, so that its loss is its share of the
+  // global batch's.
+  std::vector<double> energies(const torch::Tensor& sketch, const torch::Tensor& where = {}) const;
   const SketchFeatureNet& net() const { return *net_; }
 
  private:

@@ -17,6 +17,7 @@
 #include "core/formats/model_registry.h"
 #include "core/formats/safetensors.h"
 #include "core/formats/tensor_io.h"
+#include "core/training/distributed.h"
 #include "core/training/train_data.h"
 #include "core/training/train_loop.h"
 #include "core/training/train_state.h"
@@ -30,6 +31,10 @@ namespace dsk {
 namespace fs = std::filesystem;
 using torch::Tensor;
 
+// A collective that waits longer than this for another rank ends the run (that rank died). An
+// iteration runs T evaluations forward and T backward: this leaves room for slow ones.
+constexpr int kFinetuneRankTimeoutSeconds = 900;
+
 // ---------------------------------------------------------------------------------------------
 // The chain
 
@@ -39,7 +44,7 @@ Tensor ddim_chain_step(const Schedule& schedule, const Predictor& predict, const
 
 double chain_backward(const Schedule& schedule, const Predictor& predict, const Tensor& x_T,
                       const std::function<Tensor(const Tensor&)>& loss, bool recompute, Tensor* grad_x_T,
-                      double scale) {
+                      double scale, const std::function<void()>& before_last_pass) {
   const WithoutOneDnn no_onednn;
   const int n = schedule.size();
   if (!recompute) {
@@ -47,6 +52,7 @@ double chain_backward(const Schedule& schedule, const Predictor& predict, const 
     const Tensor start = x;
     for (int i = n - 1; i >= 0; --i) x = ddim_chain_step(schedule, predict, x, i);
     Tensor l = loss(x);
+    if (before_last_pass) before_last_pass();
     (l * scale).backward();
     if (grad_x_T) *grad_x_T = start.grad();
     return l.item<double>();
@@ -72,6 +78,7 @@ double chain_backward(const Schedule& schedule, const Predictor& predict, const 
     const bool need_input_grad = k > 0 || grad_x_T;
     Tensor in = inputs[k].detach().requires_grad_(need_input_grad);
     Tensor out = ddim_chain_step(schedule, predict, in, index);
+    if (k == 0 && before_last_pass) before_last_pass();
     torch::autograd::backward({out}, {g});
     if (need_input_grad) g = in.grad();
   }
@@ -276,12 +283,14 @@ struct FinetuneSetup {
   UNetConfig net;
   DiffusionConfig diffusion;
   torch::Device device = torch::kCPU;
-  int n = 0, batch = 0;  // sketches, sketches per iteration
+  int n = 0, batch = 0;  // sketches, sketches per iteration (per rank when data-parallel)
+  DistEnv env;           // data-parallel ranks (world 1: one process)
 };
 
-FinetuneSetup plan_finetune(const FinetuneOptions& o, std::ostream& log) {
+FinetuneSetup plan_finetune(const FinetuneOptions& o, const DistEnv& env, std::ostream& log) {
   check_options(o);
   FinetuneSetup s;
+  s.env = env;
   s.sketch_files = image_files(o.sketches_dir, "the sketches");
   if (s.sketch_files.empty())
     throw InputError("no sketches: " + o.sketches_dir + " holds no image files (.png, .jpg, ...)");
@@ -307,7 +316,21 @@ FinetuneSetup plan_finetune(const FinetuneOptions& o, std::ostream& log) {
   if (o.precision == "fp16" && !s.device.is_cuda())
     throw InputError("--precision fp16 (with dynamic loss scaling) runs on CUDA only; on a CPU use fp32 or bf16");
   s.n = static_cast<int>(s.sketch_files.size());
-  s.batch = o.batch > 0 ? std::min(o.batch, s.n) : (s.n >= 4 ? 4 : 1);
+  const int world = env.world_size;
+  if (env.active()) {
+    if (!s.device.is_cpu())
+      throw InputError("finetune: data-parallel fine-tuning runs on CPUs (c10d's Gloo); this LibTorch has no NCCL for " +
+                       s.device.str() + " (give --device cpu)");
+    if (s.n < world)
+      throw InputError("finetune on " + std::to_string(world) + " ranks needs at least one sketch a rank, and " +
+                       o.sketches_dir + " holds " + std::to_string(s.n) + ": give more sketches or fewer ranks");
+  }
+  // Per rank: the global batch (world x batch) never exceeds the sketches.
+  const int most = s.n / world;
+  s.batch = o.batch > 0 ? std::min(o.batch, most) : (most >= 4 ? 4 : 1);
+  if (o.batch > most)
+    log << "batch " << o.batch << " is more than the " << s.n << " sketches allow" << (env.active() ? " per rank" : "")
+        << ": " << s.batch << "\n";
   check_memory(s.info, s.net, o.steps, s.batch, s.device, log);
   return s;
 }
@@ -316,14 +339,16 @@ FinetuneSetup plan_finetune(const FinetuneOptions& o, std::ostream& log) {
 // identity references, and the deterministic DDIM chain the loss is differentiated through.
 class FinetuneRun {
  public:
-  FinetuneRun(const FinetuneOptions& o, const FinetuneSetup& s, std::ostream& log)
-      : o_(o), s_(s), log_(log), ckpt_{fs::path(o.out_dir) / "checkpoint"}, rng_(o.seed),
+  FinetuneRun(const FinetuneOptions& o, const FinetuneSetup& s, DataParallel* dp, std::ostream& log)
+      : o_(o), s_(s), dp_(dp), log_(log), ckpt_{fs::path(o.out_dir) / "checkpoint"}, rng_(o.seed),
         gen_(at::detail::createCPUGenerator(o.seed)) {
     const int r = s.net.image_size;
     sketches_ = read_sketches(s.sketch_files, r).to(s.device);
     if (!s.photo_files.empty()) photos_ = read_photos(s.photo_files, r).to(s.device);
     log << "finetune: " << s.n << " sketches" << (photos_.defined() ? " with reference photos" : "") << ", batch "
-        << s.batch << ", T = " << o.steps << ", M = " << o.iters << ", lambda " << o.lambda << ", "
+        << s.batch;
+    if (dp) log << " on each of " << dp->world_size() << " ranks (Gloo), " << s.batch * dp->world_size() << " in all";
+    log << ", T = " << o.steps << ", M = " << o.iters << ", lambda " << o.lambda << ", "
         << (o.recompute ? "per-step recomputation" : "whole graph kept") << ", " << o.precision << "\n";
     m_ = load_unet(s.model_dir, s.device, "finetune");
     m_.model->to(torch::kFloat32);
@@ -332,6 +357,7 @@ class FinetuneRun {
     for (auto& p : params_) p.requires_grad_(true);
     for (const auto& p : params_) ema_.push_back(p.detach().clone());
     adam_ = std::make_unique<torch::optim::Adam>(params_, torch::optim::AdamOptions(o.lr).betas({0.9, 0.999}));
+    if (dp) reducer_ = std::make_unique<GradientReducer>(*dp, params_);
     auto features = open_sketch_features(o.sketch_features, s.device);
     sketch_loss_ = std::make_unique<SketchLoss>(features);
     log << "sketch features: " << features->describe() << "\n";
@@ -347,28 +373,49 @@ class FinetuneRun {
   FinetuneRun& operator=(const FinetuneRun&) = delete;
 
   // x_T and the identity references: from the checkpoint (--resume), or new.
+  // Data-parallel, only rank 0 opens OUT; every rank then takes rank 0's state.
   void start() {
-    lock_.emplace(o_.out_dir);
-    if (open_checkpoint(ckpt_, o_.out_dir, o_.resume, log_)) {
-      resume();
-      return;
+    const int r = s_.net.image_size;
+    bool resumed = false;
+    if (rank() == 0) {
+      lock_.emplace(o_.out_dir);
+      resumed = open_checkpoint(ckpt_, o_.out_dir, o_.resume, log_);
+      if (resumed) resume();
+      else fs::create_directories(o_.out_dir);
     }
-    fs::create_directories(o_.out_dir);
-    x_T_ = seeded_noise(o_.seed)(torch::empty({s_.n, 3, s_.net.image_size, s_.net.image_size})).to(s_.device);
-    // The identity reference: the user's photos, or the original model's x0 from the same x_T.
-    if (photos_.defined()) {
-      refs_ = photos_;
-      return;
+    if (dp_) {
+      const auto root = dp_->sum({resumed ? 1.0 : 0.0, static_cast<double>(iter_)});
+      resumed = root[0] > 0;
+      iter_ = static_cast<long>(root[1]);
+      share_state(*dp_, *m_.model, ema_, *adam_, rng_, gen_);
     }
-    std::vector<Tensor> parts;
-    for (int i = 0; i < s_.n; i += s_.batch) parts.push_back(chain_x0(slice(i)));
-    refs_ = torch::cat(parts);
+    if (!resumed) {
+      x_T_ = seeded_noise(o_.seed)(torch::empty({s_.n, 3, r, r})).to(s_.device);
+      // The identity reference: the user's photos, or the original model's x0 from the same x_T
+      // (data-parallel: each rank runs its share of the chunks).
+      if (photos_.defined()) {
+        refs_ = photos_;
+      } else {
+        refs_ = torch::zeros({s_.n, 3, r, r}, x_T_.options());
+        for (int i = 0, c = 0; i < s_.n; i += s_.batch, ++c)
+          if (mine(c)) {
+            const Tensor idx = slice(i);
+            refs_.index_copy_(0, idx, chain_x0(idx));
+          }
+        if (dp_) dp_->sum_tensors({refs_});
+      }
+    } else if (dp_ && rank() != 0) {
+      x_T_ = torch::zeros({s_.n, 3, r, r}, sketches_.options());
+      refs_ = torch::zeros_like(x_T_);
+    }
+    if (dp_) dp_->broadcast({x_T_, refs_});
   }
 
   // Mean losses over all sketches (no gradients): L_sketch, L_identity.
   std::pair<double, double> evaluate() {
     double ls = 0, li = 0;
-    for (int i = 0; i < s_.n; i += s_.batch) {
+    for (int i = 0, c = 0; i < s_.n; i += s_.batch, ++c) {
+      if (!mine(c)) continue;
       const Tensor idx = slice(i);
       auto x0 = chain_x0(idx);
       torch::NoGradGuard no_grad;
@@ -376,23 +423,32 @@ class FinetuneRun {
       ls += k * (*sketch_loss_)(x0, sketches_.index_select(0, idx)).item<double>();
       li += k * identity_loss(x0, refs_.index_select(0, idx)).item<double>();
     }
+    if (dp_) {
+      const auto sums = dp_->sum({ls, li});
+      ls = sums[0];
+      li = sums[1];
+    }
     return {ls / s_.n, li / s_.n};
   }
 
   // Iterations until M (or a cancel), with the loss log and timed checkpoints; a last checkpoint.
   void train(const CancelToken* cancel) {
-    LossLog csv(fs::path(o_.out_dir) / "loss.csv", "iter,loss,sketch,identity,seconds", o_.resume);
+    std::optional<LossLog> csv;
+    if (rank() == 0) csv.emplace(fs::path(o_.out_dir) / "loss.csv", "iter,loss,sketch,identity,seconds", o_.resume);
     LoopClock clock(iter_, o_.iters, o_.checkpoint_minutes);
     NonFiniteGuard guard("fine-tuning", "iteration");
     auto save = [&] {
+      if (rank() != 0) return;  // rank 0's alone: the others wait at the next collective
       // x_T and the references travel inside the atomic checkpoint: a kill never separates them.
       ckpt_.save(*m_.model, ema_, *adam_, iter_, rng_, gen_, {{"sketches", s_.n}},
                  {{"fixed.safetensors", {{"x_T", x_T_}, {"identity_ref", refs_}}}});
-      if (iter_ > 0) csv.plot("fine-tuning loss L", log_);
+      if (iter_ > 0) csv->plot("fine-tuning loss L", log_);
       clock.checkpointed();
     };
     while (iter_ < o_.iters) {
-      if (cancel && cancel->cancelled()) break;
+      // Every rank stops at the same iteration (a Ctrl-C reaches them at slightly different times).
+      const bool stop = cancel && cancel->cancelled();
+      if (dp_ ? dp_->sum({stop ? 1.0 : 0.0})[0] > 0 : stop) break;
       double ls = 0, li = 0;
       const double l = step(ls, li);
       if (!guard.accept(l, grad_norm_, iter_, "lower --lr, or use --precision fp32")) continue;
@@ -402,7 +458,7 @@ class FinetuneRun {
       log_ << "iter " << iter_ << "/" << o_.iters << "  L " << std::fixed << std::setprecision(4) << l << " (sketch "
            << ls << ", identity " << li << ")  " << std::setprecision(3) << clock.rate(iter_) << " it/s  ETA "
            << std::setprecision(1) << clock.eta_minutes(iter_) << " min" << std::defaultfloat << std::endl;
-      csv.row(iter_, l, ls, li, clock.elapsed());
+      if (csv) csv->row(iter_, l, ls, li, clock.elapsed());
       const bool every = o_.checkpoint_every > 0 && iter_ % o_.checkpoint_every == 0;
       if (every || clock.checkpoint_due()) save();
     }
@@ -468,11 +524,23 @@ class FinetuneRun {
   // One iteration's loss and gradients (not yet applied); NaN when not finite. ls, li: its parts.
   double step(double& ls, double& li) {
     const bool fp16 = o_.precision == "fp16";
-    auto idx = torch::tensor(batch_at(iter_, s_.batch, s_.n, o_.seed), torch::kInt64).to(s_.device);
+    // This rank's part of the iteration's global batch.
+    const int world = dp_ ? dp_->world_size() : 1;
+    const auto global = batch_at(iter_, s_.batch * world, s_.n, o_.seed);
+    const std::vector<int64_t> part(global.begin() + rank() * s_.batch, global.begin() + (rank() + 1) * s_.batch);
+    auto idx = torch::tensor(part, torch::kInt64).to(s_.device);
     cond_sketch_ = sketches_.index_select(0, idx);
     const Tensor target = cond_sketch_, ref = refs_.index_select(0, idx);
+    // Data-parallel: the sketch loss's normalisers are the global batch's (equal parts: the mean
+    // of the ranks' means).
+    std::vector<double> energies;
+    if (dp_) {
+      energies = sketch_loss_->energies(target.to(torch::kFloat32));
+      energies = dp_->sum(energies);
+      for (auto& e : energies) e /= world;
+    }
     auto loss_fn = [&](const Tensor& x0) {
-      auto sk = (*sketch_loss_)(x0.to(torch::kFloat32), target);
+      auto sk = (*sketch_loss_)(x0.to(torch::kFloat32), target, Tensor(), energies);
       auto id = identity_loss(x0.to(torch::kFloat32), ref);
       ls = sk.item<double>();
       li = id.item<double>();
@@ -482,8 +550,18 @@ class FinetuneRun {
     double l;
     {
       const auto ac = autocast();
+      // Data-parallel, the gradients leave in buckets during the chain's last backward pass.
       l = chain_backward(schedule_, predict_, x_T_.index_select(0, idx), loss_fn, o_.recompute, nullptr,
-                         fp16 ? scaler_.scale() : 1.0);
+                         fp16 ? scaler_.scale() : 1.0, [this] {
+                           if (reducer_) reducer_->arm();
+                         });
+    }
+    if (reducer_) {
+      reducer_->finish();
+      const auto sums = dp_->sum({l, ls, li});  // the global batch's means (equal parts)
+      l = sums[0] / world;
+      ls = sums[1] / world;
+      li = sums[2] / world;
     }
     bool finite = std::isfinite(l);
     if (fp16) {
@@ -494,8 +572,14 @@ class FinetuneRun {
     return finite ? l : NAN;
   }
 
+  int rank() const { return dp_ ? dp_->rank() : 0; }
+  // Chunk c of the sketches (evaluation, references) is rank c mod world's.
+  bool mine(int c) const { return !dp_ || c % dp_->world_size() == dp_->rank(); }
+
   const FinetuneOptions& o_;
   const FinetuneSetup& s_;
+  DataParallel* dp_;
+  std::unique_ptr<GradientReducer> reducer_;
   std::ostream& log_;
   std::optional<RunLock> lock_;  // from start() to the end of the run
   Checkpointer ckpt_;
@@ -516,11 +600,18 @@ class FinetuneRun {
 
 }  // namespace
 
-FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const CancelToken* cancel) {
+FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log_all, const CancelToken* cancel) {
   configure_threads();
   const WithoutOneDnn no_onednn;
-  const FinetuneSetup setup = plan_finetune(o, log);
-  FinetuneRun run(o, setup, log);
+  // Data-parallel when a launcher set the ranks (torchrun, srun, finetune --nproc): rank 0 logs,
+  // checkpoints and exports; the sketches of each iteration are shared out between the ranks.
+  const DistEnv env = dist_env_from_environment();
+  std::ostringstream quiet;
+  std::ostream& log = env.rank == 0 ? log_all : quiet;
+  const FinetuneSetup setup = plan_finetune(o, env, log);
+  std::unique_ptr<DataParallel> dp;
+  if (env.active()) dp = std::make_unique<DataParallel>(env, std::chrono::seconds(kFinetuneRankTimeoutSeconds));
+  FinetuneRun run(o, setup, dp.get(), log);
   run.start();
   FinetuneReport report;
   const auto start = std::chrono::steady_clock::now();
@@ -532,7 +623,9 @@ FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log, const Cance
   std::tie(report.last_sketch, report.last_identity) = run.evaluate();
   log << "after (raw weights): L_sketch " << std::setprecision(4) << report.last_sketch << "  L_identity "
       << report.last_identity << std::endl;
-  run.export_model_folder();
+  if (env.rank == 0) run.export_model_folder();
+  if (dp) dp->barrier();  // nobody leaves while rank 0 still writes
+  report.primary = env.rank == 0;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   log << "saved " << (fs::path(o.out_dir) / "model").string() << " after " << run.iterations() << " iterations\n";
   return report;

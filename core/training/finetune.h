@@ -43,6 +43,7 @@ struct FinetuneReport {
   double first_sketch = 0, last_sketch = 0;      // L_sketch of the first and the last iteration
   double first_identity = 0, last_identity = 0;  // L_identity likewise
   double seconds = 0;
+  bool primary = true;  // false on the ranks > 0 of a data-parallel run (they report nothing)
 };
 
 // Runs Algorithm 1 and writes OUT/model (a model folder of the input's kind, EMA weights, with
@@ -58,11 +59,13 @@ torch::Tensor ddim_chain_step(const Schedule& schedule, const Predictor& predict
 // back-propagates it into the parameters the predictor uses (gradients accumulate in .grad), and
 // into x_T when `grad_x_T` is given. With `recompute`, only each step's input is kept and the
 // step is recomputed during the backward pass (memory nearly flat in T); without, the whole graph
-// is kept. `scale` multiplies the loss before back-propagation (dynamic loss scaling). Returns
-// the unscaled loss value.
+// is kept. `scale` multiplies the loss before back-propagation (dynamic loss scaling).
+// `before_last_pass` is called before the backward pass that completes the parameters'
+// gradients (data-parallel: their all-reduce starts during it). Returns the unscaled loss value.
 double chain_backward(const Schedule& schedule, const Predictor& predict, const torch::Tensor& x_T,
                       const std::function<torch::Tensor(const torch::Tensor& x0)>& loss, bool recompute,
-                      torch::Tensor* grad_x_T = nullptr, double scale = 1.0);
+                      torch::Tensor* grad_x_T = nullptr, double scale = 1.0,
+                      const std::function<void()>& before_last_pass = nullptr);
 
 // Memory a fine-tuning run needs: weights, gradients, Adam's two moments, the EMA and the frozen
 // copy (24 bytes per parameter in fp32), plus one step's activations for the batch (a formula

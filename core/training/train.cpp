@@ -54,6 +54,11 @@ struct TrainSettings {
   DataOptions data;
   // Data-parallel: all-reduce the gradients in buckets while backward runs (false: after it).
   bool grad_overlap = true;
+  // Data-parallel: "samples" (every rank loads all the data and draws its part of each global
+  // batch: the run equals one process of the global batch) or "files" (each rank loads only its
+  // share of the pictures or packed shards and draws its part from them: memory and loading
+  // shrink with the ranks, for data sets too large for one process).
+  std::string data_sharding = "samples";
 };
 
 nlohmann::json read_json(const std::string& path) {
@@ -103,6 +108,7 @@ TrainSettings parse_settings(const nlohmann::json& t, const std::string& where, 
       else if (k == "full_mask_prob") s.data.full_mask_prob = v.get<double>();
       else if (k == "object_prob") s.data.object_prob = v.get<double>();
       else if (k == "grad_overlap") s.grad_overlap = v.get<bool>();
+      else if (k == "data_sharding") s.data_sharding = v.get<std::string>();
       else throw InputError(where + ": unknown training setting '" + k + "'");
     } catch (const nlohmann::json::exception&) {
       throw InputError(where + ": training setting '" + k + "' has the wrong type: " + v.dump());
@@ -119,6 +125,9 @@ TrainSettings parse_settings(const nlohmann::json& t, const std::string& where, 
     if (!(s.lr_decay.final_lr >= 0 && s.lr_decay.final_lr <= s.lr))
       throw InputError(where + ": lr_final must be in [0, lr] (e.g. lr / 10)");
   }
+  if (s.data_sharding != "samples" && s.data_sharding != "files")
+    throw InputError(where + ": data_sharding must be \"samples\" (every rank loads all the data) or \"files\" (each rank "
+                     "loads its share of the files)");
   if (s.export_weights != "ema" && s.export_weights != "raw")
     throw InputError(where + ": export must be \"ema\" or \"raw\"");
   if (s.export_dtype != "f32" && s.export_dtype != "f16" && s.export_dtype != "bf16")
@@ -275,7 +284,8 @@ std::unique_ptr<DataParallel> join_ranks(const DistEnv& env, const torch::Device
                      device.str() + " (give --device cpu)");
   auto dp = std::make_unique<DataParallel>(env, std::chrono::seconds(kRankTimeoutSeconds));
   log << "data-parallel: " << env.world_size << " ranks (Gloo), batch " << s.batch << " each, " << s.batch * env.world_size
-      << " in all\n";
+      << " in all; " << (s.data_sharding == "files" ? "each rank loads its share of the files" : "every rank loads all the data")
+      << "; gradients all-reduced " << (s.grad_overlap ? "during" : "after") << " backward\n";
   return dp;
 }
 
@@ -342,7 +352,12 @@ TrainReport train(const TrainOptions& o, std::ostream& log_all, const CancelToke
   const auto device = resolve_device(o.device);
   if (s.bf16 && !(device.is_cpu() && cpu_has_native_bf16()))
     throw InputError("train: bf16 autocast needs a CPU with native bf16 (avx512_bf16 / amx_bf16); this one has none");
-  const auto data = open_training_data(o.data_dirs, s.data, /*validation=*/false);
+  DataOptions data_options = s.data;
+  if (env.active() && s.data_sharding == "files") {
+    data_options.share = env.rank;
+    data_options.shares = env.world_size;
+  }
+  const auto data = open_training_data(o.data_dirs, data_options, /*validation=*/false);
   std::unique_ptr<DataParallel> dp = join_ranks(env, device, s, log);
   describe_run(spec, s, *data, log);
 

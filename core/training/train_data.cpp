@@ -31,10 +31,27 @@ std::string picture_key(const std::string& root, const std::string& file) {
   return std::regex_replace(fs::path(rel).replace_extension().generic_string(), resolution, "");
 }
 
+namespace {
+
+uint64_t fnv1a(const std::string& text) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
+// "rank R of N" for messages about a rank's share of the files.
+std::string share_name(const DataOptions& o) {
+  return "rank " + std::to_string(o.share) + " of " + std::to_string(o.shares);
+}
+
+}  // namespace
+
 bool is_validation(const std::string& key, double val_fraction) {
-  uint64_t h = 1469598103934665603ULL;  // FNV-1a
-  for (unsigned char c : key) h = (h ^ c) * 1099511628211ULL;
-  return static_cast<double>(h % 1000003) / 1000003.0 < val_fraction;
+  return static_cast<double>(fnv1a(key) % 1000003) / 1000003.0 < val_fraction;
+}
+
+int share_of(const std::string& key, int shares) {
+  return static_cast<int>(fnv1a("share:" + key) % static_cast<uint64_t>(std::max(shares, 1)));
 }
 
 namespace {
@@ -93,6 +110,7 @@ TrainingData::TrainingData(const std::vector<std::string>& dirs, const DataOptio
     for (const auto& f : files) {
       const std::string key = picture_key(dir, f.string());
       if (is_validation(key, options_.val_fraction) != validation) continue;
+      if (options_.shares > 1 && share_of(key, options_.shares) != options_.share) continue;
       cv::Mat img;
       try {
         img = edit::read_image(f.string());
@@ -113,6 +131,10 @@ TrainingData::TrainingData(const std::vector<std::string>& dirs, const DataOptio
     }
   }
   pictures_ = keys.size();
+  if (backgrounds_.empty() && options_.shares > 1)
+    throw InputError(share_name(options_) + " got no training backgrounds in its share of the files: too few pictures "
+                     "to share out between " + std::to_string(options_.shares) +
+                     " ranks (set \"data_sharding\": \"samples\", where every rank loads every picture)");
   if (backgrounds_.empty())
     throw InputError(std::string("no ") + (validation ? "validation" : "training") +
                      " backgrounds (opaque pictures at least " + std::to_string(options_.size / 2) +
@@ -156,7 +178,8 @@ void TrainingData::sample(std::mt19937_64& rng, cv::Mat& bgr, cv::Mat& mask, cv:
 
 std::string TrainingData::describe() const {
   return std::to_string(pictures_) + " pictures (" + std::to_string(backgrounds_.size()) + " backgrounds, " +
-         std::to_string(objects_.size()) + " objects), crops of " + std::to_string(options_.size) + " px";
+         std::to_string(objects_.size()) + " objects), crops of " + std::to_string(options_.size) + " px" +
+         (options_.shares > 1 ? " (" + share_name(options_) + "'s share of the pictures)" : "");
 }
 
 Batch TrainingData::next(int batch, std::mt19937_64& rng) const {
@@ -180,6 +203,7 @@ Batch TrainingData::next(int batch, std::mt19937_64& rng) const {
 
 PackedData::PackedData(const std::vector<std::string>& dirs, const DataOptions& options) : options_(options) {
   std::vector<torch::Tensor> images, masks, sketches;
+  int index_of_shard = 0, all_shards = 0;
   for (const auto& dir : dirs) {
     const std::string index = dir + "/pack.json";
     std::ifstream in(index);
@@ -195,6 +219,8 @@ PackedData::PackedData(const std::vector<std::string>& dirs, const DataOptions& 
       throw InputError(index + ": packed at " + std::to_string(j.value("size", 0)) + " px, the model trains at " +
                        std::to_string(options_.size) + " px (pack again with --size " + std::to_string(options_.size) + ")");
     for (const auto& shard : j.at("shards")) {
+      ++all_shards;
+      if (index_of_shard++ % options_.shares != options_.share) continue;  // another rank's
       const auto file = st::File::open(dir + "/" + shard.get<std::string>());
       auto get = [&](const char* name, int64_t channels) {
         const auto& info = file.at(name);
@@ -211,6 +237,10 @@ PackedData::PackedData(const std::vector<std::string>& dirs, const DataOptions& 
         throw InputError(file.label() + ": image, mask and sketch hold different sample counts");
     }
   }
+  if (images.empty() && options_.shares > 1 && all_shards > 0)
+    throw InputError(share_name(options_) + " got no packed shard: the data folders hold " + std::to_string(all_shards) +
+                     " shard(s) for " + std::to_string(options_.shares) + " ranks (pack again with a smaller --shard-size, " +
+                     "or set \"data_sharding\": \"samples\", where every rank loads every shard)");
   if (images.empty()) throw InputError("the packed data folders hold no shards");
   image_ = torch::cat(images);
   mask_ = torch::cat(masks);
@@ -218,7 +248,8 @@ PackedData::PackedData(const std::vector<std::string>& dirs, const DataOptions& 
 }
 
 std::string PackedData::describe() const {
-  return std::to_string(image_.size(0)) + " packed samples of " + std::to_string(options_.size) + " px";
+  return std::to_string(image_.size(0)) + " packed samples of " + std::to_string(options_.size) + " px" +
+         (options_.shares > 1 ? " (" + share_name(options_) + "'s share of the shards)" : "");
 }
 
 Batch PackedData::next(int batch, std::mt19937_64& rng) const {

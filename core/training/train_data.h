@@ -28,6 +28,9 @@ struct DataOptions {
   double full_mask_prob = 0.1;    // whole-image generation
   double object_prob = 0.7;       // composite objects onto the crop
   double sketch_width_px = 0;     // 0 = size / 64
+  // Data-parallel with the files shared out: this rank loads only share `share` of `shares`
+  // (pictures by a hash of their key, packed shards by their index); 1 share = every file.
+  int share = 0, shares = 1;
 };
 
 struct Batch {
@@ -40,6 +43,9 @@ struct Batch {
 std::string picture_key(const std::string& root, const std::string& file);
 // Deterministic split: true when the key belongs to the validation set.
 bool is_validation(const std::string& key, double val_fraction);
+// The share (0 .. shares - 1) a picture key belongs to when the files are shared out between ranks:
+// a hash of the key, independent of the validation split's.
+int share_of(const std::string& key, int shares);
 
 // Where training batches come from: picture folders (TrainingData) or packed shards (PackedData).
 class BatchSource {

@@ -406,6 +406,67 @@ TEST(TrainData, PackedShardsTrainLikePictureFolders) {
   EXPECT_EQ(dsk::train(o, log).step, 3);
 }
 
+// Data-parallel with "data_sharding": "files": each rank loads only its share of the files (packed
+// shards by index, pictures by a hash of their key), the shares are disjoint and cover the data, a
+// rank left without any is one clear message, and `train --nproc 2` runs on the shares.
+TEST(TrainData, RanksLoadTheirShareOfTheFiles) {
+  const auto pictures = make_pictures(12);
+  const auto dir = temp_dir("shares");
+  dsk::DataOptions options = small_data();
+  std::ostringstream log;
+  dsk::pack_training_data({pictures.string()}, options, (dir / "pack").string(), 10, 4, 1, false, log);  // 4 + 4 + 2
+  auto share = [&](const fs::path& data, int rank, int ranks) {
+    auto o = options;
+    o.share = rank;
+    o.shares = ranks;
+    return dsk::open_training_data({data.string()}, o, false);
+  };
+  EXPECT_NE(share(dir / "pack", 0, 2)->describe().find("6 packed samples"), std::string::npos);  // shards 0 and 2
+  EXPECT_NE(share(dir / "pack", 1, 2)->describe().find("4 packed samples"), std::string::npos);  // shard 1
+  EXPECT_NE(share(dir / "pack", 1, 2)->describe().find("rank 1 of 2's share"), std::string::npos);
+  try {
+    share(dir / "pack", 3, 4);
+    ADD_FAILURE() << "a rank without a shard was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("rank 3 of 4 got no packed shard: the data folders hold 3 shard(s) for 4 ranks"),
+              std::string::npos)
+        << e.what();
+  }
+  size_t total = 0;
+  for (int r = 0; r < 3; ++r) {
+    const auto part = share(pictures, r, 3);
+    const auto* pics = dynamic_cast<const dsk::TrainingData*>(part.get());
+    ASSERT_NE(pics, nullptr);
+    total += pics->pictures();
+  }
+  const auto all = share(pictures, 0, 1);
+  EXPECT_EQ(total, dynamic_cast<const dsk::TrainingData*>(all.get())->pictures()) << "the shares cover every picture once";
+  int counts[3] = {0, 0, 0};
+  for (int i = 0; i < 12; ++i) ++counts[dsk::share_of("p" + std::to_string(i), 3)];
+  EXPECT_GT(std::min({counts[0], counts[1], counts[2]}), 0);
+
+  const auto config = write_config(dir, 3, 60, {}, {{"data_sharding", "files"}});
+  const std::string cmd = std::string(DSK_BIN_DIR) + "/diffsketch train --nproc 2 --device cpu --config " +
+                          config.string() + " --data " + (dir / "pack").string() + " --out " + (dir / "out").string() +
+                          " > " + (dir / "two.log").string() + " 2>&1";
+  const int rc = std::system(cmd.c_str());
+  std::stringstream two;
+  two << std::ifstream(dir / "two.log").rdbuf();
+  ASSERT_EQ(rc, 0) << two.str();
+  EXPECT_NE(two.str().find("each rank loads its share of the files"), std::string::npos) << two.str();
+  EXPECT_NE(two.str().find("6 packed samples of 32 px (rank 0 of 2's share of the shards)"), std::string::npos) << two.str();
+  EXPECT_TRUE(fs::exists(dir / "out" / "model" / "weights.safetensors"));
+  fs::create_directories(dir / "bad");
+  const auto bad = write_config(dir / "bad", 3, 60, {}, {{"data_sharding", "rows"}});
+  dsk::TrainOptions o = cpu_run(bad, dir / "pack", dir / "bad" / "out");
+  try {
+    dsk::train(o, log);
+    ADD_FAILURE() << "data_sharding \"rows\" was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("data_sharding must be \"samples\""), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 
 // Data-parallel (issue 21): two ranks of batch 4 (`train --nproc 2`: Gloo over loopback) take the
@@ -437,7 +498,10 @@ TEST(Train, TwoRanksOfFourEqualOneProcessOfEight) {
   const int status = std::system(cmd.c_str());
   two_log << std::ifstream(dir / "two.log").rdbuf();
   ASSERT_EQ(status, 0) << two_log.str();
-  EXPECT_NE(two_log.str().find("data-parallel: 2 ranks (Gloo), batch 4 each, 8 in all"), std::string::npos) << two_log.str();
+  EXPECT_NE(two_log.str().find("data-parallel: 2 ranks (Gloo), batch 4 each, 8 in all; every rank loads all the data; "
+                               "gradients all-reduced during backward"),
+            std::string::npos)
+      << two_log.str();
   // Adam divides each update by the root of its squared gradients, so where a gradient is near
   // zero the order of the sums can move a weight by up to lr: the measure is the whole difference's
   // norm, against the difference other samples make (one process of batch 4: half of them).
