@@ -61,7 +61,8 @@ std::string how_it_ended(int status) {
 
 }  // namespace
 
-// The ranks get torchrun's variables (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT);
+// The ranks get torchrun's variables (WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR,
+// MASTER_PORT);
 // rank 0's last checkpoint stays as it was written when another fails.
 int launch_local_ranks(const std::string& command, int nproc, const std::string& out_dir) {
   if (std::getenv("WORLD_SIZE"))
@@ -80,6 +81,7 @@ int launch_local_ranks(const std::string& command, int nproc, const std::string&
       ::setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
       ::setenv("RANK", std::to_string(r).c_str(), 1);
       ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      ::setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
       ::setenv("MASTER_ADDR", "127.0.0.1", 1);
       ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
       if (!std::getenv("DSK_THREADS")) ::setenv("DSK_THREADS", threads.c_str(), 1);

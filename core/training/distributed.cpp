@@ -41,6 +41,7 @@ DistEnv dist_env_from_environment() {
   if (!std::getenv(rank)) throw InputError(std::string(world) + " is " + std::to_string(e.world_size) + " but " + rank + " is not set");
   e.rank = env_int(rank, 0, 0, e.world_size - 1);
   e.local_rank = env_int(local, 0, 0, 65535);
+  e.local_world_size = env_int("LOCAL_WORLD_SIZE", 1, 1, 65536);
   const char* addr = std::getenv("MASTER_ADDR");
   if (!addr || !*addr)
     throw InputError(std::string("data-parallel training (") + world + "=" + std::to_string(e.world_size) +

@@ -24,6 +24,7 @@ namespace dsk {
 
 struct DistEnv {
   int rank = 0, world_size = 1, local_rank = 0;
+  int local_world_size = 1;  // ranks on this machine (torchrun's LOCAL_WORLD_SIZE; 1 when not known)
   std::string master_addr;  // the host of rank 0's store
   int master_port = 0;
   bool active() const { return world_size > 1; }

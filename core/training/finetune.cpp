@@ -235,10 +235,11 @@ void check_options(const FinetuneOptions& o) {
 
 // Refuses, before anything is loaded, a model whose fine-tuning would not fit in this CPU's memory.
 void check_memory(const ModelInfo& info, const UNetConfig& net, int steps, int batch, torch::Device device,
-                  std::ostream& log) {
+                  int local_ranks, std::ostream& log) {
   const int64_t nparams = count_params(info.weights_path());
   const auto mem = estimate_finetune_memory(net, nparams, batch);
-  const double free_bytes = available_memory();
+  // Ranks on one machine share its memory.
+  const double free_bytes = available_memory() / std::max(local_ranks, 1);
   log << "memory estimate: " << gb(mem.state_bytes) << " for weights, gradients, Adam, EMA and a frozen copy ("
       << std::setprecision(3) << nparams / 1e6 << " M parameters x 24 bytes) + " << gb(mem.activation_bytes)
       << " for one step's activations at batch " << batch << "\n";
@@ -250,7 +251,8 @@ void check_memory(const ModelInfo& info, const UNetConfig& net, int steps, int b
                        " M parameters) needs about " + gb(mem.total()) + " (" + gb(mem.state_bytes) +
                        " of weights, gradients, Adam state, EMA and frozen copy + " + gb(mem.activation_bytes) +
                        " of activations) and a GPU: one iteration back-propagates through " + std::to_string(steps) +
-                       " U-Net evaluations. On this CPU (" + gb(free_bytes) + " free) models up to about " +
+                       " U-Net evaluations. On this CPU (" + gb(free_bytes) + " free" +
+                       (local_ranks > 1 ? " for each of " + std::to_string(local_ranks) + " ranks" : std::string()) + ") models up to about " +
                        std::to_string(static_cast<int>(fit / 1e6)) +
                        " M parameters fit (the default editing model has 6 M); run it with --device cuda on a GPU");
     }
@@ -284,13 +286,11 @@ struct FinetuneSetup {
   DiffusionConfig diffusion;
   torch::Device device = torch::kCPU;
   int n = 0, batch = 0;  // sketches, sketches per iteration (per rank when data-parallel)
-  DistEnv env;           // data-parallel ranks (world 1: one process)
 };
 
 FinetuneSetup plan_finetune(const FinetuneOptions& o, const DistEnv& env, std::ostream& log) {
   check_options(o);
   FinetuneSetup s;
-  s.env = env;
   s.sketch_files = image_files(o.sketches_dir, "the sketches");
   if (s.sketch_files.empty())
     throw InputError("no sketches: " + o.sketches_dir + " holds no image files (.png, .jpg, ...)");
@@ -331,7 +331,7 @@ FinetuneSetup plan_finetune(const FinetuneOptions& o, const DistEnv& env, std::o
   if (o.batch > most)
     log << "batch " << o.batch << " is more than the " << s.n << " sketches allow" << (env.active() ? " per rank" : "")
         << ": " << s.batch << "\n";
-  check_memory(s.info, s.net, o.steps, s.batch, s.device, log);
+  check_memory(s.info, s.net, o.steps, s.batch, s.device, env.local_world_size, log);
   return s;
 }
 

@@ -52,8 +52,8 @@ void two_ranks(const std::function<void(dsk::DataParallel&)>& fn, std::chrono::m
 }
 
 void clear_env() {
-  for (const char* v : {"WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_NTASKS", "SLURM_PROCID",
-                        "SLURM_LOCALID"})
+  for (const char* v : {"WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                        "SLURM_NTASKS", "SLURM_PROCID", "SLURM_LOCALID"})
     ::unsetenv(v);
 }
 
@@ -77,6 +77,10 @@ TEST(Distributed, RendezvousFromTorchrunOrSlurm) {
   ::setenv("MASTER_ADDR", "node0", 1);
   ::setenv("MASTER_PORT", "29500", 1);
   auto e = dsk::dist_env_from_environment();
+  EXPECT_EQ(e.local_world_size, 1);  // not known
+  ::setenv("LOCAL_WORLD_SIZE", "2", 1);
+  e = dsk::dist_env_from_environment();
+  EXPECT_EQ(e.local_world_size, 2);
   EXPECT_EQ(e.world_size, 4);
   EXPECT_EQ(e.rank, 2);
   EXPECT_EQ(e.master_addr, "node0");
