@@ -336,6 +336,23 @@ std::pair<double, double> backward(const Tensor& loss, torch::optim::Adam& adam,
   return {l, grad_norm};
 }
 
+// The training data this rank draws from: all of it, or with "data_sharding": "files" its share.
+std::unique_ptr<BatchSource> open_rank_data(const TrainOptions& o, const TrainSettings& s, const DistEnv& env) {
+  DataOptions options = s.data;
+  if (env.active() && s.data_sharding == "files") {
+    options.share = env.rank;
+    options.shares = env.world_size;
+  }
+  return open_training_data(o.data_dirs, options, /*validation=*/false);
+}
+
+// The learning rate of `step` (the decay's) into Adam's groups: the image path's, the sketch path's.
+void set_lr(torch::optim::Adam& adam, const TrainSettings& s, long step) {
+  const double lr = lr_at(s.lr, s.lr_decay, step);
+  for (size_t g = 0; g < adam.param_groups().size(); ++g)
+    static_cast<torch::optim::AdamOptions&>(adam.param_groups()[g].options()).lr(g == 0 ? lr : lr * s.sketch_lr_mult);
+}
+
 }  // namespace
 
 TrainReport train(const TrainOptions& o, std::ostream& log_all, const CancelToken* cancel) {
@@ -352,12 +369,7 @@ TrainReport train(const TrainOptions& o, std::ostream& log_all, const CancelToke
   const auto device = resolve_device(o.device);
   if (s.bf16 && !(device.is_cpu() && cpu_has_native_bf16()))
     throw InputError("train: bf16 autocast needs a CPU with native bf16 (avx512_bf16 / amx_bf16); this one has none");
-  DataOptions data_options = s.data;
-  if (env.active() && s.data_sharding == "files") {
-    data_options.share = env.rank;
-    data_options.shares = env.world_size;
-  }
-  const auto data = open_training_data(o.data_dirs, data_options, /*validation=*/false);
+  const auto data = open_rank_data(o, s, env);
   std::unique_ptr<DataParallel> dp = join_ranks(env, device, s, log);
   describe_run(spec, s, *data, log);
 
@@ -417,9 +429,7 @@ TrainReport train(const TrainOptions& o, std::ostream& log_all, const CancelToke
     const auto [l, grad_norm] = backward(batch_loss(model, spec, s, q, b, gen, device, dp.get()), adam, params,
                                          s.grad_clip, dp.get(), reducer.get());
     if (!guard.accept(l, grad_norm, step, hint)) continue;  // skip the update
-    const double lr = lr_at(s.lr, s.lr_decay, step);
-    for (size_t g = 0; g < adam.param_groups().size(); ++g)
-      static_cast<torch::optim::AdamOptions&>(adam.param_groups()[g].options()).lr(g == 0 ? lr : lr * s.sketch_lr_mult);
+    set_lr(adam, s, step);
     adam.step();
     ++step;
     ema_update(ema, params, s.ema_rate, step, ema_warmup);

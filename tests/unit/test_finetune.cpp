@@ -476,7 +476,7 @@ TEST(Finetune, BadInputsAreClearErrors) {
 
 // Data-parallel fine-tuning (issue 21): `finetune --nproc 2 --batch 1` shares each iteration's two
 // sketches between two ranks and takes the steps one process of batch 2 takes; the references and
-// the evaluation are shared out too. Killed mid-run (rank 1), it resumes on two ranks to the end.
+// the evaluation are shared out too.
 TEST(Finetune, TwoRanksOfOneEqualOneProcessOfTwo) {
   const auto root = temp_dir("ddp");
   auto o = base_options(root, 4);
@@ -539,7 +539,14 @@ TEST(Finetune, TwoRanksOfOneEqualOneProcessOfTwo) {
     for (size_t k = 1; k < 4; ++k)  // loss, sketch, identity (not the seconds)
       EXPECT_NEAR(a[i][k], b[i][k], 1e-2 * std::abs(a[i][k])) << "row " << i << ", column " << k;
 
-  // More ranks than sketches: one message, nothing written.
+  fs::remove_all(root);
+}
+
+// More data-parallel ranks than sketches is one message; rank 1 killed mid-run, the run resumes on
+// two ranks and equals one never interrupted.
+TEST(Finetune, TwoRanksRefuseTooFewSketchesAndResumeAfterAKill) {
+  const auto root = temp_dir("ddpkill");
+  auto o = base_options(root, 4);
   auto few = base_options(root / "few", 1);
   const std::string too_many = std::string(DSK_BIN_DIR) + "/diffsketch finetune --nproc 2 --device cpu --model " +
                                few.model + " --sketches " + few.sketches_dir + " --class 1 --out " + few.out_dir + " > " +
