@@ -62,8 +62,7 @@ std::string how_it_ended(int status) {
 }  // namespace
 
 // The ranks get torchrun's variables (WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR,
-// MASTER_PORT);
-// rank 0's last checkpoint stays as it was written when another fails.
+// MASTER_PORT); rank 0's last checkpoint stays as it was written when another fails.
 int launch_local_ranks(const std::string& command, int nproc, const std::string& out_dir) {
   if (std::getenv("WORLD_SIZE"))
     throw InputError(command + ": --nproc starts the ranks itself; under torchrun or srun, leave it out");
