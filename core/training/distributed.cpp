@@ -1,5 +1,6 @@
 #include "core/training/distributed.h"
 
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
@@ -53,7 +54,7 @@ DistEnv dist_env_from_environment() {
 }
 
 struct DataParallel::Impl {
-  c10::intrusive_ptr<c10d::TCPStore> store;
+  c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
   std::chrono::milliseconds timeout;
 };
@@ -78,15 +79,24 @@ void wait(const c10::intrusive_ptr<c10d::Work>& work, const DistEnv& env, std::c
 
 DataParallel::DataParallel(const DistEnv& env, std::chrono::milliseconds timeout) : env_(env), impl_(std::make_unique<Impl>()) {
   impl_->timeout = timeout;
+  // Under torchrun the launcher's agent already hosts the store at MASTER_ADDR:MASTER_PORT
+  // (TORCHELASTIC_USE_AGENT_STORE=True): every rank is its client, and a restarted attempt keeps
+  // its keys apart, as PyTorch's own env:// rendezvous does.
+  const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+  const bool agent_store = agent && std::string(agent) == "True";
+  const char* attempt = std::getenv("TORCHELASTIC_RESTART_COUNT");
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(env.master_port);
-  so.isServer = env.rank == 0;
+  so.isServer = env.rank == 0 && !agent_store;
   so.numWorkers = env.world_size;
-  so.waitWorkers = true;
+  so.waitWorkers = !agent_store;
   so.timeout = timeout;
   so.useLibUV = false;  // Debian's LibTorch is built without libuv
   try {
     impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+    if (agent_store)
+      impl_->store = c10::make_intrusive<c10d::PrefixStore>(
+          std::string("/worker/attempt_") + (attempt && *attempt ? attempt : "0"), impl_->store);
   } catch (const std::exception& e) {
     std::string msg = e.what();
     if (auto at = msg.find("\nException raised from"); at != std::string::npos) msg.resize(at);

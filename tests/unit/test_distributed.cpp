@@ -10,6 +10,8 @@
 #include <functional>
 #include <thread>
 
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
 #include "core/base/error.h"
 #include "core/training/distributed.h"
 
@@ -196,4 +198,40 @@ TEST(Distributed, GradientsReducedDuringBackwardEqualThoseReducedAfter) {
     dp.sum_tensors({t});
     EXPECT_TRUE(torch::equal(t, torch::full({2, 3}, 3.0)));
   });
+}
+
+// Under torchrun the launcher's agent hosts the store at MASTER_ADDR:MASTER_PORT and says so
+// (TORCHELASTIC_USE_AGENT_STORE=True): the ranks are its clients. Rank 0 hosting its own store
+// there failed with "Address already in use" under a real torchrun.
+TEST(Distributed, RanksUseTheStoreOfTorchrunsAgent) {
+  const int port = free_port();
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<std::uint16_t>(port);
+  so.isServer = true;
+  so.waitWorkers = false;
+  so.useLibUV = false;
+  c10d::TCPStore agent("127.0.0.1", so);  // what torchrun's agent holds
+  ::setenv("TORCHELASTIC_USE_AGENT_STORE", "True", 1);
+  ::setenv("TORCHELASTIC_RESTART_COUNT", "1", 1);
+  std::exception_ptr failure[2];
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        dsk::DistEnv env;
+        env.rank = r;
+        env.world_size = 2;
+        env.master_addr = "127.0.0.1";
+        env.master_port = port;
+        dsk::DataParallel dp(env, std::chrono::seconds(30));
+        EXPECT_DOUBLE_EQ(dp.sum({r + 1.0})[0], 3.0);
+      } catch (...) {
+        failure[r] = std::current_exception();
+      }
+    });
+  for (auto& t : threads) t.join();
+  ::unsetenv("TORCHELASTIC_USE_AGENT_STORE");
+  ::unsetenv("TORCHELASTIC_RESTART_COUNT");
+  for (auto& f : failure)
+    if (f) std::rethrow_exception(f);
 }
