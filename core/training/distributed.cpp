@@ -205,6 +205,18 @@ void DataParallel::broadcast(const std::vector<torch::Tensor>& tensors, int root
   }
 }
 
+void DataParallel::check_same(const std::string& what, const std::string& text) {
+  std::string root = text;
+  broadcast(root);
+  const bool differs = root != text;
+  const double count = sum({differs ? 1.0 : 0.0})[0];
+  if (count > 0)
+    throw InputError("the ranks were started with different " + what + ": " + std::to_string(static_cast<int>(count)) +
+                     " of " + std::to_string(env_.world_size) + " differ from rank 0's" +
+                     (differs ? " (this rank, " + std::to_string(env_.rank) + ", among them)" : std::string()) +
+                     "; start every rank with the same " + what);
+}
+
 void DataParallel::barrier() {
   std::vector<torch::Tensor> t{torch::zeros({1})};
   wait(impl_->group->allreduce(t), env_, impl_->timeout, "barrier");

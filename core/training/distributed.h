@@ -61,6 +61,10 @@ class DataParallel {
   // Rank `root`'s bytes into every rank's string (any length on the others).
   void broadcast(std::string& bytes, int root = 0);
   void barrier();
+  // Every rank's `text` (a run's settings) against rank 0's: when any differs, every rank throws
+  // InputError naming `what` and how many ranks differ, instead of a collective on mismatched
+  // tensors failing later without a reason.
+  void check_same(const std::string& what, const std::string& text);
 
   // The all-reduce of one flat tensor (summed in place), started and not waited for; wait() it.
   class Pending {

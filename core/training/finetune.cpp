@@ -610,7 +610,15 @@ FinetuneReport finetune(const FinetuneOptions& o, std::ostream& log_all, const C
   std::ostream& log = env.rank == 0 ? log_all : quiet;
   const FinetuneSetup setup = plan_finetune(o, env, log);
   std::unique_ptr<DataParallel> dp;
-  if (env.active()) dp = std::make_unique<DataParallel>(env, std::chrono::seconds(kFinetuneRankTimeoutSeconds));
+  if (env.active()) {
+    dp = std::make_unique<DataParallel>(env, std::chrono::seconds(kFinetuneRankTimeoutSeconds));
+    std::ostringstream settings;
+    settings << setup.info.name << ' ' << setup.n << " sketches, batch " << setup.batch << ", T " << o.steps << ", M "
+             << o.iters << ", lambda " << o.lambda << ", lr " << o.lr << ", seed " << o.seed << ", class " << o.class_label
+             << ", " << o.precision << ", photos " << setup.photo_files.size() << ", features '" << o.sketch_features << "'";
+    dp->check_same("fine-tuning settings (model, sketches, --batch, --steps, --iters, --lambda, --lr, --seed)",
+                   settings.str());
+  }
   FinetuneRun run(o, setup, dp.get(), log);
   run.start();
   FinetuneReport report;

@@ -129,6 +129,17 @@ TEST(Distributed, GradientsAreAveragedInBuckets) {
   });
 }
 
+TEST(Distributed, RanksStartedWithDifferentSettingsAreOneClearError) {
+  two_ranks([](dsk::DataParallel& dp) { dp.check_same("settings", "batch 4"); });
+  const std::string e = error_of([] {
+    two_ranks([](dsk::DataParallel& dp) { dp.check_same("training config", dp.rank() == 0 ? "batch 4" : "batch 8"); });
+  });
+  EXPECT_NE(e.find("the ranks were started with different training config: 1 of 2 differ from rank 0's"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("start every rank with the same training config"), std::string::npos) << e;
+}
+
 TEST(Distributed, ARankThatNeverAnswersIsNamedAfterTheTimeout) {
   const std::string e = error_of([] {
     two_ranks(

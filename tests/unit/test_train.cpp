@@ -595,6 +595,18 @@ TEST(Train, ResumedRanksTakeTheirStateFromRankZero) {
   const std::string both = "(" + env + "RANK=1 LOCAL_RANK=1 " + train + " --resume --out " + elsewhere.string() + " > " +
                            (dir / "rank1.log").string() + " 2>&1 & " + env + "RANK=0 LOCAL_RANK=0 " + train +
                            " --resume --out " + (dir / "split").string() + "; r=$?; wait $! && exit $r)";
+  // Rank 1 started with other settings (--steps 5): both ranks stop with one message, nothing written.
+  const std::string mismatched = "(" + env + "RANK=1 LOCAL_RANK=1 " + train + " --steps 5 --out " + (dir / "m").string() +
+                                 " > " + (dir / "m1.log").string() + " 2>&1 & " + env + "RANK=0 LOCAL_RANK=0 " + train +
+                                 " --out " + (dir / "m").string() + " > " + (dir / "m0.log").string() +
+                                 " 2>&1; r=$?; wait $!; exit $r)";
+  EXPECT_NE(std::system(mismatched.c_str()), 0);
+  std::stringstream m0;
+  m0 << std::ifstream(dir / "m0.log").rdbuf();
+  EXPECT_NE(m0.str().find("the ranks were started with different training config (--config, --steps, --init-from): 1 of 2"),
+            std::string::npos)
+      << m0.str();
+  EXPECT_FALSE(fs::exists(dir / "m" / "checkpoint"));
   const std::string log = run(both, "second.log");
   EXPECT_NE(log.find("resumed from step 3"), std::string::npos) << log;
   EXPECT_FALSE(fs::exists(elsewhere)) << "rank 1 wrote to its OUT";
