@@ -276,14 +276,16 @@ TrainSettings run_settings(const nlohmann::json& config, const TrainOptions& o, 
 }
 
 // Data-parallel when the environment names several ranks: joins them (nullptr for one process).
+// Every rank must run the same config (and --steps, --init-from): checked with rank 0's.
 std::unique_ptr<DataParallel> join_ranks(const DistEnv& env, const torch::Device& device, const TrainSettings& s,
-                                         const std::string& settings_text, std::ostream& log) {
+                                         const nlohmann::json& config, std::ostream& log) {
   if (!env.active()) return nullptr;
   if (!device.is_cpu())
     throw InputError("train: data-parallel training runs on CPUs (c10d's Gloo); this LibTorch has no NCCL for " +
                      device.str() + " (give --device cpu)");
   auto dp = std::make_unique<DataParallel>(env, std::chrono::seconds(kRankTimeoutSeconds));
-  dp->check_same("training config (--config, --steps, --init-from)", settings_text);
+  dp->check_same("training config (--config, --steps, --init-from)",
+                 config.dump() + " steps " + std::to_string(s.steps) + " init " + s.init_from);
   log << "data-parallel: " << env.world_size << " ranks (Gloo), batch " << s.batch << " each, " << s.batch * env.world_size
       << " in all; " << (s.data_sharding == "files" ? "each rank loads its share of the files" : "every rank loads all the data")
       << "; gradients all-reduced " << (s.grad_overlap ? "during" : "after") << " backward\n";
@@ -371,8 +373,7 @@ TrainReport train(const TrainOptions& o, std::ostream& log_all, const CancelToke
   if (s.bf16 && !(device.is_cpu() && cpu_has_native_bf16()))
     throw InputError("train: bf16 autocast needs a CPU with native bf16 (avx512_bf16 / amx_bf16); this one has none");
   const auto data = open_rank_data(o, s, env);
-  std::unique_ptr<DataParallel> dp =
-      join_ranks(env, device, s, config.dump() + " steps " + std::to_string(s.steps) + " init " + s.init_from, log);
+  std::unique_ptr<DataParallel> dp = join_ranks(env, device, s, config, log);
   describe_run(spec, s, *data, log);
 
   torch::manual_seed(s.seed);
