@@ -267,11 +267,12 @@ GradientReducer::GradientReducer(DataParallel& dp, std::vector<torch::Tensor> pa
     for (size_t k : b->params) n += params_[k].numel();
     b->flat = torch::empty({n}, params_[b->params.front()].options().requires_grad(false));
   }
-  for (size_t k = 0; k < params_.size(); ++k) {
+  // Checked before any hook is set: a hook must not outlive a reducer whose constructor threw.
+  for (size_t k = 0; k < params_.size(); ++k)
     if (!params_[k].requires_grad())
       throw Error("GradientReducer: parameter " + std::to_string(k) + " does not require a gradient");
+  for (size_t k = 0; k < params_.size(); ++k)
     torch::autograd::impl::set_post_acc_grad_hooks(params_[k], std::make_unique<ReadyHook>([this, k] { ready(k); }));
-  }
 }
 
 GradientReducer::~GradientReducer() {

@@ -29,9 +29,11 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-// Runs fn(rank) on two threads, each with its own group; rethrows the first failure.
-void two_ranks(const std::function<void(dsk::DataParallel&)>& fn, std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
-  const int port = free_port();
+// Runs fn(rank) on two threads, each with its own group, meeting at `port` (0: a free one);
+// rethrows the first failure.
+void two_ranks(const std::function<void(dsk::DataParallel&)>& fn, std::chrono::milliseconds timeout = std::chrono::seconds(60),
+               int port = 0) {
+  if (port == 0) port = free_port();
   std::exception_ptr failure[2];
   std::vector<std::thread> threads;
   for (int r = 0; r < 2; ++r)
@@ -224,25 +226,14 @@ TEST(Distributed, RanksUseTheStoreOfTorchrunsAgent) {
   c10d::TCPStore agent("127.0.0.1", so);  // what torchrun's agent holds
   ::setenv("TORCHELASTIC_USE_AGENT_STORE", "True", 1);
   ::setenv("TORCHELASTIC_RESTART_COUNT", "1", 1);
-  std::exception_ptr failure[2];
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 2; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        dsk::DistEnv env;
-        env.rank = r;
-        env.world_size = 2;
-        env.master_addr = "127.0.0.1";
-        env.master_port = port;
-        dsk::DataParallel dp(env, std::chrono::seconds(30));
-        EXPECT_DOUBLE_EQ(dp.sum({r + 1.0})[0], 3.0);
-      } catch (...) {
-        failure[r] = std::current_exception();
-      }
-    });
-  for (auto& t : threads) t.join();
+  std::exception_ptr failure;
+  try {
+    two_ranks([](dsk::DataParallel& dp) { EXPECT_DOUBLE_EQ(dp.sum({dp.rank() + 1.0})[0], 3.0); },
+              std::chrono::seconds(30), port);
+  } catch (...) {
+    failure = std::current_exception();
+  }
   ::unsetenv("TORCHELASTIC_USE_AGENT_STORE");
   ::unsetenv("TORCHELASTIC_RESTART_COUNT");
-  for (auto& f : failure)
-    if (f) std::rethrow_exception(f);
+  if (failure) std::rethrow_exception(failure);
 }
