@@ -9,6 +9,7 @@
 
 #include <opencv2/core/utility.hpp>
 #include <opencv2/imgproc.hpp>
+#include <opencv2/photo.hpp>
 
 #include "editing/error.h"
 #include "editing/image_io.h"
@@ -20,10 +21,11 @@ namespace dsk::edit {
 
 namespace {
 
-// Features per pixel: colour (3), guide (3), structure (1), zero (1): 8 floats, one SIMD-friendly
+// Features per pixel: colour (3), guide (3), structure (1), texture (1): 8 floats, one SIMD-friendly
 // block. Each group is scaled by the square root of its weight, so the distance is a plain sum.
 constexpr int kCh = 8;
 constexpr int kStructure = 6;
+constexpr int kTexture = 7;
 constexpr int kBands = 8;  // fixed work split: the result does not depend on the thread count
 
 // One pyramid level.
@@ -34,12 +36,14 @@ struct Level {
   std::vector<uint8_t> source;    // 1 = a whole known patch is centred here
   std::vector<uint8_t> target;    // 1 = a patch centred here overlaps the hole
   std::vector<int> targets;       // indices of the target centres, row-major
+  // Lower bounds per channel of (target - source), in feature units: the structure channel is a
+  // hinge (a line the target asks for must be in the source; the source may have more); texture
+  // is capped from below (a source with much more detail than the target, e.g. a line through
+  // a flat region, costs at most texture_excess); the others are plain.
+  alignas(32) float low[8] = {-1e30f, -1e30f, -1e30f, -1e30f, -1e30f, -1e30f, 0.f, -1e30f};
   int index(int x, int y) const { return y * w + x; }
 };
 
-// Lower bounds per channel of (target - source): the structure channel is a hinge (a line the
-// target asks for must be in the source; the source may have more), the others are plain.
-alignas(32) constexpr float kLow[kCh] = {-1e30f, -1e30f, -1e30f, -1e30f, -1e30f, -1e30f, 0.f, -1e30f};
 
 // Patch distance between the patches centred at target p and source q; stops once over `cutoff`
 // (checked per patch row). One accumulator per channel: the compiler vectorises across them
@@ -53,13 +57,20 @@ float patch_distance(const Level& L, int p, int q, int r, float cutoff) {
     float acc[kCh] = {};
     for (int i = 0; i < n; ++i, a += kCh, b += kCh)
       for (int c = 0; c < kCh; ++c) {
-        const float diff = std::max(a[c] - b[c], kLow[c]);
+        const float diff = std::max(a[c] - b[c], L.low[c]);
         acc[c] += diff * diff;
       }
     for (int c = 0; c < kCh; ++c) d += acc[c];
     if (d > cutoff) return d;
   }
   return d;
+}
+
+void set_texture(Level& L, const cv::Mat& tex, float scale) {
+  for (int y = 0; y < L.h; ++y) {
+    const auto* t = tex.ptr<float>(y);
+    for (int x = 0; x < L.w; ++x) L.feat[static_cast<size_t>(L.index(x, y)) * kCh + kTexture] = t[x] * scale;
+  }
 }
 
 void set_colour(Level& L, const cv::Mat& colour, float scale) {
@@ -180,7 +191,10 @@ void patchmatch(const Level& L, Field& F, int r, int iterations, double coherenc
 // weighted by exp(-d / 2 s^2), s^2 the 75th percentile of the distances (Wexler et al. 2007).
 // Where the matches are coherent (neighbours copy neighbouring pixels) the patches agree and the
 // texture comes through unblurred; across a seam the mean blends the two sides.
+template <int N>
 cv::Mat vote(const Level& L, const Field& F, const cv::Mat& source_colour, int r) {
+  using Px = cv::Vec<float, N>;
+  using Acc = cv::Vec<double, N>;
   std::vector<float> d;
   d.reserve(L.targets.size());
   for (int p : L.targets) d.push_back(F.dist[p]);
@@ -194,7 +208,7 @@ cv::Mat vote(const Level& L, const Field& F, const cv::Mat& source_colour, int r
     for (int y = rows.start; y < rows.end; ++y)
       for (int x = 0; x < L.w; ++x) {
         if (!L.hole[L.index(x, y)]) continue;
-        cv::Vec3d acc(0, 0, 0);
+        Acc acc = Acc::all(0);
         double wsum = 0;
         for (int dy = -r; dy <= r; ++dy)
           for (int dx = -r; dx <= r; ++dx) {
@@ -203,13 +217,14 @@ cv::Mat vote(const Level& L, const Field& F, const cv::Mat& source_colour, int r
             const int p = L.index(px, py);
             if (!L.target[p]) continue;
             const int q = F.nnf[p];
-            const cv::Vec3f c = source_colour.at<cv::Vec3f>(q / L.w + dy, q % L.w + dx);
+            const Px c = source_colour.at<Px>(q / L.w + dy, q % L.w + dx);
             const double w = weight[static_cast<size_t>(p)];
-            acc += w * cv::Vec3d(c[0], c[1], c[2]);
+            for (int ch = 0; ch < N; ++ch) acc[ch] += w * c[ch];
             wsum += w;
           }
-        const cv::Vec3d v = acc / wsum;
-        out.at<cv::Vec3f>(y, x) = cv::Vec3f(static_cast<float>(v[0]), static_cast<float>(v[1]), static_cast<float>(v[2]));
+        Px v;
+        for (int ch = 0; ch < N; ++ch) v[ch] = static_cast<float>(acc[ch] / wsum);
+        out.at<Px>(y, x) = v;
       }
   });
   return out;
@@ -310,6 +325,10 @@ void check_args(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& guide,
   if (!(o.colour_weight >= 0) || !(o.guide_weight >= 0) || !(o.structure_weight >= 0) ||
       o.colour_weight + o.guide_weight + o.structure_weight <= 0)
     throw InputError("synthesize_detail: the weights must be >= 0, not all 0");
+  if (!(o.texture_weight >= 0) || o.texture_weight > 1e6)
+    throw InputError("synthesize_detail: the texture weight must be in [0, 1e6] (0 = off)");
+  if (!(o.texture_excess >= 0)) throw InputError("synthesize_detail: the texture excess must be >= 0");
+  if (!(o.texture_sigma > 0) || o.texture_sigma > 64) throw InputError("synthesize_detail: the texture sigma must be in (0, 64]");
   if (!(o.coherence >= 0) || o.coherence > 100) throw InputError("synthesize_detail: the coherence must be in [0, 100]");
   if (!(o.guide_scale > 0) || o.guide_scale > 1e4) throw InputError("synthesize_detail: the guide scale must be in (0, 10000]");
   if (!(o.max_detail_gain >= 1) || o.max_detail_gain > 100)
@@ -320,14 +339,31 @@ void check_args(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& guide,
 }
 
 struct Weights {
-  float colour, guide, structure;  // square roots of the weights
+  float colour, guide, structure, texture;  // square roots of the weights
 };
 
 // Every level's colour (the picture with the model's result in the hole), guide (its low-pass at
-// the model's resolution), structure (lines) and hole, finest first.
+// the model's resolution), structure (lines), hole and texture energy (of the finest level's known
+// pixels, scaled down: coarse levels see how much fine detail there is), finest first.
 struct Pyramid {
-  std::vector<cv::Mat> colours, guides, structures, holes;
+  std::vector<cv::Mat> colours, guides, structures, holes, textures;
 };
+
+// Local texture energy (Newson et al. 2014's texture features): the mean Sobel gradient magnitude of
+// the luma over a Gaussian window of sigma `sigma`, from the known pixels only (a normalised
+// convolution); the hole's values are left to the caller.
+cv::Mat texture_energy(const cv::Mat& rgb, const cv::Mat& hole, double sigma) {
+  cv::Mat grey, gx, gy, mag, known, num, den;
+  cv::cvtColor(rgb, grey, cv::COLOR_RGB2GRAY);
+  cv::Sobel(grey, gx, CV_32F, 1, 0, 3, 1.0 / 8);
+  cv::Sobel(grey, gy, CV_32F, 0, 1, 3, 1.0 / 8);
+  cv::magnitude(gx, gy, mag);
+  cv::erode(hole == 0, known, cv::getStructuringElement(cv::MORPH_RECT, {3, 3}), {-1, -1}, 1, cv::BORDER_REPLICATE);
+  known.convertTo(known, CV_32F, 1.0 / 255);
+  cv::GaussianBlur(mag.mul(known), num, {0, 0}, sigma);
+  cv::GaussianBlur(known, den, {0, 0}, sigma);
+  return num / cv::max(den, 1e-6);
+}
 
 Pyramid build_pyramid(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& guide, const cv::Mat& strokes,
                       const DetailOptions& o) {
@@ -338,15 +374,16 @@ Pyramid build_pyramid(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& 
     cv::Mat user = line_map(cv::min(cv::max(strokes, 0.f), 1.f));
     user.copyTo(structure, hole);
   }
-  Pyramid p{{start}, {low_pass(start, o.guide_scale)}, {structure}, {hole}};
+  Pyramid p{{start}, {low_pass(start, o.guide_scale)}, {structure}, {hole}, {texture_energy(start, hole, o.texture_sigma)}};
   // Halve until the short side reaches about min_level_side (and a level still has a source).
   for (;;) {
     const cv::Mat& last = p.colours.back();
     const int half_short = std::min(last.cols, last.rows) / 2;
     if (half_short < o.min_level_side || half_short < o.patch * 2) break;
     const cv::Size half((last.cols + 1) / 2, (last.rows + 1) / 2);
-    cv::Mat c, g, s, hf;
+    cv::Mat c, g, s, hf, t;
     cv::resize(last, c, half, 0, 0, cv::INTER_AREA);
+    cv::resize(p.textures.back(), t, half, 0, 0, cv::INTER_AREA);
     cv::resize(p.guides.back(), g, half, 0, 0, cv::INTER_AREA);
     cv::resize(p.structures.back(), s, half, 0, 0, cv::INTER_AREA);
     p.holes.back().convertTo(hf, CV_32F);
@@ -354,13 +391,15 @@ Pyramid build_pyramid(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& 
     const cv::Mat h = hf > 0;
     if (!has_patch_source(h, o.patch)) break;
     p.colours.push_back(c), p.guides.push_back(g), p.structures.push_back(s), p.holes.push_back(h);
+    p.textures.push_back(t);
   }
   return p;
 }
 
 // A level's masks and its fixed features (guide, structure); the colour is set by the caller.
-Level make_level(const Pyramid& pyr, int lev, int r, const Weights& wt) {
+Level make_level(const Pyramid& pyr, int lev, int r, const Weights& wt, double texture_excess) {
   Level L;
+  L.low[kTexture] = static_cast<float>(-texture_excess * wt.texture);
   L.w = pyr.colours[lev].cols, L.h = pyr.colours[lev].rows;
   plan_level(L, pyr.holes[lev], r);
   L.feat.assign(static_cast<size_t>(L.w) * L.h * kCh, 0.f);
@@ -398,6 +437,20 @@ void init_matches(const Level& L, Field& F, const Field& coarser, int coarser_w,
   }
 }
 
+// A level's texture energy with the hole's estimated: the surroundings' continued into it
+// (Navier-Stokes) at the coarsest level, the coarser level's vote (`coarser`) scaled up above.
+cv::Mat hole_texture(const Pyramid& pyr, int lev, const cv::Mat& coarser) {
+  cv::Mat tex = pyr.textures[lev].clone();
+  if (coarser.empty()) {
+    cv::inpaint(pyr.textures[lev], pyr.holes[lev], tex, 3, cv::INPAINT_NS);
+  } else {
+    cv::Mat up;
+    cv::resize(coarser, up, tex.size(), 0, 0, cv::INTER_LINEAR);
+    up.copyTo(tex, pyr.holes[lev]);
+  }
+  return tex;
+}
+
 // Sketched lines the picture has no patch for (a line through a flat region): there the model's
 // own result is kept, feathered over a patch radius.
 cv::Mat keep_the_models_lines(const cv::Mat& estimate, const cv::Mat& guide, const cv::Mat& unmet, int r) {
@@ -431,15 +484,17 @@ cv::Mat synthesize_detail(const cv::Mat& image, const cv::Mat& hole_in, const cv
   const Pyramid pyr = build_pyramid(image, hole, guide, strokes, o);
   const int levels = static_cast<int>(pyr.colours.size());
   const Weights wt{static_cast<float>(std::sqrt(o.colour_weight)), static_cast<float>(std::sqrt(o.guide_weight)),
-                   static_cast<float>(std::sqrt(3 * o.structure_weight))};  // one structure channel against three
+                   static_cast<float>(std::sqrt(3 * o.structure_weight)),  // one structure channel against three
+                   static_cast<float>(std::sqrt(3 * o.texture_weight))};
 
   Field F, coarser;
   cv::Mat estimate;  // the hole's colour so far (the coarser level's result)
+  cv::Mat estimate_tex;  // the hole's texture energy so far (the texture term's; empty when off)
   cv::Mat unmet;     // CV_8UC1: hole pixels whose sketched line their match lacks (finest level)
   int coarser_w = 0;
   for (int lev = levels - 1; lev >= 0; --lev) {
     if (o.check) o.check();
-    Level L = make_level(pyr, lev, r, wt);
+    Level L = make_level(pyr, lev, r, wt, o.texture_excess);
     // The hole's colour: the model's result at the coarsest level, the coarser level's result above.
     cv::Mat colour = pyr.colours[lev].clone();
     if (!estimate.empty()) {
@@ -448,16 +503,24 @@ cv::Mat synthesize_detail(const cv::Mat& image, const cv::Mat& hole_in, const cv
       up.copyTo(colour, pyr.holes[lev]);
     }
     set_colour(L, colour, wt.colour);
+    const bool use_tex = wt.texture > 0;
+    cv::Mat tex = use_tex ? hole_texture(pyr, lev, estimate_tex) : cv::Mat();
+    if (use_tex) set_texture(L, tex, wt.texture);
     init_matches(L, F, coarser, coarser_w, r, o.seed * 1000003 + static_cast<uint64_t>(lev));
     const int em = std::max(1, o.coarse_em >> (levels - 1 - lev));
     for (int e = 0; e < em; ++e) {
       if (o.check) o.check();
       patchmatch(L, F, r, o.search_iterations, o.coherence, o.seed * 7919 + static_cast<uint64_t>(lev * 64 + e));
-      colour = vote(L, F, pyr.colours[lev], r);
+      colour = vote<3>(L, F, pyr.colours[lev], r);
       set_colour(L, colour, wt.colour);
+      if (use_tex) {
+        tex = vote<1>(L, F, pyr.textures[lev], r);
+        set_texture(L, tex, wt.texture);
+      }
     }
     if (lev == 0 && o.max_detail_gain > 1) colour = restore_detail(L, F, pyr.colours[lev], colour, o);
     estimate = colour;
+    estimate_tex = tex;
     coarser = F;
     coarser_w = L.w;
     if (lev == 0 && !strokes.empty() && wt.structure > 0) unmet = unmet_lines(L, F, wt.structure);

@@ -96,6 +96,33 @@ TEST(Detail, TheDetailGainGivesTheVotesLostContrastBack) {
   EXPECT_EQ(cv::countNonZero((changed != 0) & (hole == 0)), 0) << "a known pixel changed";
 }
 
+// The smooth bias of patch-based completion: the hole's first estimate (the model's result) is
+// smooth, so in colour alone a flat patch of the same mean matches it better than any textured one,
+// and a hole in a textured region is filled from a smooth region elsewhere. The texture term (the
+// surroundings' local detail energy, continued into the hole) asks for the texture around it.
+TEST(Detail, AHoleInATexturedRegionIsNotFilledFromASmoothOne) {
+  const cv::Mat textured = texture(kSize, 5, cv::Scalar(0.5, 0.5, 0.5), 0.5, 1.0);
+  cv::Mat img(kSize, CV_32FC3, cv::Scalar(0.5, 0.5, 0.5));
+  textured(cv::Rect(96, 0, 96, kSize.height)).copyTo(img(cv::Rect(96, 0, 96, kSize.height)));
+  const cv::Rect in_texture(116, 40, 56, 80);
+  const cv::Mat hole = hole_of(kSize, in_texture);
+  const cv::Mat guide = blurred(img);
+  DetailOptions colour_only;
+  colour_only.texture_weight = 0;
+  const cv::Mat smooth = synthesize_detail(img, hole, guide, cv::Mat(), colour_only);
+  const cv::Mat out = synthesize_detail(img, hole, guide, cv::Mat());
+  const double sharp_off = sharpness_ratio(smooth, img, hole), sharp_on = sharpness_ratio(out, img, hole);
+  EXPECT_LT(sharp_off, 0.4) << "without the texture term the fill should come from the flat half";
+  EXPECT_GT(sharp_on, 0.6);
+  EXPECT_LT(sharp_on, 1.5);
+  EXPECT_LT(texture_distance(out, img, hole), 0.5 * texture_distance(smooth, img, hole));
+  cv::Mat diff;
+  cv::absdiff(out, img, diff);
+  cv::Mat changed;
+  cv::cvtColor(diff, changed, cv::COLOR_RGB2GRAY);
+  EXPECT_EQ(cv::countNonZero((changed != 0) & (hole == 0)), 0) << "a known pixel changed";
+}
+
 TEST(Detail, FollowsTheGuidesLayout) {
   // Left half reddish, right half bluish texture; the guide asks for blue in the hole's left part.
   cv::Mat img = texture(kSize, 2, cv::Scalar(0.8, 0.2, 0.2));
@@ -216,6 +243,19 @@ TEST(Detail, RefusesBadInputWithAReason) {
   o = {};
   o.detail_sigma = 0;
   EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError);
+  for (double w : {-1.0, std::nan(""), 1e9}) {
+    o = {};
+    o.texture_weight = w;
+    EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << w;
+  }
+  o = {};
+  o.texture_excess = -1;
+  EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError);
+  for (double sigma : {0.0, std::nan(""), 100.0}) {
+    o = {};
+    o.texture_sigma = sigma;
+    EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << sigma;
+  }
   // An empty hole changes nothing.
   EXPECT_EQ(cv::norm(synthesize_detail(img, cv::Mat::zeros(kSize, CV_8UC1), guide, cv::Mat()), img, cv::NORM_INF), 0.0);
 }
