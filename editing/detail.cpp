@@ -40,10 +40,9 @@ struct Level {
   // hinge (a line the target asks for must be in the source; the source may have more); texture
   // is capped from below (a source with much more detail than the target, e.g. a line through
   // a flat region, costs at most texture_excess); the others are plain.
-  alignas(32) float low[8] = {-1e30f, -1e30f, -1e30f, -1e30f, -1e30f, -1e30f, 0.f, -1e30f};
+  alignas(32) float low[kCh] = {-1e30f, -1e30f, -1e30f, -1e30f, -1e30f, -1e30f, 0.f, -1e30f};
   int index(int x, int y) const { return y * w + x; }
 };
-
 
 // Patch distance between the patches centred at target p and source q; stops once over `cutoff`
 // (checked per patch row). One accumulator per channel: the compiler vectorises across them
