@@ -190,18 +190,24 @@ void patchmatch(const Level& L, Field& F, int r, int iterations, double coherenc
 // weighted by exp(-d / 2 s^2), s^2 the 75th percentile of the distances (Wexler et al. 2007).
 // Where the matches are coherent (neighbours copy neighbouring pixels) the patches agree and the
 // texture comes through unblurred; across a seam the mean blends the two sides.
-template <int N>
-cv::Mat vote(const Level& L, const Field& F, const cv::Mat& source_colour, int r) {
-  using Px = cv::Vec<float, N>;
-  using Acc = cv::Vec<double, N>;
+// The votes' weights, per target centre.
+std::vector<double> vote_weights(const Level& L, const Field& F) {
   std::vector<float> d;
   d.reserve(L.targets.size());
   for (int p : L.targets) d.push_back(F.dist[p]);
   const size_t k = d.size() * 3 / 4;
   std::nth_element(d.begin(), d.begin() + static_cast<long>(k), d.end());
   const float s2 = std::max(d[k], 1e-6f);
-  std::vector<double> weight(static_cast<size_t>(L.w) * L.h, 0.0);  // per target centre, once
+  std::vector<double> weight(static_cast<size_t>(L.w) * L.h, 0.0);
   for (int p : L.targets) weight[static_cast<size_t>(p)] = std::exp(-F.dist[p] / (2.0 * s2)) + 1e-12;
+  return weight;
+}
+
+// The vote of an N-channel image (the colours; the texture energy) with those weights.
+template <int N>
+cv::Mat vote(const Level& L, const Field& F, const std::vector<double>& weight, const cv::Mat& source_colour, int r) {
+  using Px = cv::Vec<float, N>;
+  using Acc = cv::Vec<double, N>;
   cv::Mat out = source_colour.clone();
   cv::parallel_for_(cv::Range(0, L.h), [&](const cv::Range& rows) {
     for (int y = rows.start; y < rows.end; ++y)
@@ -395,7 +401,8 @@ Pyramid build_pyramid(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& 
   return p;
 }
 
-// A level's masks and its fixed features (guide, structure); the colour is set by the caller.
+// A level's masks, its fixed features (guide, structure) and the distance's bounds; the colour and
+// the texture energy are set by the caller.
 Level make_level(const Pyramid& pyr, int lev, int r, const Weights& wt, double texture_excess) {
   Level L;
   L.low[kTexture] = static_cast<float>(-texture_excess * wt.texture);
@@ -510,10 +517,11 @@ cv::Mat synthesize_detail(const cv::Mat& image, const cv::Mat& hole_in, const cv
     for (int e = 0; e < em; ++e) {
       if (o.check) o.check();
       patchmatch(L, F, r, o.search_iterations, o.coherence, o.seed * 7919 + static_cast<uint64_t>(lev * 64 + e));
-      colour = vote<3>(L, F, pyr.colours[lev], r);
+      const std::vector<double> weight = vote_weights(L, F);
+      colour = vote<3>(L, F, weight, pyr.colours[lev], r);
       set_colour(L, colour, wt.colour);
       if (use_tex) {
-        tex = vote<1>(L, F, pyr.textures[lev], r);
+        tex = vote<1>(L, F, weight, pyr.textures[lev], r);
         set_texture(L, tex, wt.texture);
       }
     }
