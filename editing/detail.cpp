@@ -37,9 +37,8 @@ struct Level {
   std::vector<uint8_t> target;    // 1 = a patch centred here overlaps the hole
   std::vector<int> targets;       // indices of the target centres, row-major
   // Lower bounds per channel of (target - source), in feature units: the structure channel is a
-  // hinge (a line the target asks for must be in the source; the source may have more); texture
-  // is capped from below (a source with much more detail than the target, e.g. a line through
-  // a flat region, costs at most texture_excess); the others are plain.
+  // hinge (a line the target asks for must be in the source; the source may have more); the
+  // others are plain.
   alignas(32) float low[kCh] = {-1e30f, -1e30f, -1e30f, -1e30f, -1e30f, -1e30f, 0.f, -1e30f};
   int index(int x, int y) const { return y * w + x; }
 };
@@ -332,7 +331,6 @@ void check_args(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& guide,
     throw InputError("synthesize_detail: the weights must be >= 0, not all 0");
   if (!(o.texture_weight >= 0) || o.texture_weight > 1e6)
     throw InputError("synthesize_detail: the texture weight must be in [0, 1e6] (0 = off)");
-  if (!(o.texture_excess >= 0)) throw InputError("synthesize_detail: the texture excess must be >= 0");
   if (!(o.texture_sigma > 0) || o.texture_sigma > 64) throw InputError("synthesize_detail: the texture sigma must be in (0, 64]");
   if (!(o.coherence >= 0) || o.coherence > 100) throw InputError("synthesize_detail: the coherence must be in [0, 100]");
   if (!(o.guide_scale > 0) || o.guide_scale > 1e4) throw InputError("synthesize_detail: the guide scale must be in (0, 10000]");
@@ -354,19 +352,39 @@ struct Pyramid {
   std::vector<cv::Mat> colours, guides, structures, holes, textures;
 };
 
-// Local texture energy (Newson et al. 2014's texture features): the mean Sobel gradient magnitude of
-// the luma over a Gaussian window of sigma `sigma`, from the known pixels only (a normalised
-// convolution); the hole's values are left to the caller.
+// Local texture energy (after Newson et al. 2014's texture features): the local median of the
+// Sobel gradient magnitude of the luma over a square window of side 4 sigma + 1, from the known
+// pixels only, smoothed over sigma / 3. A median, not a mean: one line through a flat region is a
+// few pixels of the window and leaves it flat (the line is the structure term's business), while
+// a texture, with gradients everywhere, raises it. The hole's values are left to the caller.
 cv::Mat texture_energy(const cv::Mat& rgb, const cv::Mat& hole, double sigma) {
-  cv::Mat grey, gx, gy, mag, known, num, den;
+  cv::Mat grey, gx, gy, mag;
   cv::cvtColor(rgb, grey, cv::COLOR_RGB2GRAY);
   cv::Sobel(grey, gx, CV_32F, 1, 0, 3, 1.0 / 8);
   cv::Sobel(grey, gy, CV_32F, 0, 1, 3, 1.0 / 8);
   cv::magnitude(gx, gy, mag);
-  cv::erode(hole == 0, known, cv::getStructuringElement(cv::MORPH_RECT, {3, 3}), {-1, -1}, 1, cv::BORDER_REPLICATE);
-  known.convertTo(known, CV_32F, 1.0 / 255);
-  cv::GaussianBlur(mag.mul(known), num, {0, 0}, sigma);
-  cv::GaussianBlur(known, den, {0, 0}, sigma);
+  // OpenCV's large-window median is for 8 bits: the magnitude is quantised on a square-root scale
+  // (fine steps where the magnitudes are small; a median commutes with a monotone map) ...
+  cv::Mat q;
+  cv::sqrt(cv::min(mag, 0.5f) * 2.f, q);
+  q.convertTo(q, CV_8U, 255);
+  // ... and the hole's pixels alternate between the two extremes: as many below every known value
+  // as above it, which leaves the median of the known pixels in a window unchanged (up to one
+  // pixel of imbalance).
+  for (int y = 0; y < q.rows; ++y) {
+    const auto* h = hole.ptr<uchar>(y);
+    auto* v = q.ptr<uchar>(y);
+    for (int x = 0; x < q.cols; ++x)
+      if (h[x]) v[x] = ((x + y) & 1) ? 255 : 0;
+  }
+  const int side = std::min(255, 2 * static_cast<int>(std::lround(2 * sigma)) + 1);
+  cv::Mat med, known, num, den;
+  cv::medianBlur(q, med, std::max(3, side));
+  med.convertTo(med, CV_32F, 1.0 / 255);
+  med = med.mul(med) * 0.5f;
+  cv::Mat(hole == 0).convertTo(known, CV_32F, 1.0 / 255);
+  cv::GaussianBlur(med.mul(known), num, {0, 0}, sigma / 3);
+  cv::GaussianBlur(known, den, {0, 0}, sigma / 3);
   return num / cv::max(den, 1e-6);
 }
 
@@ -403,9 +421,8 @@ Pyramid build_pyramid(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& 
 
 // A level's masks, its fixed features (guide, structure) and the distance's bounds; the colour and
 // the texture energy are set by the caller.
-Level make_level(const Pyramid& pyr, int lev, int r, const Weights& wt, double texture_excess) {
+Level make_level(const Pyramid& pyr, int lev, int r, const Weights& wt) {
   Level L;
-  L.low[kTexture] = static_cast<float>(-texture_excess * wt.texture);
   L.w = pyr.colours[lev].cols, L.h = pyr.colours[lev].rows;
   plan_level(L, pyr.holes[lev], r);
   L.feat.assign(static_cast<size_t>(L.w) * L.h * kCh, 0.f);
@@ -500,7 +517,7 @@ cv::Mat synthesize_detail(const cv::Mat& image, const cv::Mat& hole_in, const cv
   int coarser_w = 0;
   for (int lev = levels - 1; lev >= 0; --lev) {
     if (o.check) o.check();
-    Level L = make_level(pyr, lev, r, wt, o.texture_excess);
+    Level L = make_level(pyr, lev, r, wt);
     // The hole's colour: the model's result at the coarsest level, the coarser level's result above.
     cv::Mat colour = pyr.colours[lev].clone();
     if (!estimate.empty()) {
