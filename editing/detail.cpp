@@ -419,7 +419,7 @@ Pyramid build_pyramid(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& 
   return p;
 }
 
-// A level's masks, its fixed features (guide, structure) and the distance's bounds; the colour and
+// A level's masks and its fixed features (guide, structure); the colour and
 // the texture energy are set by the caller.
 Level make_level(const Pyramid& pyr, int lev, int r, const Weights& wt) {
   Level L;
