@@ -40,6 +40,8 @@ struct Level {
   // hinge (a line the target asks for must be in the source; the source may have more); the
   // others are plain.
   alignas(32) float low[kCh] = {-1e30f, -1e30f, -1e30f, -1e30f, -1e30f, -1e30f, 0.f, -1e30f};
+  // Per pixel, 1 / reach^2 of the proximity prior (match_cost); empty when it is off.
+  std::vector<float> inv_reach2;
   int index(int x, int y) const { return y * w + x; }
 };
 
@@ -62,6 +64,15 @@ float patch_distance(const Level& L, int p, int q, int r, float cutoff) {
     if (d > cutoff) return d;
   }
   return d;
+}
+
+// The cost of matching target p to source q: the patch distance, times 1 + (|p - q| / reach(p))^2
+// when the proximity prior is on (DetailOptions::proximity).
+float match_cost(const Level& L, int p, int q, int r, float cutoff) {
+  if (L.inv_reach2.empty()) return patch_distance(L, p, q, r, cutoff);
+  const float dx = static_cast<float>(p % L.w - q % L.w), dy = static_cast<float>(p / L.w - q / L.w);
+  const float f = 1.f + L.inv_reach2[static_cast<size_t>(p)] * (dx * dx + dy * dy);
+  return patch_distance(L, p, q, r, cutoff / f) * f;
 }
 
 void set_texture(Level& L, const cv::Mat& tex, float scale) {
@@ -138,7 +149,7 @@ void search_band(const Level& L, Field& F, int r, int y0, int y1, bool forward, 
     auto consider = [&](int q, bool coherent) {
       if (q == best || !L.source[q]) return;
       const float scale = coherent ? bonus : 1.f;
-      const float d = patch_distance(L, p, q, r, best_eff * scale);
+      const float d = match_cost(L, p, q, r, best_eff * scale);
       if (d / scale < best_eff) best = q, bestd = d, best_eff = d / scale;
     };
     // Propagation: a neighbour's match, shifted by the step back to p.
@@ -170,7 +181,7 @@ void patchmatch(const Level& L, Field& F, int r, int iterations, double coherenc
   cv::parallel_for_(cv::Range(0, static_cast<int>(L.targets.size())), [&](const cv::Range& range) {
     for (int i = range.start; i < range.end; ++i) {
       const int p = L.targets[static_cast<size_t>(i)];
-      F.dist[p] = patch_distance(L, p, F.nnf[p], r, std::numeric_limits<float>::max());
+      F.dist[p] = match_cost(L, p, F.nnf[p], r, std::numeric_limits<float>::max());
     }
   });
   const int band_rows = (L.h + kBands - 1) / kBands;
@@ -337,6 +348,8 @@ void check_args(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& guide,
   if (!(o.max_detail_gain >= 1) || o.max_detail_gain > 100)
     throw InputError("synthesize_detail: the detail gain must be in [1, 100] (1 = off)");
   if (!(o.detail_sigma > 0) || o.detail_sigma > 64) throw InputError("synthesize_detail: the detail sigma must be in (0, 64]");
+  if (!(o.proximity >= 0) || o.proximity > 100)
+    throw InputError("synthesize_detail: the proximity must be in [0, 100] (0 = off)");
   if (o.coarse_em < 1 || o.search_iterations < 1 || o.min_level_side < 8)
     throw InputError("synthesize_detail: EM and search iterations must be >= 1, the coarsest side >= 8");
 }
@@ -419,9 +432,24 @@ Pyramid build_pyramid(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& 
   return p;
 }
 
+// The proximity prior's reach per pixel of a level: proximity times the level's short side, plus
+// the pixel's distance to the nearest known pixel (a large hole's middle is far from everything).
+std::vector<float> inverse_reach2(const cv::Mat& hole, double proximity) {
+  cv::Mat dist;
+  cv::distanceTransform(hole, dist, cv::DIST_L2, cv::DIST_MASK_PRECISE);
+  const double base = proximity * std::min(hole.cols, hole.rows);
+  std::vector<float> out(static_cast<size_t>(hole.cols) * hole.rows);
+  for (int y = 0; y < hole.rows; ++y)
+    for (int x = 0; x < hole.cols; ++x) {
+      const double reach = std::max(1.0, base + dist.at<float>(y, x));
+      out[static_cast<size_t>(y) * hole.cols + x] = static_cast<float>(1.0 / (reach * reach));
+    }
+  return out;
+}
+
 // A level's masks and its fixed features (guide, structure); the colour and
 // the texture energy are set by the caller.
-Level make_level(const Pyramid& pyr, int lev, int r, const Weights& wt) {
+Level make_level(const Pyramid& pyr, int lev, int r, const Weights& wt, double proximity) {
   Level L;
   L.w = pyr.colours[lev].cols, L.h = pyr.colours[lev].rows;
   plan_level(L, pyr.holes[lev], r);
@@ -433,6 +461,7 @@ Level make_level(const Pyramid& pyr, int lev, int r, const Weights& wt) {
       for (int k = 0; k < 3; ++k) f[3 + k] = g[k] * wt.guide;
       f[kStructure] = pyr.structures[lev].at<float>(y, x) * wt.structure;
     }
+  if (proximity > 0) L.inv_reach2 = inverse_reach2(pyr.holes[lev], proximity);
   return L;
 }
 
@@ -517,7 +546,7 @@ cv::Mat synthesize_detail(const cv::Mat& image, const cv::Mat& hole_in, const cv
   int coarser_w = 0;
   for (int lev = levels - 1; lev >= 0; --lev) {
     if (o.check) o.check();
-    Level L = make_level(pyr, lev, r, wt);
+    Level L = make_level(pyr, lev, r, wt, o.proximity);
     // The hole's colour: the model's result at the coarsest level, the coarser level's result above.
     cv::Mat colour = pyr.colours[lev].clone();
     if (!estimate.empty()) {

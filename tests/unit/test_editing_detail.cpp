@@ -139,6 +139,52 @@ TEST(Detail, FollowsTheGuidesLayout) {
   EXPECT_GT(red[0], 0.6);
 }
 
+// Stripes of period 8 px around `base` with a light grain: vertical (varying along x) or horizontal.
+cv::Mat stripes(cv::Size s, double base, bool vertical, uint64_t seed) {
+  cv::Mat img = texture(s, seed, cv::Scalar::all(0), 0.03, 1.0);
+  for (int y = 0; y < s.height; ++y)
+    for (int x = 0; x < s.width; ++x) {
+      const double v = base + 0.2 * std::sin(2 * CV_PI * (vertical ? x : y) / 8.0);
+      img.at<cv::Vec3f>(y, x) += cv::Vec3f::all(static_cast<float>(v));
+    }
+  return img;
+}
+
+// The share of the fill's gradient energy across vertical stripes (along x).
+double vertical_share(const cv::Mat& img, const cv::Rect& r) {
+  cv::Mat grey, gx, gy;
+  cv::cvtColor(img(r), grey, cv::COLOR_RGB2GRAY);
+  cv::Sobel(grey, gx, CV_32F, 1, 0);
+  cv::Sobel(grey, gy, CV_32F, 0, 1);
+  const double ex = cv::norm(gx, cv::NORM_L2SQR), ey = cv::norm(gy, cv::NORM_L2SQR);
+  return ex / (ex + ey + 1e-12);
+}
+
+// The model's colour in the hole is a little off (0.55 where the texture around it is 0.45 on
+// average), and far away the picture has a different texture of exactly that colour. The proximity
+// prior keeps the texture around the hole; without it the fill comes from the far region.
+TEST(Detail, TheTextureAroundTheHoleBeatsAFarOneOfTheModelsColour) {
+  const cv::Size size(288, 128);
+  cv::Mat img = stripes(size, 0.45, true, 12);
+  stripes(size, 0.55, false, 13).colRange(160, 288).copyTo(img.colRange(160, 288));
+  const cv::Rect in_near(28, 32, 56, 64);
+  const cv::Mat hole = hole_of(size, in_near);
+  const cv::Mat guide(size, CV_32FC3, cv::Scalar::all(0.55));
+  const cv::Rect inner(in_near.x + 8, in_near.y + 8, in_near.width - 16, in_near.height - 16);
+  const cv::Mat out = synthesize_detail(img, hole, guide, cv::Mat());
+  EXPECT_GT(vertical_share(out, inner), 0.8) << "the vertical stripes around the hole";
+  EXPECT_LT(std::abs(cv::mean(out(inner))[0] - 0.45), 0.03);
+  DetailOptions anywhere;
+  anywhere.proximity = 0;
+  const cv::Mat far = synthesize_detail(img, hole, guide, cv::Mat(), anywhere);
+  EXPECT_LT(vertical_share(far, inner), 0.5) << "without the prior the model's colour decides";
+  cv::Mat diff;
+  cv::absdiff(out, img, diff);
+  cv::Mat changed;
+  cv::cvtColor(diff, changed, cv::COLOR_RGB2GRAY);
+  EXPECT_EQ(cv::countNonZero((changed != 0) & (hole == 0)), 0) << "a known pixel changed";
+}
+
 TEST(Detail, ASketchedLineBecomesALine) {
   // Flat-ish texture with a few dark horizontal lines in the known part. The model drew the
   // sketched line across the hole as a soft streak (its result at a quarter of the resolution);
@@ -252,6 +298,11 @@ TEST(Detail, RefusesBadInputWithAReason) {
     o = {};
     o.texture_sigma = sigma;
     EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << sigma;
+  }
+  for (double p : {-0.1, std::nan(""), 1e3}) {
+    o = {};
+    o.proximity = p;
+    EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << p;
   }
   // An empty hole changes nothing.
   EXPECT_EQ(cv::norm(synthesize_detail(img, cv::Mat::zeros(kSize, CV_8UC1), guide, cv::Mat()), img, cv::NORM_INF), 0.0);
