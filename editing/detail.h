@@ -52,7 +52,7 @@ struct DetailOptions {
   // locally stationary: the nearer source is likelier the same texture (the lake's ripples for a
   // hole in the lake, not the snow of the mountain above it, where the model's colours there are a
   // little off). 0 = off. Development photos (docs/editing.md, "Detail"): texture distance 0.221 /
-  // 0.268 (two seeds) without it, 0.183 / 0.220 with 0.15, 0.187 / 0.230 with 0.25.
+  // 0.268 (two seeds) without it, 0.184 / 0.220 with 0.15, 0.187 / 0.230 with 0.25.
   double proximity = 0.15;
   int min_level_side = 48;    // the coarsest pyramid level's short side (about)
   int coarse_em = 4;          // EM iterations (match + vote) at the coarsest level, halved per level (at least 1)

@@ -139,6 +139,8 @@ TEST(Detail, FollowsTheGuidesLayout) {
   EXPECT_GT(red[0], 0.6);
 }
 
+namespace {
+
 // Stripes of period 8 px around `base` with a light grain: vertical (varying along x) or horizontal.
 cv::Mat stripes(cv::Size s, double base, bool vertical, uint64_t seed) {
   cv::Mat img = texture(s, seed, cv::Scalar::all(0), 0.03, 1.0);
@@ -159,6 +161,8 @@ double vertical_share(const cv::Mat& img, const cv::Rect& r) {
   const double ex = cv::norm(gx, cv::NORM_L2SQR), ey = cv::norm(gy, cv::NORM_L2SQR);
   return ex / (ex + ey + 1e-12);
 }
+
+}  // namespace
 
 // The model's colour in the hole is a little off (0.55 where the texture around it is 0.45 on
 // average), and far away the picture has a different texture of exactly that colour. The proximity
