@@ -67,7 +67,8 @@ float patch_distance(const Level& L, int p, int q, int r, float cutoff) {
 }
 
 // The cost of matching target p to source q: the patch distance, times 1 + (|p - q| / reach(p))^2
-// when the proximity prior is on (DetailOptions::proximity).
+// when the proximity prior is on (DetailOptions::proximity). It is what the matches store, so the
+// vote's weights (vote_weights) see the prior too: a far source votes with less weight.
 float match_cost(const Level& L, int p, int q, int r, float cutoff) {
   if (L.inv_reach2.empty()) return patch_distance(L, p, q, r, cutoff);
   const float dx = static_cast<float>(p % L.w - q % L.w), dy = static_cast<float>(p / L.w - q / L.w);
