@@ -214,6 +214,20 @@ std::vector<double> vote_weights(const Level& L, const Field& F) {
   return weight;
 }
 
+// Calls fn(p, source pixel) for each target centre p whose patch covers hole pixel (x, y), with
+// the pixel that p's match puts there.
+template <typename Fn>
+void for_each_vote(const Level& L, const Field& F, int x, int y, int r, Fn&& fn) {
+  for (int dy = -r; dy <= r; ++dy)
+    for (int dx = -r; dx <= r; ++dx) {
+      const int px = x - dx, py = y - dy;
+      if (px < 0 || py < 0 || px >= L.w || py >= L.h) continue;
+      const int p = L.index(px, py);
+      if (!L.target[p]) continue;
+      fn(p, F.nnf[p] + dy * L.w + dx);
+    }
+}
+
 // The vote of an N-channel image (the colours; the texture energy) with those weights.
 template <int N>
 cv::Mat vote(const Level& L, const Field& F, const std::vector<double>& weight, const cv::Mat& source_colour, int r) {
@@ -226,21 +240,58 @@ cv::Mat vote(const Level& L, const Field& F, const std::vector<double>& weight, 
         if (!L.hole[L.index(x, y)]) continue;
         Acc acc = Acc::all(0);
         double wsum = 0;
-        for (int dy = -r; dy <= r; ++dy)
-          for (int dx = -r; dx <= r; ++dx) {
-            const int px = x - dx, py = y - dy;
-            if (px < 0 || py < 0 || px >= L.w || py >= L.h) continue;
-            const int p = L.index(px, py);
-            if (!L.target[p]) continue;
-            const int q = F.nnf[p];
-            const Px c = source_colour.at<Px>(q / L.w + dy, q % L.w + dx);
-            const double w = weight[static_cast<size_t>(p)];
-            for (int ch = 0; ch < N; ++ch) acc[ch] += w * c[ch];
-            wsum += w;
-          }
+        for_each_vote(L, F, x, y, r, [&](int p, int q) {
+          const Px c = source_colour.at<Px>(q / L.w, q % L.w);
+          const double w = weight[static_cast<size_t>(p)];
+          for (int ch = 0; ch < N; ++ch) acc[ch] += w * c[ch];
+          wsum += w;
+        });
         Px v;
         for (int ch = 0; ch < N; ++ch) v[ch] = static_cast<float>(acc[ch] / wsum);
         out.at<Px>(y, x) = v;
+      }
+  });
+  return out;
+}
+
+// The colour vote, mode-seeking (the mean-shift vote of Wexler et al. 2007): from the weighted
+// mean of what the covering patches say, kModeSteps mean-shift steps over the same weighted
+// candidates with a Gaussian kernel of `bandwidth` (RGB in [0, 1]). Where the patches agree it is
+// the mean; where a few of them disagree (they put an edge a pixel or two elsewhere, or bring
+// another texture across a seam), the majority's colour wins instead of a blend of both, so the
+// fill keeps its steps and the detail gain has less blur to make up for.
+constexpr int kModeSteps = 4;
+cv::Mat vote_mode(const Level& L, const Field& F, const std::vector<double>& weight, const cv::Mat& source_colour,
+                  int r, double bandwidth) {
+  const double inv_2h2 = 1.0 / (2 * bandwidth * bandwidth);
+  cv::Mat out = source_colour.clone();
+  cv::parallel_for_(cv::Range(0, L.h), [&](const cv::Range& rows) {
+    std::vector<cv::Vec3d> colour;
+    std::vector<double> w;
+    for (int y = rows.start; y < rows.end; ++y)
+      for (int x = 0; x < L.w; ++x) {
+        if (!L.hole[L.index(x, y)]) continue;
+        colour.clear(), w.clear();
+        for_each_vote(L, F, x, y, r, [&](int p, int q) {
+          colour.emplace_back(source_colour.at<cv::Vec3f>(q / L.w, q % L.w));
+          w.push_back(weight[static_cast<size_t>(p)]);
+        });
+        cv::Vec3d m(0, 0, 0);
+        double wsum = 0;
+        for (size_t i = 0; i < w.size(); ++i) m += w[i] * colour[i], wsum += w[i];
+        m /= wsum;
+        for (int step = 0; step < kModeSteps; ++step) {
+          cv::Vec3d acc(0, 0, 0);
+          double ksum = 0;
+          for (size_t i = 0; i < w.size(); ++i) {
+            const cv::Vec3d d = colour[i] - m;
+            const double k = w[i] * std::exp(-d.dot(d) * inv_2h2);
+            acc += k * colour[i], ksum += k;
+          }
+          if (!(ksum > 1e-300)) break;  // every candidate far from m: keep it
+          m = acc / ksum;
+        }
+        out.at<cv::Vec3f>(y, x) = cv::Vec3f(m);
       }
   });
   return out;
@@ -351,6 +402,8 @@ void check_args(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& guide,
   if (!(o.detail_sigma > 0) || o.detail_sigma > 64) throw InputError("synthesize_detail: the detail sigma must be in (0, 64]");
   if (!(o.proximity >= 0) || o.proximity > 100)
     throw InputError("synthesize_detail: the proximity must be in [0, 100] (0 = off)");
+  if (!(o.vote_bandwidth >= 0) || o.vote_bandwidth > 100)
+    throw InputError("synthesize_detail: the vote bandwidth must be in [0, 100] (0 = the mean vote)");
   if (o.coarse_em < 1 || o.search_iterations < 1 || o.min_level_side < 8)
     throw InputError("synthesize_detail: EM and search iterations must be >= 1, the coarsest side >= 8");
 }
@@ -565,7 +618,11 @@ cv::Mat synthesize_detail(const cv::Mat& image, const cv::Mat& hole_in, const cv
       if (o.check) o.check();
       patchmatch(L, F, r, o.search_iterations, o.coherence, o.seed * 7919 + static_cast<uint64_t>(lev * 64 + e));
       const std::vector<double> weight = vote_weights(L, F);
-      colour = vote<3>(L, F, weight, pyr.colours[lev], r);
+      // The finest level's last vote seeks the mode (vote_mode); the others, where the matches are
+      // still settling, take the mean.
+      const bool last = lev == 0 && e == em - 1;
+      colour = last && o.vote_bandwidth > 0 ? vote_mode(L, F, weight, pyr.colours[lev], r, o.vote_bandwidth)
+                                            : vote<3>(L, F, weight, pyr.colours[lev], r);
       set_colour(L, colour, wt.colour);
       if (use_tex) {
         tex = vote<1>(L, F, weight, pyr.textures[lev], r);

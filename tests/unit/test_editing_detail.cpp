@@ -96,6 +96,49 @@ TEST(Detail, TheDetailGainGivesTheVotesLostContrastBack) {
   EXPECT_EQ(cv::countNonZero((changed != 0) & (hole == 0)), 0) << "a known pixel changed";
 }
 
+namespace {
+
+// Two colours in random cells of 3 to 7 px (a picture of hard steps everywhere), CV_32FC3.
+cv::Mat cells(cv::Size s, uint64_t seed) {
+  cv::Mat img(s, CV_32FC3, cv::Scalar::all(0.2));
+  cv::RNG rng(seed);
+  for (int i = 0; i < s.area() / 12; ++i) {
+    const int w = rng.uniform(3, 8), h = rng.uniform(3, 8);
+    const cv::Rect r(rng.uniform(0, s.width), rng.uniform(0, s.height), w, h);
+    img(r & cv::Rect({}, s)).setTo(cv::Scalar::all(rng.uniform(0, 2) ? 0.8 : 0.2));
+  }
+  return img;
+}
+
+// The share of the hole's pixels within 0.1 of one of the picture's two colours.
+double on_a_level(const cv::Mat& img, const cv::Mat& hole) {
+  int n = 0, on = 0;
+  for (int y = 0; y < img.rows; ++y)
+    for (int x = 0; x < img.cols; ++x) {
+      if (!hole.at<uchar>(y, x)) continue;
+      const float v = img.at<cv::Vec3f>(y, x)[0];
+      ++n, on += std::abs(v - 0.2f) < 0.1f || std::abs(v - 0.8f) < 0.1f;
+    }
+  return static_cast<double>(on) / n;
+}
+
+}  // namespace
+
+// Where the matched patches disagree (they put a step a pixel or two apart), their mean is a
+// blend; the mode-seeking vote keeps the majority's colour, so the steps stay steps.
+TEST(Detail, TheModeSeekingVoteKeepsStepsTheMeanBlends) {
+  const cv::Mat img = cells(kSize, 21), hole = hole_of(kSize, kHole);
+  const cv::Mat guide = blurred(img, 3);
+  DetailOptions mean, mode;
+  mean.vote_bandwidth = 0, mean.max_detail_gain = mode.max_detail_gain = 1;  // the vote alone
+  const cv::Mat a = synthesize_detail(img, hole, guide, cv::Mat(), mean);
+  const cv::Mat b = synthesize_detail(img, hole, guide, cv::Mat(), mode);
+  const double on_mean = on_a_level(a, hole), on_mode = on_a_level(b, hole);
+  EXPECT_GT(on_mode, on_mean + 0.1) << on_mean << " " << on_mode;
+  EXPECT_LT(texture_distance(b, img, hole), texture_distance(a, img, hole));
+  EXPECT_EQ(cv::norm(b, img, cv::NORM_INF, hole == 0), 0.0) << "a known pixel changed";
+}
+
 // The smooth bias of patch-based completion: the hole's first estimate (the model's result) is
 // smooth, so in colour alone a flat patch of the same mean matches it better than any textured one,
 // and a hole in a textured region is filled from a smooth region elsewhere. The texture term (the
@@ -307,6 +350,11 @@ TEST(Detail, RefusesBadInputWithAReason) {
     o = {};
     o.proximity = p;
     EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << p;
+  }
+  for (double b : {-0.1, std::nan(""), 1e3}) {
+    o = {};
+    o.vote_bandwidth = b;
+    EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << b;
   }
   // An empty hole changes nothing.
   EXPECT_EQ(cv::norm(synthesize_detail(img, cv::Mat::zeros(kSize, CV_8UC1), guide, cv::Mat()), img, cv::NORM_INF), 0.0);
