@@ -263,35 +263,38 @@ cv::Mat vote(const Level& L, const Field& F, const std::vector<double>& weight, 
 constexpr int kModeSteps = 4;
 cv::Mat vote_mode(const Level& L, const Field& F, const std::vector<double>& weight, const cv::Mat& source_colour,
                   int r, double bandwidth) {
-  const double inv_2h2 = 1.0 / (2 * bandwidth * bandwidth);
+  const auto inv_2h2 = static_cast<float>(1.0 / (2 * bandwidth * bandwidth));
   cv::Mat out = source_colour.clone();
   cv::parallel_for_(cv::Range(0, L.h), [&](const cv::Range& rows) {
-    std::vector<cv::Vec3d> colour;
-    std::vector<double> w;
+    std::vector<float> c0, c1, c2, w;  // the candidates, one array per channel (vectorises)
     for (int y = rows.start; y < rows.end; ++y)
       for (int x = 0; x < L.w; ++x) {
         if (!L.hole[L.index(x, y)]) continue;
-        colour.clear(), w.clear();
+        c0.clear(), c1.clear(), c2.clear(), w.clear();
         for_each_vote(L, F, x, y, r, [&](int p, int q) {
-          colour.emplace_back(source_colour.at<cv::Vec3f>(q / L.w, q % L.w));
-          w.push_back(weight[static_cast<size_t>(p)]);
+          const auto& c = source_colour.at<cv::Vec3f>(q / L.w, q % L.w);
+          c0.push_back(c[0]), c1.push_back(c[1]), c2.push_back(c[2]);
+          w.push_back(static_cast<float>(weight[static_cast<size_t>(p)]));
         });
-        cv::Vec3d m(0, 0, 0);
-        double wsum = 0;
-        for (size_t i = 0; i < w.size(); ++i) m += w[i] * colour[i], wsum += w[i];
-        m /= wsum;
+        const size_t n = w.size();
+        double m0 = 0, m1 = 0, m2 = 0, wsum = 0;
+        for (size_t i = 0; i < n; ++i) m0 += w[i] * c0[i], m1 += w[i] * c1[i], m2 += w[i] * c2[i], wsum += w[i];
+        m0 /= wsum, m1 /= wsum, m2 /= wsum;
         for (int step = 0; step < kModeSteps; ++step) {
-          cv::Vec3d acc(0, 0, 0);
-          double ksum = 0;
-          for (size_t i = 0; i < w.size(); ++i) {
-            const cv::Vec3d d = colour[i] - m;
-            const double k = w[i] * std::exp(-d.dot(d) * inv_2h2);
-            acc += k * colour[i], ksum += k;
+          const auto f0 = static_cast<float>(m0), f1 = static_cast<float>(m1), f2 = static_cast<float>(m2);
+          float a0 = 0, a1 = 0, a2 = 0, ksum = 0;
+          for (size_t i = 0; i < n; ++i) {
+            const float d0 = c0[i] - f0, d1 = c1[i] - f1, d2 = c2[i] - f2;
+            const float k = w[i] * std::exp(-(d0 * d0 + d1 * d1 + d2 * d2) * inv_2h2);
+            a0 += k * c0[i], a1 += k * c1[i], a2 += k * c2[i], ksum += k;
           }
-          if (!(ksum > 1e-300)) break;  // every candidate far from m: keep it
-          m = acc / ksum;
+          if (!(ksum > 1e-30f)) break;  // every candidate far from m: keep it
+          const double n0 = a0 / ksum, n1 = a1 / ksum, n2 = a2 / ksum;
+          const double moved = std::abs(n0 - m0) + std::abs(n1 - m1) + std::abs(n2 - m2);
+          m0 = n0, m1 = n1, m2 = n2;
+          if (moved < 1e-4) break;  // converged (a hundredth of an 8-bit level)
         }
-        out.at<cv::Vec3f>(y, x) = cv::Vec3f(m);
+        out.at<cv::Vec3f>(y, x) = cv::Vec3f(static_cast<float>(m0), static_cast<float>(m1), static_cast<float>(m2));
       }
   });
   return out;
