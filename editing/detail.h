@@ -26,7 +26,7 @@
 namespace dsk::edit {
 
 struct DetailOptions {
-  int patch = 9;              // patch side in pixels (odd, 3..15); 7 and 11 measured alike, 11 is 1.5x slower
+  int patch = 9;              // patch side in pixels (odd, 3..15); 7 and 11 worse (docs/editing.md), 11 1.5x slower
   double colour_weight = 1;   // weights of the feature groups in the patch distance
   double guide_weight = 2;
   // Validation (docs/editing.md, "Detail"): with the texture term, 2 kept edge F1 where 1 lost 0.02.
