@@ -266,7 +266,7 @@ cv::Mat vote_mode(const Level& L, const Field& F, const std::vector<double>& wei
   const auto inv_2h2 = static_cast<float>(1.0 / (2 * bandwidth * bandwidth));
   cv::Mat out = source_colour.clone();
   cv::parallel_for_(cv::Range(0, L.h), [&](const cv::Range& rows) {
-    std::vector<float> c0, c1, c2, w;  // the candidates, one array per channel (vectorises)
+    std::vector<float> c0, c1, c2, w;  // the candidates, one array per channel
     for (int y = rows.start; y < rows.end; ++y)
       for (int x = 0; x < L.w; ++x) {
         if (!L.hole[L.index(x, y)]) continue;
@@ -300,9 +300,9 @@ cv::Mat vote_mode(const Level& L, const Field& F, const std::vector<double>& wei
   return out;
 }
 
-// The mean vote averages slightly misaligned patches, which lowers the texture's contrast. Its
-// detail layer (the image minus a Gaussian of sigma `o.detail_sigma`) is amplified, in the hole,
-// so that its local energy (luma, averaged over a Gaussian of sigma 3 px) comes back to that of
+// The votes average slightly misaligned patches (the mode-seeking one less), which lowers the
+// texture's contrast. The detail layer (the image minus a Gaussian of sigma `o.detail_sigma`) is
+// amplified, in the hole, so that its local energy (luma, averaged over a Gaussian of sigma 3 px) comes back to that of
 // the matched source pixels' detail layer, by a gain in [1, o.max_detail_gain]; the base layer
 // (the layout and colours the model and the matches gave) stays. Heeger and Bergen's (1995)
 // subband matching, made local, with the matches as the reference.
