@@ -302,10 +302,10 @@ cv::Mat vote_mode(const Level& L, const Field& F, const std::vector<double>& wei
 
 // The votes average slightly misaligned patches (the mode-seeking one less), which lowers the
 // texture's contrast. The detail layer (the image minus a Gaussian of sigma `o.detail_sigma`) is
-// amplified, in the hole, so that its local energy (luma, averaged over a Gaussian of sigma 3 px) comes back to that of
-// the matched source pixels' detail layer, by a gain in [1, o.max_detail_gain]; the base layer
-// (the layout and colours the model and the matches gave) stays. Heeger and Bergen's (1995)
-// subband matching, made local, with the matches as the reference.
+// amplified, in the hole, so that its local energy (luma, averaged over a Gaussian of sigma 3 px)
+// comes back to that of the matched source pixels' detail layer, by a gain in [1,
+// o.max_detail_gain]; the base layer (the layout and colours the model and the matches gave)
+// stays. Heeger and Bergen's (1995) subband matching, made local, with the matches as the reference.
 cv::Mat restore_detail(const Level& L, const Field& F, const cv::Mat& source_colour, const cv::Mat& voted,
                        const DetailOptions& o) {
   auto detail = [&](const cv::Mat& rgb, cv::Mat& base) {
