@@ -40,6 +40,13 @@ struct Level {
   // hinge (a line the target asks for must be in the source; the source may have more); the
   // others are plain.
   alignas(32) float low[kCh] = {-1e30f, -1e30f, -1e30f, -1e30f, -1e30f, -1e30f, 0.f, -1e30f};
+  // The hinge's other side: a line the source has and the target lacks costs extra_w times
+  // (1 - the target's texture feature * inv_flat) where that is positive (a flat target); 0 = off.
+  float extra_w = 0, inv_flat = 0;
+  // Per pixel, the structure feature dilated by 2 px: a source line counts as extra only where the
+  // target has no line within 2 px (the picture's lines are Canny edges, two beside a drawn line
+  // where a stroke is one).
+  std::vector<float> near_line;
   // Per pixel, 1 / reach^2 of the proximity prior (match_cost); empty when it is off.
   std::vector<float> inv_reach2;
   int index(int x, int y) const { return y * w + x; }
@@ -61,6 +68,18 @@ float patch_distance(const Level& L, int p, int q, int r, float cutoff) {
         acc[c] += diff * diff;
       }
     for (int c = 0; c < kCh; ++c) d += acc[c];
+    if (L.extra_w > 0) {
+      const size_t row = static_cast<size_t>(p + dy * L.w - r);
+      const float* ta = &L.feat[row * kCh];
+      const float* sb = &L.feat[static_cast<size_t>(q + dy * L.w - r) * kCh];
+      const float* near = &L.near_line[row];
+      float extra = 0;
+      for (int i = 0; i < n; ++i, ta += kCh, sb += kCh) {
+        const float more = std::max(sb[kStructure] - near[i], 0.f);
+        extra += std::max(1.f - ta[kTexture] * L.inv_flat, 0.f) * more * more;
+      }
+      d += L.extra_w * extra;
+    }
     if (d > cutoff) return d;
   }
   return d;
@@ -407,8 +426,14 @@ void check_args(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& guide,
     throw InputError("synthesize_detail: the proximity must be in [0, 100] (0 = off)");
   if (!(o.vote_bandwidth >= 0) || o.vote_bandwidth > 100)
     throw InputError("synthesize_detail: the vote bandwidth must be in [0, 100] (0 = the mean vote)");
-  if (o.coarse_em < 1 || o.search_iterations < 1 || o.min_level_side < 8)
+  if (!(o.extra_line_weight >= 0) || o.extra_line_weight > 100)
+    throw InputError("synthesize_detail: the extra-line weight must be in [0, 100] (0 = off)");
+  if (!(o.flat_texture > 0) || o.flat_texture > 1)
+    throw InputError("synthesize_detail: the flat texture energy must be in (0, 1]");
+  if (o.coarse_em < 1 || o.fine_em < 1 || o.search_iterations < 1 || o.min_level_side < 8)
     throw InputError("synthesize_detail: EM and search iterations must be >= 1, the coarsest side >= 8");
+  if (o.coarse_em > 64 || o.fine_em > 64 || o.search_iterations > 64)
+    throw InputError("synthesize_detail: EM and search iterations must be <= 64");
 }
 
 struct Weights {
@@ -506,8 +531,13 @@ std::vector<float> inverse_reach2(const cv::Mat& hole, double proximity) {
 
 // A level's masks and its fixed features (guide, structure); the colour and
 // the texture energy are set by the caller.
-Level make_level(const Pyramid& pyr, int lev, int r, const Weights& wt, double proximity) {
+Level make_level(const Pyramid& pyr, int lev, int r, const Weights& wt, const DetailOptions& o) {
   Level L;
+  // The extra lines' gate needs the texture feature (its flat regions); without it, it is off.
+  if (wt.texture > 0 && o.extra_line_weight > 0) {
+    L.extra_w = static_cast<float>(o.extra_line_weight);
+    L.inv_flat = static_cast<float>(1.0 / (o.flat_texture * wt.texture));
+  }
   L.w = pyr.colours[lev].cols, L.h = pyr.colours[lev].rows;
   plan_level(L, pyr.holes[lev], r);
   L.feat.assign(static_cast<size_t>(L.w) * L.h * kCh, 0.f);
@@ -518,7 +548,13 @@ Level make_level(const Pyramid& pyr, int lev, int r, const Weights& wt, double p
       for (int k = 0; k < 3; ++k) f[3 + k] = g[k] * wt.guide;
       f[kStructure] = pyr.structures[lev].at<float>(y, x) * wt.structure;
     }
-  if (proximity > 0) L.inv_reach2 = inverse_reach2(pyr.holes[lev], proximity);
+  if (L.extra_w > 0) {
+    cv::Mat near;
+    cv::dilate(pyr.structures[lev], near, cv::getStructuringElement(cv::MORPH_ELLIPSE, {5, 5}));
+    near *= wt.structure;
+    L.near_line.assign(near.begin<float>(), near.end<float>());
+  }
+  if (o.proximity > 0) L.inv_reach2 = inverse_reach2(pyr.holes[lev], o.proximity);
   return L;
 }
 
@@ -603,7 +639,7 @@ cv::Mat synthesize_detail(const cv::Mat& image, const cv::Mat& hole_in, const cv
   int coarser_w = 0;
   for (int lev = levels - 1; lev >= 0; --lev) {
     if (o.check) o.check();
-    Level L = make_level(pyr, lev, r, wt, o.proximity);
+    Level L = make_level(pyr, lev, r, wt, o);
     // The hole's colour: the model's result at the coarsest level, the coarser level's result above.
     cv::Mat colour = pyr.colours[lev].clone();
     if (!estimate.empty()) {
@@ -616,7 +652,7 @@ cv::Mat synthesize_detail(const cv::Mat& image, const cv::Mat& hole_in, const cv
     cv::Mat tex = use_tex ? hole_texture(pyr, lev, estimate_tex) : cv::Mat();
     if (use_tex) set_texture(L, tex, wt.texture);
     init_matches(L, F, coarser, coarser_w, r, o.seed * 1000003 + static_cast<uint64_t>(lev));
-    const int em = std::max(1, o.coarse_em >> (levels - 1 - lev));
+    const int em = std::max(lev == 0 ? o.fine_em : 1, o.coarse_em >> (levels - 1 - lev));
     for (int e = 0; e < em; ++e) {
       if (o.check) o.check();
       patchmatch(L, F, r, o.search_iterations, o.coherence, o.seed * 7919 + static_cast<uint64_t>(lev * 64 + e));

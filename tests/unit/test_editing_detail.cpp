@@ -265,6 +265,52 @@ TEST(Detail, ASketchedLineBecomesALine) {
   EXPECT_LT(lo, 0.2);
 }
 
+TEST(Detail, AFlatRegionBesideASketchedLineGetsNoExtraLines) {
+  // A flat picture with two sources for the sketched line: above the hole, the line with a fainter
+  // one 4 px beside it (a railing's edge) on the hole's own grey; below it, the line alone on a
+  // slightly darker grey. The plain hinge lets the second line in (the source may have more lines,
+  // and its grey is the better match); where the target is flat, extra lines cost too, so the line
+  // comes alone.
+  cv::Mat img = texture(kSize, 11, cv::Scalar(0.6, 0.6, 0.6), 0.02);
+  img(cv::Rect(0, 128, kSize.width, kSize.height - 128)) -= cv::Scalar(0.08, 0.08, 0.08);
+  cv::line(img, {0, 18}, {191, 18}, cv::Scalar(0.2, 0.2, 0.2), 2);
+  cv::line(img, {0, 23}, {191, 23}, cv::Scalar(0.4, 0.4, 0.4), 1);
+  cv::line(img, {0, 144}, {191, 144}, cv::Scalar(0.2, 0.2, 0.2), 2);
+  const cv::Mat hole = hole_of(kSize, kHole);
+  cv::Mat drawn(kSize, CV_32FC3, cv::Scalar(0.6, 0.6, 0.6)), guide;
+  cv::line(drawn, {kHole.x, 80}, {kHole.x + kHole.width, 80}, cv::Scalar(0.2, 0.2, 0.2), 2);
+  cv::resize(drawn, guide, {kSize.width / 4, kSize.height / 4}, 0, 0, cv::INTER_AREA);
+  cv::resize(guide, guide, kSize, 0, 0, cv::INTER_CUBIC);
+  cv::Mat strokes = cv::Mat::zeros(kSize, CV_32FC1);
+  cv::line(strokes, {kHole.x, 80}, {kHole.x + kHole.width, 80}, 1.0, 2);
+  DetailOptions o;
+  o.guide_scale = 4;
+  // The darkest grey within 2..7 px of the line (either side), along the hole's middle.
+  auto beside = [&](const cv::Mat& out) {
+    double lo = 1;
+    for (int y : {70, 71, 72, 73, 74, 75, 76, 77, 83, 84, 85, 86, 87, 88, 89}) {
+      cv::Mat luma;
+      cv::cvtColor(out(cv::Rect(kHole.x + 8, y, kHole.width - 16, 1)), luma, cv::COLOR_RGB2GRAY);
+      lo = std::min(lo, cv::mean(luma)[0]);
+    }
+    return lo;
+  };
+  auto line = [&](const cv::Mat& out) {
+    cv::Mat luma;
+    cv::cvtColor(out(cv::Rect(kHole.x + 8, 78, kHole.width - 16, 4)), luma, cv::COLOR_RGB2GRAY);
+    double lo;
+    cv::minMaxLoc(luma, &lo);
+    return lo;
+  };
+  const cv::Mat with = synthesize_detail(img, hole, guide, strokes, o);
+  EXPECT_LT(line(with), 0.3) << "the sketched line is there";
+  EXPECT_GT(beside(with), 0.5) << "and alone";
+  o.extra_line_weight = 0;
+  const cv::Mat hinge = synthesize_detail(img, hole, guide, strokes, o);
+  EXPECT_LT(line(hinge), 0.3);
+  EXPECT_LT(beside(hinge), 0.5) << "the plain hinge copies the railing's second line";
+}
+
 TEST(Detail, ALineThePictureHasNoPatchForKeepsTheModelsDrawing) {
   // No line anywhere in the picture: no patch can supply the sketched line, so along it the
   // model's result (the guide) is kept instead of a copied flat patch; away from it, texture.
@@ -350,6 +396,21 @@ TEST(Detail, RefusesBadInputWithAReason) {
     o = {};
     o.proximity = p;
     EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << p;
+  }
+  for (double w : {-0.1, std::nan(""), 1e3}) {
+    o = {};
+    o.extra_line_weight = w;
+    EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << w;
+  }
+  for (double f : {0.0, std::nan(""), 2.0}) {
+    o = {};
+    o.flat_texture = f;
+    EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << f;
+  }
+  for (int n : {0, 65}) {
+    o = {};
+    o.fine_em = n;
+    EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << n;
   }
   for (double b : {-0.1, std::nan(""), 1e3}) {
     o = {};
