@@ -26,6 +26,7 @@ namespace {
 constexpr int kCh = 8;
 constexpr int kStructure = 6;
 constexpr int kTexture = 7;
+constexpr int kMaxPatch = 15;  // DetailOptions::patch's limit (check_args)
 constexpr int kBands = 8;  // fixed work split: the result does not depend on the thread count
 
 // One pyramid level.
@@ -43,10 +44,11 @@ struct Level {
   // The hinge's other side: a line the source has and the target lacks costs extra_w times
   // (1 - the target's texture feature * inv_flat) where that is positive (a flat target); 0 = off.
   float extra_w = 0, inv_flat = 0;
-  // Per pixel, the structure feature dilated by 2 px: a source line counts as extra only where the
-  // target has no line within 2 px (the picture's lines are Canny edges, two beside a drawn line
-  // where a stroke is one).
-  std::vector<float> near_line;
+  // Per pixel, when extra_w > 0 (contiguous copies, so that the extra-line cost vectorises):
+  // the structure feature; the same dilated by 2 px (a source line counts as extra only where the
+  // target has no line within 2 px: the picture's lines are Canny edges, two beside a drawn line
+  // where a stroke is one); and the flatness gate, max(1 - texture feature * inv_flat, 0).
+  std::vector<float> line, near_line, flat;
   // Per pixel, 1 / reach^2 of the proximity prior (match_cost); empty when it is off.
   std::vector<float> inv_reach2;
   int index(int x, int y) const { return y * w + x; }
@@ -69,15 +71,15 @@ float patch_distance(const Level& L, int p, int q, int r, float cutoff) {
       }
     for (int c = 0; c < kCh; ++c) d += acc[c];
     if (L.extra_w > 0) {
-      const size_t row = static_cast<size_t>(p + dy * L.w - r);
-      const float* ta = &L.feat[row * kCh];
-      const float* sb = &L.feat[static_cast<size_t>(q + dy * L.w - r) * kCh];
-      const float* near = &L.near_line[row];
-      float extra = 0;
-      for (int i = 0; i < n; ++i, ta += kCh, sb += kCh) {
-        const float more = std::max(sb[kStructure] - near[i], 0.f);
-        extra += std::max(1.f - ta[kTexture] * L.inv_flat, 0.f) * more * more;
+      const size_t pt = static_cast<size_t>(p + dy * L.w - r), qs = static_cast<size_t>(q + dy * L.w - r);
+      const float *src = &L.line[qs], *near = &L.near_line[pt], *gate = &L.flat[pt];
+      float e[kMaxPatch];
+      for (int i = 0; i < n; ++i) {
+        const float more = std::max(src[i] - near[i], 0.f);
+        e[i] = gate[i] * more * more;
       }
+      float extra = 0;
+      for (int i = 0; i < n; ++i) extra += e[i];
       d += L.extra_w * extra;
     }
     if (d > cutoff) return d;
@@ -99,6 +101,10 @@ void set_texture(Level& L, const cv::Mat& tex, float scale) {
   for (int y = 0; y < L.h; ++y) {
     const auto* t = tex.ptr<float>(y);
     for (int x = 0; x < L.w; ++x) L.feat[static_cast<size_t>(L.index(x, y)) * kCh + kTexture] = t[x] * scale;
+  }
+  if (L.extra_w > 0) {
+    L.flat.resize(static_cast<size_t>(L.w) * L.h);
+    for (size_t i = 0; i < L.flat.size(); ++i) L.flat[i] = std::max(1.f - L.feat[i * kCh + kTexture] * L.inv_flat, 0.f);
   }
 }
 
@@ -409,7 +415,7 @@ void check_args(const cv::Mat& image, const cv::Mat& hole, const cv::Mat& guide,
     throw InputError("synthesize_detail: the guide must be CV_32FC3 of the image's size");
   if (!strokes.empty() && (strokes.type() != CV_32FC1 || strokes.size() != image.size()))
     throw InputError("synthesize_detail: the stroke map must be CV_32FC1 of the image's size (or empty)");
-  if (o.patch < 3 || o.patch > 15 || o.patch % 2 == 0)
+  if (o.patch < 3 || o.patch > kMaxPatch || o.patch % 2 == 0)
     throw InputError("synthesize_detail: the patch side must be odd, 3..15; got " + std::to_string(o.patch));
   if (!(o.colour_weight >= 0) || !(o.guide_weight >= 0) || !(o.structure_weight >= 0) ||
       o.colour_weight + o.guide_weight + o.structure_weight <= 0)
@@ -553,6 +559,8 @@ Level make_level(const Pyramid& pyr, int lev, int r, const Weights& wt, const De
     cv::dilate(pyr.structures[lev], near, cv::getStructuringElement(cv::MORPH_ELLIPSE, {5, 5}));
     near *= wt.structure;
     L.near_line.assign(near.begin<float>(), near.end<float>());
+    L.line.resize(static_cast<size_t>(L.w) * L.h);
+    for (size_t i = 0; i < L.line.size(); ++i) L.line[i] = L.feat[i * kCh + kStructure];
   }
   if (o.proximity > 0) L.inv_reach2 = inverse_reach2(pyr.holes[lev], o.proximity);
   return L;
