@@ -232,6 +232,27 @@ TEST(Detail, TheTextureAroundTheHoleBeatsAFarOneOfTheModelsColour) {
   EXPECT_EQ(cv::countNonZero((changed != 0) & (hole == 0)), 0) << "a known pixel changed";
 }
 
+namespace {
+
+// The sketched line: a horizontal stroke across the hole at y = 80.
+cv::Mat stroke_across_the_hole() {
+  cv::Mat strokes = cv::Mat::zeros(kSize, CV_32FC1);
+  cv::line(strokes, {kHole.x, 80}, {kHole.x + kHole.width, 80}, 1.0, 2);
+  return strokes;
+}
+
+// What the model drew for it: the line (grey `line`) on a flat `ground`, at a quarter of the
+// resolution and upscaled, a soft streak.
+cv::Mat streak_across_the_hole(double ground, double line) {
+  cv::Mat drawn(kSize, CV_32FC3, cv::Scalar::all(ground)), guide;
+  cv::line(drawn, {kHole.x, 80}, {kHole.x + kHole.width, 80}, cv::Scalar::all(line), 2);
+  cv::resize(drawn, guide, {kSize.width / 4, kSize.height / 4}, 0, 0, cv::INTER_AREA);
+  cv::resize(guide, guide, kSize, 0, 0, cv::INTER_CUBIC);
+  return guide;
+}
+
+}  // namespace
+
 TEST(Detail, ASketchedLineBecomesALine) {
   // Flat-ish texture with a few dark horizontal lines in the known part. The model drew the
   // sketched line across the hole as a soft streak (its result at a quarter of the resolution);
@@ -239,12 +260,7 @@ TEST(Detail, ASketchedLineBecomesALine) {
   cv::Mat img = texture(kSize, 4, cv::Scalar(0.7, 0.7, 0.7), 0.05);
   for (int y : {12, 140}) cv::line(img, {0, y}, {191, y}, cv::Scalar(0.1, 0.1, 0.1), 2);
   const cv::Mat hole = hole_of(kSize, kHole);
-  cv::Mat drawn(kSize, CV_32FC3, cv::Scalar(0.7, 0.7, 0.7)), guide;
-  cv::line(drawn, {kHole.x, 80}, {kHole.x + kHole.width, 80}, cv::Scalar(0.1, 0.1, 0.1), 2);
-  cv::resize(drawn, guide, {kSize.width / 4, kSize.height / 4}, 0, 0, cv::INTER_AREA);
-  cv::resize(guide, guide, kSize, 0, 0, cv::INTER_CUBIC);
-  cv::Mat strokes = cv::Mat::zeros(kSize, CV_32FC1);
-  cv::line(strokes, {kHole.x, 80}, {kHole.x + kHole.width, 80}, 1.0, 2);
+  const cv::Mat guide = streak_across_the_hole(0.7, 0.1), strokes = stroke_across_the_hole();
   DetailOptions o;
   o.guide_scale = 4;
   const cv::Mat with = synthesize_detail(img, hole, guide, strokes, o);
@@ -277,12 +293,7 @@ TEST(Detail, AFlatRegionBesideASketchedLineGetsNoExtraLines) {
   cv::line(img, {0, 23}, {191, 23}, cv::Scalar(0.4, 0.4, 0.4), 1);
   cv::line(img, {0, 144}, {191, 144}, cv::Scalar(0.2, 0.2, 0.2), 2);
   const cv::Mat hole = hole_of(kSize, kHole);
-  cv::Mat drawn(kSize, CV_32FC3, cv::Scalar(0.6, 0.6, 0.6)), guide;
-  cv::line(drawn, {kHole.x, 80}, {kHole.x + kHole.width, 80}, cv::Scalar(0.2, 0.2, 0.2), 2);
-  cv::resize(drawn, guide, {kSize.width / 4, kSize.height / 4}, 0, 0, cv::INTER_AREA);
-  cv::resize(guide, guide, kSize, 0, 0, cv::INTER_CUBIC);
-  cv::Mat strokes = cv::Mat::zeros(kSize, CV_32FC1);
-  cv::line(strokes, {kHole.x, 80}, {kHole.x + kHole.width, 80}, 1.0, 2);
+  const cv::Mat guide = streak_across_the_hole(0.6, 0.2), strokes = stroke_across_the_hole();
   DetailOptions o;
   o.guide_scale = 4;
   // The darkest grey within 2..7 px of the line (either side), along the hole's middle.
@@ -317,8 +328,7 @@ TEST(Detail, ALineThePictureHasNoPatchForKeepsTheModelsDrawing) {
   const cv::Mat img = texture(kSize, 8, cv::Scalar(0.7, 0.7, 0.7), 0.05), hole = hole_of(kSize, kHole);
   cv::Mat guide(kSize, CV_32FC3, cv::Scalar(0.7, 0.7, 0.7));
   cv::line(guide, {kHole.x, 80}, {kHole.x + kHole.width, 80}, cv::Scalar(0.3, 0.3, 0.3), 3);
-  cv::Mat strokes = cv::Mat::zeros(kSize, CV_32FC1);
-  cv::line(strokes, {kHole.x, 80}, {kHole.x + kHole.width, 80}, 1.0, 2);
+  const cv::Mat strokes = stroke_across_the_hole();
   const cv::Mat with = synthesize_detail(img, hole, guide, strokes);
   const cv::Rect on_line(kHole.x + 12, 79, kHole.width - 24, 3);
   EXPECT_LT(cv::norm(with(on_line), guide(on_line), cv::NORM_INF), 0.1) << "the model's line is kept";
