@@ -35,9 +35,10 @@ struct DetailOptions {
   // source may have more, since a texture has edges everywhere. Where the target's texture energy
   // (below) says the region is flat, the source's extra lines cost too: this weight (relative to the
   // structure weight) times (1 - energy / flat_texture), so a flat wall or sky beside a sketched edge
-  // is not filled with a railing's lines. 0 = the plain hinge; off with the texture term. Development
-  // photos (docs/editing.md, "Detail"): texture distance 0.167 / 0.207 / 0.186 (seeds 1 / 2 / 3)
-  // without it, 0.158 / 0.192 / 0.183 with 1.
+  // is not filled with a railing's lines. A source line within 2 px of one of the target's is not
+  // extra (a line of the picture is two Canny edges where a stroke is one). 0 = the plain hinge; off
+  // with the texture term. Development photos (docs/editing.md, "Detail"): texture distance 0.167 /
+  // 0.207 / 0.186 (seeds 1 / 2 / 3) without it, 0.160 / 0.203 / 0.178 with 1.
   double extra_line_weight = 1;
   double flat_texture = 0.01;  // median gradient magnitude (luma in [0, 1], Sobel / 8) of a flat region
   // Local texture energy (after Newson et al. 2014's texture features): the local median of the
