@@ -378,55 +378,25 @@ TEST(Detail, RefusesBadInputWithAReason) {
   EXPECT_THROW(synthesize_detail(img8, hole, guide, cv::Mat()), InputError);
   EXPECT_THROW(synthesize_detail(img, hole(cv::Rect(0, 0, 50, 50)), guide, cv::Mat()), InputError);
   EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat::zeros(10, 10, CV_32FC1)), InputError);
-  DetailOptions o;
-  o.patch = 6;
-  EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError);
-  o = {};
-  o.guide_weight = std::nan("");
-  EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError);
-  for (double gain : {0.5, std::nan(""), 1e9}) {
-    o = {};
-    o.max_detail_gain = gain;
-    EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << gain;
-  }
-  o = {};
-  o.detail_sigma = 0;
-  EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError);
-  for (double w : {-1.0, std::nan(""), 1e9}) {
-    o = {};
-    o.texture_weight = w;
-    EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << w;
-  }
-  for (double sigma : {0.0, std::nan(""), 100.0}) {
-    o = {};
-    o.texture_sigma = sigma;
-    EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << sigma;
-  }
-  for (double p : {-0.1, std::nan(""), 1e3}) {
-    o = {};
-    o.proximity = p;
-    EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << p;
-  }
-  for (double w : {-0.1, std::nan(""), 1e3}) {
-    o = {};
-    o.extra_line_weight = w;
-    EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << w;
-  }
-  for (double f : {0.0, std::nan(""), 2.0}) {
-    o = {};
-    o.flat_texture = f;
-    EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << f;
-  }
-  for (int n : {0, 65}) {
-    o = {};
-    o.fine_em = n;
-    EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << n;
-  }
-  for (double b : {-0.1, std::nan(""), 1e3}) {
-    o = {};
-    o.vote_bandwidth = b;
-    EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), o), InputError) << b;
-  }
+  // Each value of the option refused with a reason.
+  auto refuses = [&](auto field, auto... bad) {
+    for (auto v : {bad...}) {
+      DetailOptions b;
+      b.*field = v;
+      EXPECT_THROW(synthesize_detail(img, hole, guide, cv::Mat(), b), InputError) << v;
+    }
+  };
+  refuses(&DetailOptions::patch, 6);
+  refuses(&DetailOptions::guide_weight, std::nan(""));
+  refuses(&DetailOptions::max_detail_gain, 0.5, std::nan(""), 1e9);
+  refuses(&DetailOptions::detail_sigma, 0.0);
+  refuses(&DetailOptions::texture_weight, -1.0, std::nan(""), 1e9);
+  refuses(&DetailOptions::texture_sigma, 0.0, std::nan(""), 100.0);
+  refuses(&DetailOptions::proximity, -0.1, std::nan(""), 1e3);
+  refuses(&DetailOptions::extra_line_weight, -0.1, std::nan(""), 1e3);
+  refuses(&DetailOptions::flat_texture, 0.0, std::nan(""), 2.0);
+  refuses(&DetailOptions::fine_em, 0, 65);
+  refuses(&DetailOptions::vote_bandwidth, -0.1, std::nan(""), 1e3);
   // An empty hole changes nothing.
   EXPECT_EQ(cv::norm(synthesize_detail(img, cv::Mat::zeros(kSize, CV_8UC1), guide, cv::Mat()), img, cv::NORM_INF), 0.0);
 }
